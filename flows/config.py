@@ -127,6 +127,18 @@ class MetricsSettings:
     port: int = 9464
 
 
+def _series_params() -> Any:
+    from flows.series import SeriesParams  # lazy: flows.series imports this module
+
+    return SeriesParams()
+
+
+def _log_params() -> Any:
+    from flows.log_pipeline import LogParams  # lazy, as above
+
+    return LogParams()
+
+
 @dataclass
 class Settings:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
@@ -136,6 +148,8 @@ class Settings:
     logs: LogSettings = field(default_factory=LogSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    series: Any = field(default_factory=_series_params)  # flows.series.SeriesParams
+    log_detector: Any = field(default_factory=_log_params)  # flows.log_pipeline.LogParams
 
 
 def default_config_path(env: Mapping[str, str] = os.environ) -> Path | None:
@@ -175,11 +189,17 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
             raise ConfigError(f"unknown config section [{section}]; known: {', '.join(sections)}")
         if not isinstance(body, Mapping):
             raise ConfigError(f"[{section}] must be a table, got {body!r}")
-        cls = typing.get_type_hints(Settings)[section]
+        cls = section_class(section)
         values[section] = _build_section(section, cls, body)
     settings = Settings(**values)
     validate(settings)
     return settings
+
+
+def section_class(section: str) -> type:
+    """The dataclass of a config section (some live beside the code they tune)."""
+    factory = Settings.__dataclass_fields__[section].default_factory
+    return type(factory())  # type: ignore[misc]
 
 
 def _build_section(section: str, cls: type, body: Mapping[str, Any]) -> Any:

@@ -1,0 +1,55 @@
+# oddwatch: `make demo` runs the main job, `make test` runs the whole test suite.
+# Both set up what they need first: Debian packages (mosquitto, influxdb), the .venv and
+# the Python packages (torch pinned to a CPU build first, so no multi-GB CUDA build is pulled).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TORCH := torch==2.13.0
+APT_PACKAGES := mosquitto mosquitto-clients influxdb
+
+.PHONY: demo test lint typecheck system-deps venv clean bench
+
+demo: system-deps $(STAMP)
+	$(VENV)/bin/oddwatch demo
+
+test: system-deps $(STAMP)
+	$(PY) -m ruff check flows detectors simulators tests scripts deploy
+	$(PY) -m pytest -q -ra
+
+lint: $(STAMP)
+	$(PY) -m ruff check flows detectors simulators tests scripts deploy
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+bench: system-deps $(STAMP)
+	$(PY) scripts/bench_sensors.py
+	$(PY) scripts/bench_logs.py
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+system-deps:
+	@missing=""; \
+	command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || missing="$$missing mosquitto"; \
+	command -v mosquitto_pub >/dev/null 2>&1 || missing="$$missing mosquitto-clients"; \
+	command -v influxd >/dev/null 2>&1 || test -x /usr/bin/influxd || missing="$$missing influxdb"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing$$missing with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	  else \
+	    echo "missing:$$missing. Run: sudo apt-get install -y $(APT_PACKAGES)"; exit 1; \
+	  fi; \
+	fi
+
+clean:
+	rm -rf $(VENV) .state out

@@ -1,0 +1,230 @@
+"""Pure windowing of one source's templated log lines.
+
+Modes (``LogWindowParams.mode``):
+
+- ``"tumbling"``: back-to-back windows of ``size_s`` seconds of event time (``by="time"``) or
+  ``size_lines`` lines (``by="count"``);
+- ``"sliding"``: windows of that size starting every ``slide_s`` seconds / ``slide_lines``
+  lines (a line belongs to every window covering it);
+- ``"session"``: one window per id found in the line by ``session_regex`` (for HDFS the
+  block id ``blk_-?\\d+``; a line naming several ids belongs to each, a line naming none to
+  the session ``"-"``), closed once no line of it arrived for ``session_gap_s`` of event time,
+  when it reaches ``max_session_lines``, or at end of stream (:meth:`WindowAssembler.flush`).
+
+Event time only moves forward: the watermark is the largest timestamp seen; late lines join
+the windows still open. Timestamps are seconds (floats) so the core stays cheap.
+
+Examples
+--------
+>>> asm = WindowAssembler("hdfs", LogWindowParams(mode="session", session_gap_s=10))
+>>> asm.add(0.0, 1, "open blk_1")
+[]
+>>> asm.add(1.0, 2, "close blk_1 blk_2")
+[]
+>>> [(w.window_id, w.lines, dict(w.template_counts)) for w in asm.add(30.0, 1, "x blk_3")]
+[('hdfs:blk_1:0', 2, {1: 1, 2: 1}), ('hdfs:blk_2:1', 1, {2: 1})]
+>>> [w.window_id for w in asm.flush()]
+['hdfs:blk_3:30']
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+MODES = ("session", "tumbling", "sliding")
+BYS = ("time", "count")
+NO_SESSION = "-"
+
+
+@dataclass
+class LogWindowParams:
+    """How lines are grouped into windows (every default written once)."""
+
+    mode: str = "session"
+    by: str = "time"  # tumbling/sliding: "time" or "count"
+    size_s: float = 60.0
+    slide_s: float = 30.0
+    size_lines: int = 100
+    slide_lines: int = 50
+    session_regex: str = r"blk_-?\d+"
+    session_gap_s: float = 3600.0
+    max_session_lines: int = 10000
+    max_open_windows: int = 100000  # beyond it the least recently active window is closed
+    examples_per_template: int = 1
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field and value when a setting cannot work."""
+        if self.mode not in MODES:
+            raise ValueError(f"LogWindowParams: mode = {self.mode!r} must be one of {MODES}")
+        if self.by not in BYS:
+            raise ValueError(f"LogWindowParams: by = {self.by!r} must be one of {BYS}")
+        for name in ("size_s", "slide_s", "session_gap_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"LogWindowParams: {name} = {getattr(self, name)!r} must be > 0")
+        for name in ("size_lines", "slide_lines", "max_session_lines", "max_open_windows"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"LogWindowParams: {name} = {getattr(self, name)!r} must be >= 1")
+        if self.examples_per_template < 0:
+            raise ValueError(
+                f"LogWindowParams: examples_per_template = {self.examples_per_template!r} must be >= 0"
+            )
+        try:
+            re.compile(self.session_regex)
+        except re.error as exc:
+            raise ValueError(f"LogWindowParams: session_regex = {self.session_regex!r} is invalid: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedWindow:
+    """A finished window: what the novelty stage needs, and examples for explanations."""
+
+    source: str
+    window_id: str
+    start: float  # event time, seconds since the epoch
+    end: float
+    lines: int
+    template_counts: Mapping[int, int]
+    examples: Mapping[int, tuple[str, ...]]  # template id -> first lines of that template
+
+    @property
+    def start_dt(self) -> datetime:
+        return datetime.fromtimestamp(self.start, UTC)
+
+    @property
+    def end_dt(self) -> datetime:
+        return datetime.fromtimestamp(self.end, UTC)
+
+
+@dataclass
+class _Open:
+    wid: str
+    start: float
+    end: float
+    deadline: float  # close once the watermark passes it
+    lines: int = 0
+    counts: dict[int, int] = field(default_factory=dict)
+    examples: dict[int, list[str]] = field(default_factory=dict)
+
+    def add(self, ts: float, tid: int, line: str, n_examples: int) -> None:
+        self.lines += 1
+        self.start = min(self.start, ts)
+        self.end = max(self.end, ts)
+        self.counts[tid] = self.counts.get(tid, 0) + 1
+        ex = self.examples.setdefault(tid, [])
+        if len(ex) < n_examples:
+            ex.append(line)
+
+    def close(self, source: str) -> ClosedWindow:
+        return ClosedWindow(
+            source, self.wid, self.start, self.end, self.lines,
+            MappingProxyType(dict(self.counts)),
+            MappingProxyType({k: tuple(v) for k, v in self.examples.items()}),
+        )
+
+
+class WindowAssembler:
+    """Windows of one source; picklable state for a Bytewax ``stateful_map``.
+
+    Parameters
+    ----------
+    source
+        The source (group) key, copied into every window.
+    params
+        Window settings.
+    """
+
+    def __init__(self, source: str, params: LogWindowParams | None = None) -> None:
+        self.source = source
+        self.params = params or LogWindowParams()
+        self.params.validate()
+        self._regex = re.compile(self.params.session_regex)
+        self._open: OrderedDict[str, _Open] = OrderedDict()  # by deadline order (mostly)
+        self.watermark = -math.inf
+        self.count = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_regex"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._regex = re.compile(self.params.session_regex)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def add(self, ts: float, template_id: int, line: str) -> list[ClosedWindow]:
+        """Add one line; returns the windows this line's event time closed."""
+        p = self.params
+        closed = self.advance(ts)
+        self.count += 1
+        if p.mode == "session":
+            keys = self._regex.findall(line) or [NO_SESSION]
+            for key in dict.fromkeys(keys):
+                win = self._open.pop(key, None)
+                if win is None:
+                    win = _Open(f"{self.source}:{key}:{ts:.0f}", ts, ts, 0.0)
+                win.deadline = max(win.deadline, ts + p.session_gap_s)
+                win.add(ts, template_id, line, p.examples_per_template)
+                self._open[key] = win  # most recently active last
+                if win.lines >= p.max_session_lines:
+                    closed.append(self._close(key))
+        else:
+            for key, _start, end in self._windows_of(ts):
+                win = self._open.get(key)
+                if win is None:
+                    win = self._open[key] = _Open(key, ts, ts, end)
+                win.add(ts, template_id, line, p.examples_per_template)
+                if p.by == "count" and self.count >= end:
+                    closed.append(self._close(key))
+        while len(self._open) > p.max_open_windows:
+            closed.append(self._close(next(iter(self._open))))
+        return closed
+
+    def _windows_of(self, ts: float) -> list[tuple[str, float, float]]:
+        p = self.params
+        if p.by == "time":
+            size, slide, pos = p.size_s, (p.size_s if p.mode == "tumbling" else p.slide_s), ts
+        else:
+            size = float(p.size_lines)
+            slide = size if p.mode == "tumbling" else float(p.slide_lines)
+            pos = float(self.count - 1)
+        out = []
+        first = math.floor((pos - size) / slide) + 1
+        last = math.floor(pos / slide)
+        for i in range(first, last + 1):
+            start = i * slide
+            if start <= pos < start + size:
+                label = f"{start:.0f}" if float(start).is_integer() else f"{start:.3f}"
+                out.append((f"{self.source}:{p.by}:{label}", start, start + size))
+        return out
+
+    def _close(self, key: str) -> ClosedWindow:
+        return self._open.pop(key).close(self.source)
+
+    def advance(self, ts: float) -> list[ClosedWindow]:
+        """Move event time to *ts* and return the windows that are now complete."""
+        if ts <= self.watermark:
+            return []
+        self.watermark = ts
+        if self.params.by == "count" and self.params.mode != "session":
+            return []
+        due = [k for k, w in self._open.items() if w.deadline <= ts] if self.params.mode != "session" else []
+        if self.params.mode == "session":
+            for key, win in self._open.items():  # sessions are ordered by last activity
+                if win.deadline > ts:
+                    break
+                due.append(key)
+        return [self._close(k) for k in due]
+
+    def flush(self) -> list[ClosedWindow]:
+        """Close every open window (end of stream)."""
+        return [self._close(k) for k in list(self._open)]

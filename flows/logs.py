@@ -1,0 +1,314 @@
+"""The log dataflow: MQTT log lines -> templates and windows -> micro-batched embeddings ->
+usearch novelty -> InfluxDB and explained MQTT alerts.
+
+Run it with ``oddwatch run logs`` or ``python -m bytewax.run "flows.logs:build_flow()"``.
+
+Steps: ``mqtt_in`` -> ``parse_log`` -> ``split_errors`` -> ``group_key`` -> ``templates``
+(one :class:`~flows.log_pipeline.GroupTemplates` per site/host/app; windows close on event
+time, and on wall-clock idleness so a source that goes silent still closes its window) ->
+``micro_batch`` (Bytewax ``collect``: up to ``micro_batch`` items or ``batch_wait_ms``) ->
+``embed`` (one :class:`~detectors.embedders.TemplateEmbeddingCache`: the model sees only
+templates it never embedded) -> ``novelty`` (one :class:`~flows.log_pipeline.GroupNovelty` and
+alert tracker per group) -> ``influx_out`` / ``mqtt_out``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.operators import StatefulLogic
+
+from detectors.embedders import Embedder, TemplateEmbeddingCache
+from flows import metrics
+from flows.alerts import AlertTracker, Transition
+from flows.config import LogSettings, Settings, load_settings
+from flows.log_parse import parse_log_message
+from flows.log_pipeline import (
+    EmbeddedChange,
+    EmbeddedWindow,
+    GroupNovelty,
+    GroupTemplates,
+    LogParams,
+    TemplateChange,
+    TemplatedWindow,
+    WindowResult,
+    build_embedder,
+    embed_batch,
+)
+from flows.outputs import alert_message, alert_points, deadletter_message, error_point
+from flows.records import UTC, Alert, IngestError, LogLine, Message, Point, utcnow
+from flows.topics import parse_topic
+
+EMBED_KEY = "embed"
+
+
+class LogParser:
+    """The ``parse_log`` step: topic -> site/host/app, payload -> lines or errors."""
+
+    def __init__(self, settings: LogSettings) -> None:
+        self.settings = settings
+
+    def __call__(self, msg: Message) -> list[LogLine | IngestError]:
+        tags = parse_topic(msg.topic, self.settings.subscriptions)
+        if tags is None or not all(tags.get(k) for k in ("site", "host", "app")):
+            known = ", ".join(s.topic for s in self.settings.subscriptions)
+            return [IngestError("log", "parse_log", "unknown_topic", msg.topic, msg.payload[:256].decode("utf-8", "replace"),
+                                f"topic {msg.topic!r} matches no log subscription with site/host/app ({known})",
+                                msg.received)]
+        s = self.settings
+        return parse_log_message(msg, site=tags["site"], host=tags["host"], app=tags["app"],
+                                 max_payload_bytes=s.max_payload_bytes, max_future_s=s.max_future_s,
+                                 max_past_s=s.max_past_s)
+
+
+# ---------------------------------------------------------------- step "templates"
+class TemplatesLogic(StatefulLogic[LogLine, Any, GroupTemplates]):
+    """Bytewax logic around :class:`GroupTemplates`; closes idle windows on wall-clock time.
+
+    Event time of an idle source is estimated as its last line's time plus the wall time
+    since that line arrived, so a service that goes silent still has its window scored.
+    """
+
+    def __init__(self, params: LogParams, idle_check_s: float, state: GroupTemplates | None) -> None:
+        self.params = params
+        self.state = state
+        self.idle = timedelta(seconds=idle_check_s)
+        self.last_event: float | None = None
+        self.last_wall: datetime | None = None
+
+    def on_item(self, value: LogLine) -> tuple[list[Any], bool]:
+        if self.state is None:
+            self.state = GroupTemplates(value.key, self.params)
+        ts = value.ts.timestamp()
+        windows, changes = self.state.process(ts, value.msg)
+        self.last_event = ts if self.last_event is None else max(self.last_event, ts)
+        self.last_wall = utcnow()
+        return [*changes, *windows], StatefulLogic.RETAIN
+
+    def on_notify(self) -> tuple[list[Any], bool]:
+        if self.state is None or self.last_event is None or self.last_wall is None:
+            return [], StatefulLogic.RETAIN
+        elapsed = (utcnow() - self.last_wall).total_seconds()
+        return list(self.state.advance(self.last_event + elapsed)), StatefulLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[Any], bool]:
+        return (list(self.state.flush()) if self.state is not None else []), StatefulLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        return None if self.last_wall is None else utcnow() + self.idle
+
+    def snapshot(self) -> GroupTemplates:
+        assert self.state is not None  # only snapshotted after an item built it
+        return self.state
+
+
+# ---------------------------------------------------------------- step "embed"
+class EmbedStep:
+    """The ``embed`` step: one micro-batch of windows and template changes -> embedded."""
+
+    def __init__(self, params: LogParams, embedder: Embedder) -> None:
+        self.params = params
+        self.embedder = embedder
+
+    def __call__(
+        self, cache: TemplateEmbeddingCache | None, batch: list[TemplatedWindow | TemplateChange]
+    ) -> tuple[TemplateEmbeddingCache, list[EmbeddedWindow | EmbeddedChange]]:
+        if cache is None:
+            cache = TemplateEmbeddingCache(self.embedder, capacity=self.params.cache_capacity)
+        elif cache.embedder is not self.embedder:
+            cache.set_embedder(self.embedder)  # after a restore; a new model invalidates by key
+        windows = [b for b in batch if isinstance(b, TemplatedWindow)]
+        changes = [b for b in batch if isinstance(b, TemplateChange)]
+        before = (cache.hits, cache.misses, cache.model_calls)
+        ew, ec = embed_batch(cache, windows, changes)
+        _record_batch(cache, before)
+        return cache, [*ec, *ew]
+
+
+def _record_batch(cache: TemplateEmbeddingCache, before: tuple[int, int, int]) -> None:
+    hits, misses, calls = cache.hits - before[0], cache.misses - before[1], cache.model_calls - before[2]
+    metrics.TEMPLATE_CACHE_HITS.inc(hits)
+    metrics.TEMPLATE_CACHE_MISSES.inc(misses)
+    if calls:
+        metrics.MODEL_CALLS.inc(calls)
+        metrics.EMBED_BATCH_SIZE.observe(misses / calls)
+
+
+# ---------------------------------------------------------------- step "novelty"
+@dataclass
+class GroupState:
+    """What the ``novelty`` step keeps per source group (pickled at snapshots)."""
+
+    novelty: GroupNovelty
+    tracker: AlertTracker
+    open_severity: str = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A scored window, and the alert transition it caused, if any."""
+
+    result: WindowResult
+    alert: Alert | None
+
+
+class NoveltyStep:
+    """The ``novelty`` step: score a window against its group's index, decide, explain."""
+
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        self.params: LogParams = settings.log_detector
+        self.alerts = settings.alerts
+        self.embedder = embedder
+
+    def __call__(self, state: GroupState | None, item: EmbeddedWindow | EmbeddedChange) -> tuple[GroupState | None, Decided | None]:
+        if isinstance(item, EmbeddedChange):
+            if state is not None:
+                state.novelty.apply_change(item)
+            return state, None
+        if state is None:
+            state = GroupState(GroupNovelty(item.window.source, self.params),
+                               AlertTracker(1, self.alerts.close_after, self.alerts.cooldown_s))
+        if state.novelty.model is not None and state.novelty.model != item.model:
+            state.novelty.reembed(item.model, self.embedder.encode)  # model or truncate_dim changed
+        result = state.novelty.process(item)
+        end = datetime.fromtimestamp(result.end, UTC)
+        t = state.tracker.update(end, result.score, result.threshold, result.warm)
+        if t is not None and t.kind == "open":
+            state.open_severity = severity_of(t.score)
+        return state, Decided(result, log_alert(result, t, state.open_severity) if t else None)
+
+
+def severity_of(score: float) -> str:
+    """``critical`` for a novelty of 0.9 or more, else ``warning``."""
+    return "critical" if score >= 0.9 else "warning"
+
+
+def _split_source(source: str) -> tuple[str, str, str]:
+    site, host, app = (source.split("/", 2) + ["", ""])[:3]
+    return site, host, app
+
+
+def log_alert(r: WindowResult, t: Transition, severity: str) -> Alert:
+    """An explained alert for a novel log window (open) or the return to normal (close)."""
+    site, host, app = _split_source(r.source)
+    start = datetime.fromtimestamp(r.start, UTC)
+    end = datetime.fromtimestamp(r.end, UTC)
+    subject = f"{host}/{app}"
+    if t.kind == "open":
+        ex = r.explanation
+        rare = list(ex.get("rare_templates", []))
+        near = ex.get("nearest_normal") or {}
+        parts = [
+            f"Log window {r.window_id} of {r.source} ({start:%Y-%m-%d %H:%M:%S}Z to {end:%H:%M:%S}Z, "
+            f"{r.lines} lines, {r.templates} templates) has novelty {r.score:.3f} >= threshold {r.threshold:.3f}."
+        ]
+        if rare:
+            parts.append("New or rare templates: " + "; ".join(
+                f"'{x['template']}' (seen in {x['windows_seen']} windows; e.g. '{x['example']}')" for x in rare[:3]))
+        if near:
+            parts.append(f"Nearest normal window {near.get('window_id')}: " + " | ".join(near.get("examples", [])[:3]))
+        title = f"{subject} on {site}: unusual log window ({len(rare)} new or rare templates)"
+        text = " ".join(parts)
+    else:
+        title = f"{subject} on {site}: logs back to normal"
+        text = (f"Log alert on {r.source} open since {t.opened_at.isoformat()} closed after {t.readings} windows "
+                f"(peak novelty {t.peak_score:.3f}, threshold {t.threshold:.3f}).")
+    return Alert(
+        alert_id=f"{r.source}:{int(t.opened_at.timestamp())}", source="log", kind=t.kind,
+        severity=severity, site=site, subject=subject,
+        title=title, text=text, score=r.score, threshold=r.threshold, opened_at=t.opened_at, ts=end,
+        details={"window_id": r.window_id, "start": start, "end": end, "lines": r.lines,
+                 **{k: v for k, v in r.explanation.items() if k in ("rare_templates", "nearest_normal")}},
+    )
+
+
+def window_point(r: WindowResult) -> Point:
+    """The ``log_window`` point of one scored window."""
+    site, host, app = _split_source(r.source)
+    return Point(
+        "log_window", {"site": site, "host": host, "app": app},
+        {"novelty": float(r.score), "threshold": float(r.threshold), "lines": int(r.lines),
+         "templates": int(r.templates), "is_anomaly": bool(r.is_anomaly), "window_id": r.window_id,
+         "start_ms": float(r.start * 1000.0), **novel_template_fields(r)},
+        datetime.fromtimestamp(r.end, UTC),
+    )
+
+
+def novel_template_fields(r: WindowResult) -> dict[str, float | int | bool | str]:
+    """``novel_template`` and ``example`` of an anomalous window with a new or rare template."""
+    rare = r.explanation.get("rare_templates", []) if r.is_anomaly else []
+    if not rare:
+        return {}
+    first = min(rare, key=lambda x: x["windows_seen"])
+    return {"novel_template": str(first["template"])[:256], "example": str(first["example"])[:256]}
+
+
+def to_points(d: Decided) -> list[Point]:
+    """All points for one decided window."""
+    points = [window_point(d.result)]
+    if d.alert is not None:
+        points.extend(alert_points(d.alert))
+    return points
+
+
+def build_flow(
+    settings: Settings | None = None,
+    *,
+    source: Any = None,
+    influx_sink: Any = None,
+    mqtt_sink: Any = None,
+    embedder: Embedder | None = None,
+    batch_wait_ms: float = 200.0,
+    idle_check_s: float = 5.0,
+) -> Dataflow:
+    """The log dataflow; real connectors and the configured model unless others are given."""
+    settings = settings or load_settings()
+    params: LogParams = settings.log_detector
+    params.validate()
+    embedder = embedder or build_embedder(params)
+    if source is None:
+        from flows.connectors.mqtt import MqttSource
+
+        source = MqttSource(settings.mqtt, [s.topic for s in settings.logs.subscriptions], flow="logs")
+    if influx_sink is None:
+        from flows.connectors.influx import InfluxSink
+
+        influx_sink = InfluxSink(settings.influx)
+    if mqtt_sink is None:
+        from flows.connectors.mqtt import MqttSink
+
+        mqtt_sink = MqttSink(settings.mqtt, flow="logs")
+    prefix, dead = settings.mqtt.alerts_prefix, settings.mqtt.deadletter_prefix
+
+    flow = Dataflow("logs")
+    messages = op.input("mqtt_in", flow, source)
+    parsed = op.flat_map("parse_log", messages, LogParser(settings.logs))
+    split = op.branch("split_errors", parsed, lambda x: isinstance(x, LogLine))
+    keyed = op.key_on("group_key", split.trues, lambda line: line.key)
+    templated = op.stateful("templates", keyed, lambda resume: TemplatesLogic(params, idle_check_s, resume))
+    to_embed = op.key_on("embed_key", op.map("drop_group_key", templated, lambda kv: kv[1]), lambda _: EMBED_KEY)
+    batches = op.collect("micro_batch", to_embed, timeout=timedelta(milliseconds=batch_wait_ms),
+                         max_size=params.micro_batch)
+    embedded = op.stateful_map("embed", batches, EmbedStep(params, embedder))
+    items = op.flat_map("unbatch", embedded, lambda kv: kv[1])
+    by_group = op.key_on("novelty_key", items, _group_of)
+    decided = op.filter_map("novelty_out", op.stateful_map("novelty", by_group, NoveltyStep(settings, embedder)),
+                            lambda kv: kv[1])
+    points = op.flat_map("to_points", decided, to_points)
+    alerts = op.filter_map("to_messages", decided,
+                           lambda d: alert_message(d.alert, prefix) if d.alert is not None else None)
+    errors = split.falses
+    op.output("influx_out", op.merge("all_points", points, op.map("error_point", errors, error_point)), influx_sink)
+    op.output("mqtt_out", op.merge("all_messages", alerts,
+                                   op.map("deadletter_message", errors, lambda e: deadletter_message(e, dead))),
+              mqtt_sink)
+    return flow
+
+
+def _group_of(item: EmbeddedWindow | EmbeddedChange) -> str:
+    return item.change.source if isinstance(item, EmbeddedChange) else item.window.source
+

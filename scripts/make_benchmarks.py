@@ -1,0 +1,248 @@
+"""Generate ``docs/benchmarks.md`` from result files.
+
+Reads, under ``--results DIR`` (default ``out/``):
+
+- ``DIR/nab/summary.json``: ``oddwatch eval series ../shared/data/nab --out DIR/nab``;
+- ``DIR/hdfs/summary.json``: ``oddwatch eval logs ../shared/data/hdfs ... --out DIR/hdfs``;
+- ``DIR/bench-*.json``: benchmark scripts' results (``scripts/bench_*.py``).
+
+Any other ``DIR/*/summary.json`` is classified by its content. The ARTime reference scores
+are computed here with :mod:`flows.evaluation.nab` from NAB's published per-row output
+(``--nab``, default ``../shared/data/nab``); the Numenta HTM ones are quoted (its per-row
+output is not in the shared data). Usage::
+
+    .venv/bin/python scripts/make_benchmarks.py [--results out] [--out docs/benchmarks.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from flows.evaluation import nab  # noqa: E402
+
+PROFILE_COLUMNS = ["standard", "reward_low_FP_rate", "reward_low_FN_rate"]
+# Published NAB v1.1 scores of Numenta HTM restricted to the 35 shared files
+# (../shared/data/README.md); quoted because its per-row output is not available here.
+NUMENTA_HTM = {"standard": 66.59, "reward_low_FP_rate": 60.81, "reward_low_FN_rate": 71.06}
+MAX_TABLE_ROWS = 40
+
+
+def machine() -> dict[str, Any]:
+    """Platform, CPU count and CPU model name of this machine."""
+    model = ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
+        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    if not model and Path("/proc/cpuinfo").exists():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "cpus": os.cpu_count(), "cpu_model": model or "unknown"}
+
+
+def find_results(results: Path) -> dict[str, Any]:
+    """``{"series": summary|None, "logs": summary|None, "bench": {name: data}}`` under *results*."""
+    found: dict[str, Any] = {"series": None, "series_path": None, "logs": None, "logs_path": None, "bench": {}}
+    candidates = [results / "nab" / "summary.json", results / "hdfs" / "summary.json"]
+    candidates += sorted(p for p in results.glob("*/summary.json") if p not in candidates)
+    for path in candidates:
+        if not path.is_file():
+            continue
+        data = _load_json(path)
+        kind = "series" if isinstance(data.get("nab"), Mapping) and "events" in data else "logs"
+        if found[kind] is None:
+            found[kind], found[kind + "_path"] = data, path
+    for path in sorted(results.glob("bench-*.json")):
+        found["bench"][path.stem] = _load_json(path)
+    return found
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"make_benchmarks: {path} is not valid JSON: {exc}") from None
+    return data if isinstance(data, dict) else {"value": data}
+
+
+def artime_scores(nab_dir: Path) -> dict[str, float] | None:
+    """ARTime's NAB scores on the shared files, computed with our scorer (None if absent)."""
+    art = nab_dir / "reference_results" / "ARTime"
+    labels = nab_dir / "labels" / "combined_windows.json"
+    if not art.is_dir() or not labels.is_file():
+        return None
+    profiles = nab.load_profiles(nab_dir / "config" / "profiles.json") if (
+        nab_dir / "config" / "profiles.json").is_file() else None
+    scores = nab.score_profiles(nab.load_results_dir(art, detector="ARTime"), nab.load_windows(labels), profiles)
+    return {name: s.score for name, s in scores.items()}
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, float):
+        if abs(v) >= 1e4:
+            return f"{v:,.0f}"
+        if v and abs(v) < 1e-2:
+            return f"{v:.3g}"
+        return f"{v:.3f}".rstrip("0").rstrip(".")
+    return str(v)
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "", depth: int = 3) -> list[tuple[str, Any]]:
+    """Scalar leaves of nested dicts as ``("a.b", value)``; large or deep dicts are skipped.
+
+    >>> flatten({"a": 1, "b": {"c": 2.5, "d": [1]}, "e": "x"})
+    [('a', 1), ('b.c', 2.5), ('e', 'x')]
+    """
+    out: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            if depth > 1 and len(value) <= MAX_TABLE_ROWS:
+                out += flatten(value, name + ".", depth - 1)
+        elif isinstance(value, (str, int, float, bool)) or value is None:
+            out.append((name, value))
+    return out
+
+
+def _kv_table(pairs: list[tuple[str, Any]]) -> list[str]:
+    lines = ["| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in pairs[:MAX_TABLE_ROWS]]
+    if len(pairs) > MAX_TABLE_ROWS:
+        lines.append(f"| ... | {len(pairs) - MAX_TABLE_ROWS} more in the JSON file |")
+    return lines
+
+
+def nab_section(series: Mapping[str, Any] | None, series_path: Path | None,
+                artime: dict[str, float] | None, nab_dir: Path, this_command: str) -> list[str]:
+    lines = ["## Sensors: Numenta Anomaly Benchmark (NAB v1.1, 35 files)", ""]
+    lines += [
+        "NAB scores, normalised (0 = detect nothing, 100 = every window detected at its start). "
+        "*Oracle threshold*: the one threshold over the whole corpus that maximises the score, "
+        "chosen with the labels as NAB does. *Own decisions*: the pipeline's `is_anomaly` "
+        "alerts, decided without labels (what an operator would get).",
+        "",
+        "| detector | standard | reward_low_FP_rate | reward_low_FN_rate | source |",
+        "|---|---|---|---|---|",
+    ]
+    if series:
+        for mode, label in (("oracle", "oddwatch, oracle threshold"), ("decisions", "oddwatch, own decisions")):
+            vals = " | ".join(f"{series['nab'][p][mode]['score']:.2f}" for p in PROFILE_COLUMNS)
+            lines.append(f"| {label} | {vals} | `{series.get('command', 'oddwatch eval series')}` |")
+    else:
+        lines.append("| oddwatch | – | – | – | no eval series summary found |")
+    if artime:
+        vals = " | ".join(f"{artime[p]:.2f}" for p in PROFILE_COLUMNS)
+        lines.append(f"| ARTime (published output, scored here) | {vals} | `{this_command}` |")
+    else:
+        lines.append(f"| ARTime | – | – | – | {nab_dir}/reference_results/ARTime absent |")
+    vals = " | ".join(f"{NUMENTA_HTM[p]:.2f}" for p in PROFILE_COLUMNS)
+    lines += [f"| Numenta HTM (published) | {vals} | quoted from NAB's results on these files |", ""]
+    if series:
+        e, q = series["events"], series["no_anomaly"]
+        delay = "n/a" if e["mean_delay_s"] is None else f"{e['mean_delay_s'] / 60:.1f} min"
+        lines += [
+            "Event-level view of the own decisions (an alert is a run of `is_anomaly` rows; a "
+            "window is detected when an alert row falls in it; probationary rows excluded). NAB's "
+            "windows of a file together span 10% of it, each centred on a labelled anomaly, so a "
+            "detection right at the anomaly comes about half a window after the window start:",
+            "",
+            "| windows detected | alerts | false alerts | precision | recall | F1 | mean delay from window start "
+            "| false alerts/day | alerts on artificialNoAnomaly | throughput |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+            f"| {e['detected']}/{e['windows']} | {e['alerts']} | {e['false_alerts']} | {e['precision']:.3f} "
+            f"| {e['recall']:.3f} | {e['f1']:.3f} | {delay} | {e['false_alerts_per_day']:.3f} "
+            f"| {q['alerts']} in {q['files']} files | {series['rows']:,} rows in {series['seconds']:.1f} s "
+            f"= {(series['rows_per_s'] or 0):,.0f} rows/s |",
+            "",
+            f"Source: `{series_path}` (created {series.get('created', '?')}, "
+            f"{series.get('workers', 1)} process(es)).",
+            "",
+        ]
+    return lines
+
+
+def logs_section(logs: Mapping[str, Any] | None, path: Path | None, command: str) -> list[str]:
+    lines = ["## Logs: HDFS", ""]
+    if not logs:
+        return lines + ["No `eval logs` summary found (expected `<results>/hdfs/summary.json`).", ""]
+    lines += _kv_table(flatten(logs))
+    lines += ["", f"Command: `{command}`; source: `{path}`.", ""]
+    return lines
+
+
+def bench_section(bench: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    lines = ["## Throughput and latency benchmarks", ""]
+    if not bench:
+        return lines + ["No `bench-*.json` files found.", ""]
+    for name, data in bench.items():
+        lines += [f"### {name}", ""]
+        lines += _kv_table([kv for kv in flatten(data) if kv[0] != "command"])
+        lines += ["", f"Command: `{data.get('command', '(not recorded in the file)')}`.", ""]
+    return lines
+
+
+def render(results: Path, nab_dir: Path, this_command: str) -> str:
+    """The whole ``docs/benchmarks.md`` text."""
+    found = find_results(results)
+    m = machine()
+    artime = artime_scores(nab_dir)
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{this_command}` on {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} "
+        "(do not edit by hand).",
+        "",
+        f"Machine: {m['platform']}, Python {m['python']}, {m['cpus']} CPUs ({m['cpu_model']}).",
+        "",
+    ]
+    logs_cmd = (found["logs"] or {}).get("command") or (
+        f"oddwatch eval logs ../shared/data/hdfs/HDFS_dev.log --format hdfs "
+        f"--labels ../shared/data/hdfs/HDFS_dev_labels.csv --out {results}/hdfs")
+    lines += nab_section(found["series"], found["series_path"], artime, nab_dir, this_command)
+    lines += logs_section(found["logs"], found["logs_path"], logs_cmd)
+    lines += bench_section(found["bench"])
+    series_cmd = (found["series"] or {}).get("command") or (
+        "oddwatch eval series ../shared/data/nab --labels ../shared/data/nab/labels/combined_windows.json "
+        f"--out {results}/nab")
+    bench_cmds = [d["command"] for d in found["bench"].values() if isinstance(d.get("command"), str)]
+    lines += ["## Reproduce", "", "```sh", series_cmd, logs_cmd, *bench_cmds, this_command, "```", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", default="out", help="folder of result files (default: out)")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="markdown file to write")
+    parser.add_argument("--nab", default=str(ROOT.parent / "shared" / "data" / "nab"),
+                        help="NAB folder with reference_results/ARTime (default: ../shared/data/nab)")
+    args = parser.parse_args(argv)
+    command = shlex.join(["python", "scripts/make_benchmarks.py", *(sys.argv[1:] if argv is None else argv)])
+    text = render(Path(args.results), Path(args.nab), command)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"make_benchmarks: wrote {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

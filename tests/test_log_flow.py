@@ -1,0 +1,58 @@
+"""The log dataflow wired with Bytewax's testing source and sinks and the cheap hashing
+embedder (the real model and connectors are exercised in the integration tests)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from bytewax.testing import TestingSink, TestingSource, run_main
+
+from detectors.embedders import HashingEmbedder
+from flows.config import Settings
+from flows.logs import build_flow
+from flows.records import UTC, Message, Outgoing, Point
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+NORMAL = [
+    "Accepted password for user{u} from 10.0.0.{u} port 22",
+    "session opened for user user{u} by (uid=0)",
+    "session closed for user user{u}",
+]
+
+
+def _messages() -> list[Message]:
+    msgs = []
+    for w in range(240):  # one tumbling window of 60 s per w
+        base = T0 + timedelta(seconds=60 * w)
+        lines = [t.format(u=(w * 7 + i) % 50) for i, t in enumerate(NORMAL)]
+        if w == 200:
+            lines += ["kernel: EXT4-fs error (device sda1): ext4_find_entry: reading directory lblock 0"] * 3
+        for i, line in enumerate(lines):
+            ts = base + timedelta(seconds=5 * i)
+            msgs.append(Message("logs/s1/web1/sshd", json.dumps({"ts": ts.isoformat(), "msg": line}).encode(), ts))
+    msgs.append(Message("logs/s1/web1/sshd", b"\xff\xfe", T0))
+    return msgs
+
+
+def test_log_flow_scores_windows_and_alerts_on_a_new_message() -> None:
+    points: list[Point] = []
+    out: list[Outgoing] = []
+    settings = Settings()
+    settings.logs.max_past_s = 1e12
+    p = settings.log_detector
+    p.window_mode, p.window_by, p.window_size_s, p.model, p.warmup = "tumbling", "time", 60.0, "hashing", 50
+    flow = build_flow(settings, source=TestingSource(_messages()), influx_sink=TestingSink(points),
+                      mqtt_sink=TestingSink(out), embedder=HashingEmbedder(dim=64))
+    run_main(flow)
+    windows = [pt for pt in points if pt.measurement == "log_window"]
+    assert len(windows) == 240
+    anomalous = [pt for pt in windows if pt.fields["is_anomaly"]]
+    assert len(anomalous) == 1
+    assert T0 + timedelta(seconds=60 * 200) <= anomalous[0].ts < T0 + timedelta(seconds=60 * 201)
+    assert "EXT4-fs error" in str(anomalous[0].fields["example"])
+    opened = [pt for pt in points if pt.measurement == "alert" and pt.tags["kind"] == "open"]
+    assert len(opened) >= 1 and "EXT4" in str(opened[0].fields["text"])
+    assert any(m.topic == "oddwatch/alerts/s1/web1/sshd" for m in out)
+    assert [pt.tags["reason"] for pt in points if pt.measurement == "ingest_error"] == ["bad_encoding"]
+    assert any(m.topic == "oddwatch/deadletter/log/bad_encoding" for m in out)
