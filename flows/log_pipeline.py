@@ -38,7 +38,6 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -202,7 +201,7 @@ class GroupTemplates:
     def _templated(self, win: ClosedWindow) -> TemplatedWindow:
         texts = {tid: self.miner.template(tid) or self._texts.get(tid, f"<template {tid}>")
                  for tid in win.template_counts}
-        return TemplatedWindow(win, MappingProxyType(texts))
+        return TemplatedWindow(win, dict(texts))
 
 
 # ---------------------------------------------------------------- stage 2: embeddings
@@ -245,7 +244,7 @@ def embed_batch(
     key = cache.key or ("", None)
     out_w = [
         EmbeddedWindow(tw.window, tw.templates,
-                       MappingProxyType({tid: by_text[t] for tid, t in tw.templates.items()}), key)
+                       {tid: by_text[t] for tid, t in tw.templates.items()}, key)
         for tw in windows
     ]
     out_c = [EmbeddedChange(ch, by_text[ch.new], key) for ch in changes]
@@ -410,7 +409,7 @@ class GroupNovelty:
             self._recompute(lambda meta: True)
         return WindowResult(self.source, win.window_id, win.start, win.end, win.lines,
                             len(win.template_counts), score, threshold, is_anomaly, warm, admitted,
-                            MappingProxyType(explanation))
+                            dict(explanation))
 
     def _meta(self, win: ClosedWindow) -> dict[str, Any]:
         lines = [ex[0] for ex in win.examples.values() if ex][: self.params.explain_lines]

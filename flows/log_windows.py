@@ -35,7 +35,6 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import Any
 
 MODES = ("session", "tumbling", "sliding")
@@ -124,8 +123,8 @@ class _Open:
     def close(self, source: str) -> ClosedWindow:
         return ClosedWindow(
             source, self.wid, self.start, self.end, self.lines,
-            MappingProxyType(dict(self.counts)),
-            MappingProxyType({k: tuple(v) for k, v in self.examples.items()}),
+            dict(self.counts),
+            {k: tuple(v) for k, v in self.examples.items()},
         )
 
 

@@ -39,6 +39,7 @@ from flows.log_pipeline import (
     build_embedder,
     embed_batch,
 )
+from flows.logsetup import configure_logging
 from flows.outputs import alert_message, alert_points, deadletter_message, error_point
 from flows.records import UTC, Alert, IngestError, LogLine, Message, Point, utcnow
 from flows.topics import parse_topic
@@ -266,6 +267,7 @@ def build_flow(
     idle_check_s: float = 5.0,
 ) -> Dataflow:
     """The log dataflow; real connectors and the configured model unless others are given."""
+    configure_logging()
     settings = settings or load_settings()
     params: LogParams = settings.log_detector
     params.validate()

@@ -58,6 +58,8 @@ def alert_points(alert: Alert) -> list[Point]:
         "threshold": float(alert.threshold),
         "opened_at_ms": opened_ms,
     }
+    if alert.kind == "open":
+        fields["raised_at_ms"] = float(alert.ts.timestamp() * 1000.0)
     severity = str(alert.details.get("open_severity", alert.severity))
     tags = {"site": alert.site, "source": alert.source, "kind": alert.kind, "severity": severity}
     if alert.kind != "close":

@@ -67,7 +67,8 @@ class Progress:
     stream
         Where to draw (stderr by default); ``enabled=False`` draws nothing.
     min_interval_s
-        Least time between redraws.
+        Least time between redraws; when the stream is not a terminal, at least 5 s, and each
+        update is a line of its own (so log files stay readable).
     """
 
     def __init__(self, total: int | None = None, *, label: str = "", stream: TextIO | None = None,
@@ -75,7 +76,9 @@ class Progress:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.total, self.label, self.enabled = total, label, enabled
         self.stream = sys.stderr if stream is None else stream
-        self.min_interval_s, self.clock = min_interval_s, clock
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.min_interval_s = min_interval_s if self.tty or min_interval_s == 0 else max(5.0, min_interval_s)
+        self.clock = clock
         self.done = 0
         self.started = clock()
         self._last_draw = float("-inf")
@@ -104,14 +107,15 @@ class Progress:
         return "  ".join(parts)
 
     def _draw(self, now: float) -> None:
-        self.stream.write("\r" + self.line(now) + "\x1b[K")
+        self.stream.write("\r" + self.line(now) + "\x1b[K" if self.tty else self.line(now) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
         """Draw the final state and end the line."""
         if self.enabled:
             self._draw(self.clock())
-            self.stream.write("\n")
+            if self.tty:
+                self.stream.write("\n")
             self.stream.flush()
 
 

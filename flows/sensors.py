@@ -10,6 +10,7 @@ goes to ``ingest_error`` points and the dead-letter topic.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from flows.config import Settings, load_settings
+from flows.logsetup import configure_logging
 from flows.outputs import alert_message, alert_points, deadletter_message, error_point
 from flows.records import Outgoing, Point, Reading
 from flows.sensor_parse import SensorParser
@@ -31,6 +33,7 @@ class Scored:
 
     reading: Reading
     out: SeriesOutput
+    alert_open: bool = False  # an alert is open for the series after this reading
 
 
 class ScoreStep:
@@ -43,26 +46,25 @@ class ScoreStep:
     def __call__(self, state: SeriesState | None, reading: Reading) -> tuple[SeriesState, Scored]:
         if state is None:
             state = SeriesState(reading.site, reading.asset, reading.sensor, self.params, self.alerts)
-        return state, Scored(reading, state.step(reading))
+        out = state.step(reading)
+        return state, Scored(reading, out, state.tracker.is_open)
 
 
 def score_point(s: Scored) -> Point:
     """The ``sensor_score`` point of one scored reading (scores always floats)."""
     r, o = s.reading, s.out
-    return Point(
-        "sensor_score",
-        {"site": r.site, "asset": r.asset, "sensor": r.sensor, "detector": DETECTOR_TAG},
-        {
-            "value": float(r.value),
-            "score": float(o.score),
-            "threshold": float(o.threshold),
-            "expected_low": float(o.expected_low),
-            "expected_high": float(o.expected_high),
-            "is_anomaly": bool(o.score >= o.threshold),
-            "alert_open": bool(o.is_anomaly),
-        },
-        r.ts,
-    )
+    fields: dict[str, float | int | bool | str] = {
+        "value": float(r.value),
+        "score": float(o.score),
+        "threshold": float(o.threshold),
+        "is_anomaly": bool(o.score >= o.threshold),
+        "alert_open": bool(s.alert_open),
+    }
+    if math.isfinite(o.expected_low) and math.isfinite(o.expected_high):  # unknown while warming up
+        fields["expected_low"] = float(o.expected_low)
+        fields["expected_high"] = float(o.expected_high)
+    tags = {"site": r.site, "asset": r.asset, "sensor": r.sensor, "detector": DETECTOR_TAG}
+    return Point("sensor_score", tags, fields, r.ts)
 
 
 def to_points(s: Scored) -> list[Point]:
@@ -86,6 +88,7 @@ def build_flow(
     mqtt_sink: Any = None,
 ) -> Dataflow:
     """The sensor dataflow; real MQTT and InfluxDB connectors unless others are given."""
+    configure_logging()
     settings = settings or load_settings()
     parser = SensorParser(settings.sensors)
     if source is None:

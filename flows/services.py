@@ -156,12 +156,14 @@ class LocalServices:
         database: str = "oddwatch",
         *,
         retention_policies: Mapping[str, str] | None = None,
+        start_timeout_s: float = 30.0,
     ) -> None:
         self.state_dir = Path(state_dir).expanduser().resolve()
         self.mqtt_port = mqtt_port
         self.influx_port = influx_port
         self.influx_rpc_port = influx_rpc_port
         self.database = database
+        self.start_timeout_s = start_timeout_s
         self.retention_policies = (
             dict(DEFAULT_RETENTION_POLICIES) if retention_policies is None else dict(retention_policies)
         )
@@ -189,10 +191,13 @@ class LocalServices:
         """InfluxSettings pointing at this InfluxDB and database."""
         return InfluxSettings(url=self.influx_url, database=self.database)
 
-    def start(self, timeout_s: float = 30) -> None:
-        """Start both services (idempotent), wait until they answer, create the database."""
+    def start(self, timeout_s: float | None = None) -> None:
+        """Start both services (idempotent), wait until they answer, create the database.
+
+        *timeout_s* defaults to the constructor's ``start_timeout_s``.
+        """
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + (self.start_timeout_s if timeout_s is None else timeout_s)
         for svc in (self._mqtt, self._influx):
             self._launch(svc)
         self._wait(self._mqtt, lambda: mqtt_connack(HOST, self.mqtt_port), deadline)
@@ -364,4 +369,5 @@ def from_settings(settings: Settings) -> LocalServices:
         influx_port=port,
         influx_rpc_port=settings.services.influx_rpc_port,
         database=settings.influx.database,
+        start_timeout_s=settings.services.start_timeout_s,
     )

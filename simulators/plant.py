@@ -1,9 +1,10 @@
 """A deterministic, seeded plant: sensor readings with labelled, injected faults.
 
-Every asset has a latent load (a compressed daily cycle plus a slow AR(1) wander) that all
-its sensors follow, each with its own gain, offset and white noise, so sensors of one asset
-are correlated (the daily swing is ``gain * 2`` noise sigmas). After a warm-up (default the first 25 % of the run) faults are injected,
-each on one series and in its own time slot, sized in units of the series' noise sigma:
+Every asset has a latent load (a compressed daily cycle of ``day_s`` seconds plus a slow
+AR(1) wander) that all its sensors follow, each with its own gain, offset and white noise, so
+sensors of one asset are correlated (the daily swing is ``2 * gain`` noise sigmas). After a
+warm-up (default the first 25 % of the run) faults are injected, each on one series and in
+its own time slot, sized in units of the series' noise sigma:
 
 - ``spike``: one reading 6-10 sigma off;
 - ``level_shift``: a 4-6 sigma step for the fault's duration;
@@ -13,7 +14,8 @@ each on one series and in its own time slot, sized in units of the series' noise
 
 Readings inside a fault carry ``label`` (the kind) and ``fault_id``; :class:`FaultPlan`
 lists every fault with its series, start and end so that detection rate and delay can be
-computed.
+computed. The same seed with ``faults=False`` gives the same values outside the faults (the
+fault-free twin), so each fault's exact effect is known.
 
 >>> from datetime import datetime, timezone
 >>> start = datetime(2026, 1, 1, tzinfo=timezone.utc)

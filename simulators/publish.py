@@ -73,7 +73,7 @@ def run_plant(settings: Settings, *, rate: float, duration_s: float, seed: int,
               speed: float | None = 1.0, start: datetime | None = None, n_series: int | None = None,
               sites: tuple[str, ...] = DEFAULT_SITES, sensors: tuple[str, ...] = DEFAULT_SENSORS,
               day_s: float = 60.0, faults: bool = True, n_faults: int | None = None,
-              rate_limit: float | None = None, progress: bool = False, client_id: str | None = None,
+              warmup_frac: float = 0.25, rate_limit: float | None = None, progress: bool = False, client_id: str | None = None,
               publisher: Publisher | None = None) -> dict[str, Any]:
     """Simulate the plant and publish every reading; returns counts and the fault plan.
 
@@ -94,7 +94,8 @@ def run_plant(settings: Settings, *, rate: float, duration_s: float, seed: int,
     """
     start = default_start(duration_s, speed) if start is None else start
     sim = PlantSimulation(seed=seed, rate=rate, duration_s=duration_s, start=start, n_series=n_series,
-                          sites=sites, sensors=sensors, day_s=day_s, faults=faults, n_faults=n_faults)
+                          sites=sites, sensors=sensors, day_s=day_s, faults=faults, n_faults=n_faults,
+                          warmup_frac=warmup_frac)
     total = sim.total
     pub = publisher or _publisher(settings, client_id or f"{settings.mqtt.client_id}-sim-plant-{seed}")
     labelled = 0
@@ -118,7 +119,8 @@ def run_plant(settings: Settings, *, rate: float, duration_s: float, seed: int,
 def run_network(settings: Settings, *, rate: float, duration_s: float, seed: int,
                 speed: float | None = 1.0, start: datetime | None = None,
                 sites: tuple[str, ...] = ("north", "south"), syslog_format: str = "mixed",
-                incidents: bool = True, n_incidents: int | None = None, rate_limit: float | None = None,
+                incidents: bool = True, n_incidents: int | None = None, warmup_frac: float = 0.25,
+                rate_limit: float | None = None,
                 progress: bool = False, client_id: str | None = None,
                 publisher: Publisher | None = None) -> dict[str, Any]:
     """Simulate the network's syslog traffic and publish it; returns counts and the incident plan.
@@ -128,7 +130,8 @@ def run_network(settings: Settings, *, rate: float, duration_s: float, seed: int
     """
     start = default_start(duration_s, speed) if start is None else start
     sim = NetworkSimulation(seed=seed, rate=rate, duration_s=duration_s, start=start, sites=sites,
-                            syslog_format=syslog_format, incidents=incidents, n_incidents=n_incidents)
+                            syslog_format=syslog_format, incidents=incidents, n_incidents=n_incidents,
+                            warmup_frac=warmup_frac)
     pub = publisher or _publisher(settings, client_id or f"{settings.mqtt.client_id}-sim-network-{seed}")
     labelled = 0
 

@@ -68,9 +68,11 @@ def test_sink_in_dataflow_keeps_float_fields(services, unique: str) -> None:
         for i in range(10)
     ]
     points.append(Point(unique, {"site": "s1"}, {"value": float("nan")}, ts))  # rejected, not a crash
+    settings = services.settings().influx
     flow = Dataflow("influx_sink_test")
-    op.output("out", op.input("in", flow, TestingSource(points)), InfluxSink(services.settings().influx))
+    op.output("out", op.input("in", flow, TestingSource(points)), InfluxSink(settings))
     run_main(flow)  # the sink's close() flushes the shared writer
+    assert (Path(settings.spool_dir) / "influx_sink_test.out" / "lock").exists()  # per-flow spool
     rows = services.query(f'SELECT * FROM "{unique}" WHERE "sensor" = \'t 1\'')
     assert len(rows) == 10
     assert rows[0]["value"] == 1.0 and rows[0]["is_anomaly"] is True

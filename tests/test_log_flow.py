@@ -44,7 +44,7 @@ def test_log_flow_scores_windows_and_alerts_on_a_new_message() -> None:
     p.window_mode, p.window_by, p.window_size_s, p.model, p.warmup = "tumbling", "time", 60.0, "hashing", 50
     flow = build_flow(settings, source=TestingSource(_messages()), influx_sink=TestingSink(points),
                       mqtt_sink=TestingSink(out), embedder=HashingEmbedder(dim=64))
-    run_main(flow)
+    run_main(flow, epoch_interval=timedelta(milliseconds=50))  # snapshots state often: it must pickle
     windows = [pt for pt in points if pt.measurement == "log_window"]
     assert len(windows) == 240
     anomalous = [pt for pt in windows if pt.fields["is_anomaly"]]

@@ -90,6 +90,24 @@ def test_persistent_session_keeps_messages_while_stopped(services, unique: str) 
     assert [m.payload.decode() for m in got] == [f"m{i}" for i in range(100)]
 
 
+def test_restart_with_new_topics_subscribes_them(services, unique: str) -> None:
+    settings = services.settings()
+    source = MqttSource(settings.mqtt, [f"{unique}/a"], flow="topics")
+    part = source.build("in", 0, 1)
+    assert source.wait_subscribed(10)
+    part.close()
+    _mosquitto_pub(services, f"{unique}/a", ["queued"])
+    source = MqttSource(settings.mqtt, [f"{unique}/a", f"{unique}/b"], flow="topics")
+    part = source.build("in", 0, 1)
+    try:
+        assert source.wait_subscribed(10)
+        _mosquitto_pub(services, f"{unique}/b", ["new"])
+        got = _drain(part, 2)
+    finally:
+        part.close()
+    assert sorted(m.payload for m in got) == [b"new", b"queued"]
+
+
 def test_unacked_messages_are_redelivered(services, unique: str) -> None:
     settings = services.settings()
     source = MqttSource(settings.mqtt, [f"{unique}/#"], flow="redeliver")
@@ -159,3 +177,30 @@ def test_publisher_names_host_port_when_broker_is_absent() -> None:
 def test_source_needs_topics() -> None:
     with pytest.raises(ValueError, match="no topics"):
         MqttSource(MqttSettings(), [], flow="x")
+
+
+@pytest.mark.slow
+def test_broker_restart_source_resumes_and_publisher_keeps_messages(tmp_path: Any) -> None:
+    from flows.services import LocalServices
+
+    local = LocalServices(tmp_path / "own", free_port(), free_port(), free_port())
+    local.start()
+    settings = MqttSettings(host=local.mqtt_host, port=local.mqtt_port, client_id="restart",
+                            reconnect_min_s=0.1, reconnect_max_s=0.5)
+    source = MqttSource(settings, ["r/#"], flow="restart")
+    part = source.build("in", 0, 1)
+    pub = MqttPublisher(settings, "restart-pub")
+    try:
+        assert source.wait_subscribed(10)
+        local.stop(which=("mqtt",))
+        for i in range(20):  # broker down: kept by the publisher, not dropped
+            pub.publish("r/x", f"{i}")
+        assert pub.in_flight == 20
+        local.start()
+        assert pub.wait_all(15), f"{pub.in_flight} message(s) still unacknowledged"
+        got = _drain(part, 20, timeout=15)
+    finally:
+        pub.close(timeout=1)
+        part.close()
+        local.stop()
+    assert sorted(int(m.payload) for m in got) == list(range(20))

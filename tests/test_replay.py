@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -173,3 +174,17 @@ def test_log_folder_merged_undated_lines_follow_their_predecessor(tmp_path: Path
     pairs = list(iter_payloads(tmp_path / "logs", fmt="syslog"))
     assert [p.decode().split(": ")[-1].strip() for _, p in pairs] == ["a1", "continuation of a1", "b1", "a2"]
     assert [t for t, _ in pairs] == ["logs/replay/a/syslog"] * 2 + ["logs/replay/b/syslog", "logs/replay/a/syslog"]
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent (benchmark data, not part of the project)")
+def test_real_nab_and_hdfs_files_parse() -> None:
+    nab = SHARED / "nab" / "data" / "realKnownCause" / "ambient_temperature_system_failure.csv"
+    pairs = list(iter_payloads(nab))
+    assert len(pairs) == len(nab.read_text().splitlines()) - 1
+    assert pairs[0][0] == "plant/nab/realKnownCause/ambient_temperature_system_failure"
+    hdfs = list(itertools.islice(iter_payloads(SHARED / "hdfs" / "HDFS_dev.log", fmt="hdfs"), 1000))
+    assert len(hdfs) == 1000 and all(t == "logs/replay/HDFS_dev/hdfs" for t, _ in hdfs)

@@ -40,7 +40,7 @@ def test_flow_scores_alerts_and_dead_letters() -> None:
     settings.sensors.max_past_s = 1e12  # the fixture's timestamps are fixed in the past
     flow = build_flow(settings, source=TestingSource(_messages()), influx_sink=TestingSink(points),
                       mqtt_sink=TestingSink(out))
-    run_main(flow)
+    run_main(flow, epoch_interval=timedelta(milliseconds=50))  # snapshots state often: it must pickle
 
     scores = [p for p in points if p.measurement == "sensor_score"]
     assert len(scores) == 2400

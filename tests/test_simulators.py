@@ -84,27 +84,30 @@ def test_plant_faults_labelled_after_warmup_and_sized() -> None:
     labelled = [r for r in rows if r.label]
     assert {r.fault_id for r in labelled} == {f.fault_id for f in plan.faults}
     assert all(r.ts >= plan.warmup_end for r in labelled)
+    clean = {(r.topic, r.ts): r.value for r in plant_readings(seed=3, rate=200, duration_s=120, start=START,
+                                                              faults=False)}
     by = _by_series(rows)
     for f in plan.faults:
         assert f.start >= plan.warmup_end and f.end >= f.start
-        series = by[f.series]
-        inside = [r for r in series if r.fault_id == f.fault_id]
+        inside = [r for r in by[f.series] if r.fault_id == f.fault_id]
         assert inside[0].ts == f.start and inside[-1].ts == f.end
         assert all(r.label == f.kind for r in inside)
         assert all(plan.fault_at(f.series, r.ts) == f for r in inside)
-        values = np.array([r.value for r in inside])
-        before = np.array([r.value for r in series if r.ts < f.start][-10:])
         sigma = SIGMA[f.series.rsplit("/", 1)[1]]
+        # the same seed without faults is the fault-free twin: the difference is the fault
+        delta = np.array([r.value - clean[(r.topic, r.ts)] for r in inside]) / sigma
         if f.kind == "spike":
-            assert len(inside) == 1 and abs(values[0] - before[-5:].mean()) > 3 * sigma
-        elif f.kind == "stuck":
-            assert len(set(values.tolist())) == 1 and len(values) > 5
-        elif f.kind == "noise_burst":
-            assert np.diff(values).std() > 3 * np.sqrt(2) * sigma
+            assert len(inside) == 1 and 6 <= abs(delta[0]) <= 10
         elif f.kind == "level_shift":
-            assert abs(values[:3].mean() - before[-3:].mean()) > 2.5 * sigma
+            assert np.allclose(delta, delta[0], atol=0.01) and 4 <= abs(delta[0]) <= 6
         elif f.kind == "drift":
-            assert abs(values[-3:].mean() - values[:3].mean()) > 2.5 * sigma
+            assert abs(delta[0]) < 0.5 and 5 <= abs(delta[-1]) <= 8 and np.all(np.diff(np.abs(delta)) > 0)
+        elif f.kind == "stuck":
+            assert len({r.value for r in inside}) == 1 and len(inside) > 5
+        elif f.kind == "noise_burst":
+            assert 2.5 < delta.std() < 5
+    outside = [r for r in rows if r.label is None]
+    assert all(r.value == clean[(r.topic, r.ts)] for r in outside)
 
 
 def test_plant_without_faults_and_argument_errors() -> None:

@@ -210,20 +210,21 @@ class Spool:
         data = "".join(line + "\n" for line in lines).encode()
         if self.bytes + len(data) > self.max_bytes:
             raise SpoolFullError(f"spool {self.dir} full: {self.bytes} + {len(data)} > {self.max_bytes} bytes")
-        if self._tail is None or self._tail.tell() >= self.segment_bytes or not self._segments:
-            self._rotate()
-        assert self._tail is not None
-        self._tail.write(data)
-        self._tail.flush()
-        os.fsync(self._tail.fileno())
+        tail = self._tail
+        if tail is None or tail.tell() >= self.segment_bytes or not self._segments:
+            tail = self._rotate()
+        tail.write(data)
+        tail.flush()
+        os.fsync(tail.fileno())
         self.bytes += len(data)
 
-    def _rotate(self) -> None:
+    def _rotate(self) -> BinaryIO:
         if self._tail is not None:
             self._tail.close()
         n = (self._segments[-1] + 1) if self._segments else 1
         self._segments.append(n)
         self._tail = open(self._path(n), "ab")  # noqa: SIM115 - kept open for appends
+        return self._tail
 
     def read(self, max_lines: int, max_bytes: int = 8 * 1024 * 1024) -> tuple[list[str], int]:
         """Up to *max_lines* of the oldest lines and the byte count to pass to :meth:`consume`."""
@@ -284,6 +285,8 @@ class Spool:
 
 # --------------------------------------------------------------------------- writer
 _OK, _REJECT, _RETRY, _FAIL = "ok", "reject", "retry", "fail"
+#: Rejected lines logged in full per minute; the rest are only counted.
+REJECT_LOG_PER_MINUTE = 10
 
 
 class InfluxWriter:
@@ -323,6 +326,8 @@ class InfluxWriter:
         self._down_since: float | None = None
         self._down_attempt = 0
         self._last_drop_log = 0.0
+        self._reject_window = 0.0
+        self._reject_logged = 0
         self._session = requests.Session()
         self._headers, self._basic = _auth(settings)
         self._headers["Content-Type"] = "text/plain; charset=utf-8"
@@ -501,10 +506,7 @@ class InfluxWriter:
                 return True
             if outcome == _REJECT:
                 if len(lines) == 1:
-                    with self._cond:
-                        self.rejected += 1
-                    log.error("influx writer: InfluxDB at %s rejected line %r: %s",
-                              self._write_url, lines[0][:500], message)
+                    self._rejected_line(lines[0], message)
                     return True
                 mid = len(lines) // 2
                 return self._deliver(lines[:mid], attempts) and self._deliver(lines[mid:], attempts)
@@ -518,6 +520,21 @@ class InfluxWriter:
                 return False
             self._stop.wait(self._delay(attempt))
         return False
+
+    def _rejected_line(self, line: str, message: str) -> None:
+        """Count a line InfluxDB refused; log the first ones of each minute in full."""
+        now = time.monotonic()
+        with self._cond:
+            self.rejected += 1
+            if now - self._reject_window > 60.0:
+                self._reject_window, self._reject_logged = now, 0
+            self._reject_logged += 1
+            logged = self._reject_logged
+        if logged <= REJECT_LOG_PER_MINUTE:
+            log.error("influx writer: InfluxDB at %s rejected line %r: %s", self._write_url, line[:500], message)
+        elif logged == REJECT_LOG_PER_MINUTE + 1:
+            log.error("influx writer: more lines rejected; logging paused for a minute (counter `rejected` = %d)",
+                      self.rejected)
 
     def _post(self, lines: list[str]) -> tuple[str, str]:
         body = "\n".join(lines).encode()
@@ -606,7 +623,8 @@ _WRITERS_LOCK = threading.Lock()
 
 
 def shared_writer(settings: InfluxSettings) -> InfluxWriter:
-    """The process-wide writer for *settings* (reference counted; release it)."""
+    """The process-wide writer for *settings* (reference counted; release it with
+    :func:`release_writer`)."""
     key = dataclasses.astuple(settings)
     with _WRITERS_LOCK:
         writer, refs = _WRITERS.get(key, (None, 0))
@@ -639,6 +657,22 @@ def _close_writers() -> None:
         writer.close()
 
 
+def sink_spool_dir(spool_dir: str, name: str, env: Mapping[str, str] = os.environ) -> str:
+    """The spool folder of one sink: ``<spool_dir>/<name>[-p<BYTEWAX_PROCESS_ID>]``.
+
+    Stable across restarts (so a restarted flow drains its own spool) and distinct per flow
+    and per Bytewax process, since a spool folder is locked by one process.
+
+    >>> sink_spool_dir("/var/spool/ow", "sensors.influx_out", env={})
+    '/var/spool/ow/sensors.influx_out'
+    >>> sink_spool_dir("/var/spool/ow", "logs/out x", env={"BYTEWAX_PROCESS_ID": "1"})
+    '/var/spool/ow/logs_out_x-p1'
+    """
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name) or "sink"
+    process = env.get("BYTEWAX_PROCESS_ID", "")
+    return str(Path(spool_dir) / (f"{safe}-p{process}" if process else safe))
+
+
 class _InfluxSinkPartition(StatelessSinkPartition[Point]):
     def __init__(self, settings: InfluxSettings, step_id: str) -> None:
         self.step_id = step_id
@@ -661,10 +695,18 @@ class _InfluxSinkPartition(StatelessSinkPartition[Point]):
 
 
 class InfluxSink(DynamicSink[Point]):
-    """Bytewax sink of :class:`~flows.records.Point`: one shared :class:`InfluxWriter` per process."""
+    """Bytewax sink of :class:`~flows.records.Point`: one shared :class:`InfluxWriter` per process.
 
-    def __init__(self, settings: InfluxSettings) -> None:
+    Its spool is ``<spool_dir>/<name or step id>`` (see :func:`sink_spool_dir`), so the sensor
+    and log flows, running as separate processes with the same settings, never share one.
+    Points that cannot be turned into line protocol (no fields, non-finite floats) are logged
+    and counted in the writer's ``rejected``, never raised into the dataflow.
+    """
+
+    def __init__(self, settings: InfluxSettings, *, name: str | None = None) -> None:
         self.settings = settings
+        self.name = name
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _InfluxSinkPartition:
-        return _InfluxSinkPartition(self.settings, step_id)
+        spool = sink_spool_dir(self.settings.spool_dir, self.name or step_id)
+        return _InfluxSinkPartition(dataclasses.replace(self.settings, spool_dir=spool), step_id)

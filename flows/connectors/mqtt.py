@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-import time
 from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from bytewax.inputs import DynamicSource, StatelessSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from flows.config import MqttSettings
 from flows.records import Message, Outgoing, utcnow
@@ -35,8 +35,9 @@ BATCH_CAP = 10_000
 IDLE_AWAKE = timedelta(milliseconds=10)
 #: QoS 1/2 messages the broker may send a source before it acks (MQTT 5 Receive Maximum).
 RECEIVE_MAXIMUM = 1000
-#: QoS 1/2 messages a publisher keeps in flight before ``publish`` blocks.
-PUBLISH_INFLIGHT = 1000
+#: QoS 1/2 messages a publisher keeps in flight before ``publish`` blocks (paho slows down with
+#: many in flight: 100 measured ~2x faster than 1000 here).
+PUBLISH_INFLIGHT = 100
 
 
 class MqttError(RuntimeError):
@@ -90,6 +91,7 @@ class _MqttSourcePartition(StatelessSourcePartition[Message]):
         self._queue: deque[tuple[Message, int, int]] = deque()
         self._idle = False
         self._pending_subs: set[int] = set()
+        self._connected_once = False
         self.client = _client(self.settings, self.client_id, manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
@@ -110,17 +112,24 @@ class _MqttSourcePartition(StatelessSourcePartition[Message]):
         if reason.is_failure:
             log.error("mqtt source %s: broker %s refused the connection: %s", self.client_id, where, reason)
             return
-        if flags.session_present:
+        first, self._connected_once = not self._connected_once, True
+        if flags.session_present and not first:
+            # The broker kept our subscriptions (and queued what arrived meanwhile).
             log.info("mqtt source %s: resumed session on %s", self.client_id, where)
             self.source._mark_subscribed(self.worker_index)
             return
-        topics = [(subscription_topic(self.settings, t), self.settings.qos) for t in self.source.topics]
+        # A new session, or the first connect of this process: (re)subscribe so a changed topic
+        # list takes effect. Subscribing again to an existing filter keeps its queued messages,
+        # and retained messages are only sent for filters that are new to the session.
+        options = SubscribeOptions(qos=self.settings.qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+        topics = [(subscription_topic(self.settings, t), options) for t in self.source.topics]
         result, mid = client.subscribe(topics)
         if result != mqtt.MQTT_ERR_SUCCESS or mid is None:
             log.error("mqtt source %s: subscribe to %s failed: %s", self.client_id, topics, mqtt.error_string(result))
             return
         self._pending_subs.add(mid)
-        log.info("mqtt source %s: new session on %s, subscribing to %s", self.client_id, where, topics)
+        log.info("mqtt source %s: %s session on %s, subscribing to %s", self.client_id,
+                 "resumed" if flags.session_present else "new", where, self.source.topics)
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, reasons: list[Any], _p: Any) -> None:
         failed = [str(r) for r in reasons if r.is_failure]
@@ -379,12 +388,3 @@ class MqttSink(DynamicSink[Outgoing]):
         client_id = f"{self.settings.client_id}-{self.flow}-out-w{worker_index}"
         return _MqttSinkPartition(MqttPublisher(self.settings, client_id))
 
-
-def wait_connected(publisher: MqttPublisher, timeout: float = 10.0) -> bool:
-    """True once *publisher*'s client is connected (for scripts that outlive a broker restart)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if publisher.client.is_connected():
-            return True
-        time.sleep(0.02)
-    return False

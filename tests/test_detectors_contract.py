@@ -1,0 +1,153 @@
+"""Contract tests run over every sensor detector, plus streaming statistics vs numpy."""
+
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+import random
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from detectors.base import AnomalyDetector
+from detectors.hst import HSTDetector
+from detectors.sensor import SensorDetector, SensorDetectorParams
+from detectors.zscore import RollingWindow, RollingZScore
+
+FACTORIES: dict[str, Callable[[], AnomalyDetector]] = {
+    "zscore": lambda: RollingZScore(window=50),
+    "hst": lambda: HSTDetector(window_size=50, seed=7),
+    "sensor": lambda: SensorDetector(SensorDetectorParams(memory=200, ref_window=100)),
+}
+
+
+def stream(n: int = 400, seed: int = 0) -> list[dict[str, float]]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        v = 10 + math.sin(i / 15) + rng.gauss(0, 0.2)
+        if i in (150, 300):
+            v += 20  # spikes
+        if 200 <= i < 220:
+            v = 10.0  # a stuck stretch
+        out.append({"value": v})
+    return out
+
+
+def run(det: AnomalyDetector, xs: list[dict[str, float]]) -> list[float]:
+    scores = []
+    for x in xs:
+        scores.append(det.score_one(x))
+        det.learn_one(x)
+    return scores
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+def factory(request: pytest.FixtureRequest) -> Callable[[], AnomalyDetector]:
+    return FACTORIES[request.param]
+
+
+def test_follows_protocol(factory: Callable[[], AnomalyDetector]) -> None:
+    assert isinstance(factory(), AnomalyDetector)
+
+
+def test_scores_finite_and_in_unit_interval(factory: Callable[[], AnomalyDetector]) -> None:
+    xs = stream() + [{"value": 1e12}, {"value": -1e12}, {"value": 0.0}] + [{"value": 5.0}] * 50
+    scores = run(factory(), xs)
+    assert all(math.isfinite(s) and 0.0 <= s <= 1.0 for s in scores)
+
+
+def test_spike_scores_above_typical(factory: Callable[[], AnomalyDetector]) -> None:
+    scores = run(factory(), stream())
+    typical = float(np.median(scores[100:]))
+    assert scores[300] > typical
+
+
+@pytest.mark.parametrize("copier", [lambda d: pickle.loads(pickle.dumps(d)), copy.deepcopy])
+def test_copy_round_trip_gives_same_next_scores(
+    factory: Callable[[], AnomalyDetector], copier: Callable[[AnomalyDetector], AnomalyDetector]
+) -> None:
+    xs = stream()
+    det = factory()
+    run(det, xs[:250])
+    clone = copier(det)
+    assert run(clone, xs[250:]) == run(det, xs[250:])
+
+
+def test_same_seed_same_scores(factory: Callable[[], AnomalyDetector]) -> None:
+    xs = stream(seed=3)
+    assert run(factory(), xs) == run(factory(), xs)
+
+
+def test_input_not_mutated(factory: Callable[[], AnomalyDetector]) -> None:
+    det = factory()
+    for x in stream(200):
+        before = dict(x)
+        det.score_one(x)
+        det.learn_one(x)
+        assert x == before
+
+
+def test_score_one_does_not_learn(factory: Callable[[], AnomalyDetector]) -> None:
+    xs = stream()
+    a, b = factory(), factory()
+    run(a, xs[:200])
+    run(b, xs[:200])
+    for x in xs[200:220]:
+        a.score_one(x)
+        a.score_one({"value": x["value"] + 1.0})
+    assert run(a, xs[220:]) == run(b, xs[220:])
+
+
+def test_missing_and_new_keys_tolerated(factory: Callable[[], AnomalyDetector]) -> None:
+    det = factory()
+    run(det, stream(150))
+    for x in ({}, {"other": 1.0}, {"value": 10.0, "extra": 3.0}, {"value": math.nan}):
+        s = det.score_one(x)
+        det.learn_one(x)
+        assert math.isfinite(s) and 0.0 <= s <= 1.0
+
+
+# -- streaming statistics vs a numpy batch oracle ---------------------------------------
+
+
+def test_rolling_window_quantiles_match_numpy() -> None:
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=500)
+    win = RollingWindow(64)
+    for i, v in enumerate(data):
+        win.append(float(v))
+        ref = data[max(0, i - 63) : i + 1]
+        for q in (0.1, 0.25, 0.5, 0.9):
+            assert win.quantile(q) == pytest.approx(np.quantile(ref, q), abs=1e-12)
+
+
+def test_rolling_zscore_matches_numpy() -> None:
+    rng = np.random.default_rng(2)
+    data = rng.normal(5, 2, size=300)
+    det = RollingZScore(window=100)
+    for v in data:
+        det.learn_one({"value": float(v)})
+    ref = data[-100:]
+    med = np.median(ref)
+    scale = (np.quantile(ref, 0.75) - np.quantile(ref, 0.25)) / 1.349
+    assert det.zscore({"value": 12.0}) == pytest.approx(abs(12.0 - med) / scale)
+
+
+def test_sensor_nearest_neighbour_matches_brute_force() -> None:
+    p = SensorDetectorParams(window=8, paa=2, memory=50, min_memory=5)
+    det = SensorDetector(p)
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=120)
+    for v in data:
+        det.learn_one({"value": float(v)})
+    new = 0.7
+    last = np.append(data[-(p.window - 1) :], new).reshape(4, 2).mean(axis=1)
+    # shapes that no longer overlap the present: those ending before the last window readings
+    ends = range(p.window - 1, len(data) - p.window)
+    shapes = [data[e - p.window + 1 : e + 1].reshape(4, 2).mean(axis=1) for e in ends][-p.memory :]
+    brute = min(np.sqrt(np.mean((s - last) ** 2)) for s in shapes)
+    _, dist = det._novelty(new)
+    assert dist == pytest.approx(brute, rel=1e-3, abs=1e-5)

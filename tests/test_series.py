@@ -1,0 +1,131 @@
+"""SeriesState: decisions, explanations, snapshots, and every injected fault kind."""
+
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from flows.config import AlertSettings
+from flows.records import Reading
+from flows.series import SeriesOutput, SeriesParams, SeriesState
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+FAULT_AT = 2000
+NAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "nab"
+
+
+def signal(kind: str, n: int = 2600, seed: int = 0) -> list[float]:
+    """A daily-seasonal noisy sensor with one injected fault at FAULT_AT (1-min readings)."""
+    rng = random.Random(seed)
+    out: list[float] = []
+    for i in range(n):
+        sigma = 0.3 * (6 if kind == "noise_burst" and FAULT_AT <= i < FAULT_AT + 60 else 1)
+        v = 50 + 2 * math.sin(2 * math.pi * i / 288) + rng.gauss(0, sigma)
+        if kind == "spike" and i == FAULT_AT:
+            v += 15
+        if kind == "level_shift" and i >= FAULT_AT:
+            v += 6
+        if kind == "slow_drift" and i >= FAULT_AT:
+            v += 0.01 * (i - FAULT_AT)
+        if kind == "stuck" and FAULT_AT <= i < FAULT_AT + 100:
+            v = out[FAULT_AT - 1]
+        out.append(v)
+    return out
+
+
+def run(values: list[float], state: SeriesState | None = None, start: int = 0) -> list[SeriesOutput]:
+    st = state or SeriesState("site1", "pump7", "temp")
+    return [
+        st.step(Reading("site1", "pump7", "temp", T0 + timedelta(minutes=start + i), v, unit="C"))
+        for i, v in enumerate(values)
+    ]
+
+
+def detections(outs: list[SeriesOutput]) -> list[int]:
+    return [i for i, o in enumerate(outs) if o.is_anomaly]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_clean_signal_raises_no_alert(seed: int) -> None:
+    assert detections(run(signal("none", seed=seed))) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "within"),
+    [("spike", 3), ("level_shift", 3), ("slow_drift", 150), ("stuck", 10), ("noise_burst", 10)],
+)
+def test_each_fault_kind_opens_one_alert_soon_after_it_starts(kind: str, within: int) -> None:
+    outs = run(signal(kind))
+    found = detections(outs)
+    assert found, f"{kind}: no alert"
+    assert FAULT_AT <= found[0] <= FAULT_AT + within, f"{kind}: first alert at {found[0]}"
+    assert all(i >= FAULT_AT for i in found), f"{kind}: alert before the fault: {found}"
+    assert outs[found[0]].score >= outs[found[0]].threshold
+
+
+def test_one_detection_per_event_with_hysteresis() -> None:
+    outs = run(signal("level_shift"))
+    assert len([i for i in detections(outs) if FAULT_AT <= i < FAULT_AT + 100]) == 1
+
+
+def test_no_alert_during_warmup() -> None:
+    values = [10.0 + (50.0 if i % 37 == 0 else 0.0) for i in range(SeriesParams().warmup)]
+    assert detections(run(values)) == []
+
+
+def test_alert_explains_itself_and_closes_with_the_same_id() -> None:
+    outs = run(signal("spike"))
+    alerts = [o.alert for o in outs if o.alert is not None]
+    opened, closed = alerts[0], alerts[1]
+    assert opened.kind == "open" and closed.kind == "close"
+    assert opened.alert_id == closed.alert_id == f"site1/pump7/temp:{int(opened.opened_at.timestamp())}"
+    assert opened.opened_at == T0 + timedelta(minutes=FAULT_AT)
+    assert "temp on site1/pump7" in opened.title and "above expected range" in opened.title
+    for needle in ("expected [", "anomaly score", "threshold", "since 2026-01-02"):
+        assert needle in opened.text
+    assert opened.details["expected_low"] < opened.details["value"]
+    assert closed.state == "closed" and "back to normal" in closed.title
+
+
+def test_score_is_computed_before_learning() -> None:
+    a, b = SeriesState("s", "a", "x"), SeriesState("s", "a", "x")
+    values = signal("none")[:1500]
+    run(values, a)
+    run(values, b)
+    r = Reading("s", "a", "x", T0 + timedelta(minutes=1500), 49.0)
+    assert a.step(r).score == b.detector.score_one({"value": 49.0})
+
+
+@pytest.mark.parametrize("copier", [lambda s: pickle.loads(pickle.dumps(s)), copy.deepcopy])
+def test_snapshot_round_trip_gives_identical_outputs(copier) -> None:  # type: ignore[no-untyped-def]
+    values = signal("spike")
+    st = SeriesState("site1", "pump7", "temp")
+    run(values[:1900], st)
+    clone = copier(st)
+    assert run(values[1900:], clone, 1900) == run(values[1900:], st, 1900)
+
+
+def test_custom_params_and_alert_settings_are_used() -> None:
+    params = SeriesParams(min_threshold=0.99)
+    st = SeriesState("s", "a", "x", params, AlertSettings(open_after=3))
+    assert st.calibration.min_threshold == 0.99 and st.tracker.open_after == 3
+    assert detections(run(signal("level_shift"), st)) == []
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not (NAB / "data").is_dir(), reason=f"NAB data not found under {NAB}")
+def test_no_alert_on_nab_artificial_no_anomaly() -> None:
+    for path in sorted((NAB / "data" / "artificialNoAnomaly").glob("*.csv")):
+        st = SeriesState("nab", "artificialNoAnomaly", path.stem)
+        lines = path.read_text().splitlines()[1:]
+        for line in lines:
+            ts, value = line.split(",")[:2]
+            t = datetime.fromisoformat(ts).replace(tzinfo=UTC)
+            out = st.step(Reading("nab", "artificialNoAnomaly", path.stem, t, float(value)))
+            assert not out.is_anomaly, f"{path.name}: alert at {ts}"
