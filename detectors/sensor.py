@@ -12,7 +12,7 @@
   while naturally quantised series do not.
 
 Both are expressed as a ratio where ``alert_ratio`` is the alert level and squashed to
-[0, 1) with 0.5 at ``alert_ratio``. Cost: one (memory x window/paa) float32 mat-vec per
+[0, 1) with 0.5 at ``alert_ratio``. Cost: one (window/paa x memory) float64 vec-mat per
 reading, about 10-20 microseconds.
 """
 
@@ -33,14 +33,14 @@ class SensorDetectorParams:
 
     window: int = 20  # readings in one shape
     paa: int = 2  # readings averaged into one shape coordinate (window % paa == 0)
-    memory: int = 2000  # past shapes kept for the nearest-neighbour search
+    memory: int = 4000  # past shapes kept for the nearest-neighbour search
     min_memory: int = 20  # shapes needed before the novelty component scores
-    ref_window: int = 1000  # past nearest-neighbour distances kept for the reference
+    ref_window: int = 4000  # past nearest-neighbour distances kept for the reference
     ref_q: float = 0.9  # quantile of past distances the current distance is divided by
     ref_min_samples: int = 50  # past distances needed before scoring
     alert_ratio: float = 1.6  # ratio that maps to a score of 0.5 (the alert level)
     stuck_min_run: int = 3  # unchanged readings before the stuck component may score
-    stuck_surprise: float = 6.0  # -log10 P(run) that maps to alert_ratio
+    stuck_surprise: float = 10.0  # -log10 P(run) that maps to alert_ratio
     range_window: int = 400  # recent values behind expected_range()
     range_sigmas: float = 4.0  # expected range = median +- range_sigmas * robust scale
 
@@ -86,10 +86,13 @@ class SensorDetector:
             )
         self.feature = feature
         self._dim = p.window // p.paa
-        self._recent: deque[float] = deque(maxlen=p.window)
+        self._buf = np.zeros(p.window, dtype=np.float64)  # last values - offset; newest at the end
+        self._offset = 0.0  # the first value: shapes are stored relative to it (conditioning)
+        self._seen = 0
         self._pending: deque[np.ndarray] = deque()  # shapes inside the exclusion zone
-        self._mem = np.zeros((p.memory, self._dim), dtype=np.float32)
-        self._norms = np.zeros(p.memory, dtype=np.float32)
+        self._mem = np.zeros((self._dim, p.memory), dtype=np.float64)  # one shape per column
+        self._half_norms = np.zeros(p.memory, dtype=np.float64)
+        self._dots = np.zeros(p.memory, dtype=np.float64)
         self._filled = 0
         self._pos = 0
         self._dists = RollingWindow(p.ref_window)
@@ -102,14 +105,14 @@ class SensorDetector:
 
     # -- components -------------------------------------------------------------------
     def _shape(self, v: float) -> np.ndarray | None:
+        """Block means of the last ``window - 1`` values and ``v`` (None when too early)."""
         p = self.params
-        if len(self._recent) < p.window - 1:
+        if self._seen < p.window - 1:
             return None
-        a = np.fromiter(self._recent, dtype=np.float64, count=len(self._recent))
-        a = np.append(a[len(a) - p.window + 1 :], v)
-        if p.paa > 1:
-            a = a.reshape(self._dim, p.paa).mean(axis=1)
-        return a.astype(np.float32)
+        buf = np.empty(p.window, dtype=np.float64)
+        buf[:-1] = self._buf[1:]
+        buf[-1] = v - self._offset
+        return buf.reshape(self._dim, p.paa).mean(axis=1)
 
     def _novelty(self, v: float) -> tuple[np.ndarray | None, float]:
         """The current shape and its nearest-neighbour distance (0 when too early)."""
@@ -119,8 +122,12 @@ class SensorDetector:
         dist = 0.0
         if shape is not None and self._filled >= self.params.min_memory:
             n = self._filled
-            d2 = self._norms[:n] - 2.0 * (self._mem[:n] @ shape) + float(shape @ shape)
-            dist = math.sqrt(max(float(d2.min()), 0.0) / self._dim)
+            # min |m - s|^2 = |s|^2 - 2 max(m.s - |m|^2 / 2) over the stored shapes m
+            dots = self._dots[:n]
+            np.dot(shape, self._mem[:, :n], out=dots)
+            np.subtract(dots, self._half_norms[:n], out=dots)
+            d2 = float(shape @ shape) - 2.0 * float(dots.max())
+            dist = math.sqrt(max(d2, 0.0) / self._dim)
         self._cache = (v, shape, dist)
         return shape, dist
 
@@ -162,8 +169,8 @@ class SensorDetector:
             self._pending.append(shape)
             if len(self._pending) > p.window:  # only shapes that no longer overlap the present
                 old = self._pending.popleft()
-                self._mem[self._pos] = old
-                self._norms[self._pos] = float(old @ old)
+                self._mem[:, self._pos] = old
+                self._half_norms[self._pos] = 0.5 * float(old @ old)
                 self._pos = (self._pos + 1) % p.memory
                 self._filled = min(self._filled + 1, p.memory)
         if self._prev is not None:
@@ -171,7 +178,11 @@ class SensorDetector:
             self._run = self._run + 1 if same else 0
             self._n_same += same
             self._n += 1
-        self._recent.append(v)
+        if self._seen == 0:
+            self._offset = v
+        self._buf[:-1] = self._buf[1:]
+        self._buf[-1] = v - self._offset
+        self._seen += 1
         self._values.append(v)
         self._prev = v
 

@@ -63,7 +63,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     run = publish.run_plant if args.kind == "plant" else publish.run_network
-    summary = run(settings, rate=args.rate, duration_s=args.duration, seed=args.seed, speed=args.speed)
+    # --rate and --duration are wall-clock: at --speed N the run covers N times as much simulated time.
+    summary = run(settings, rate=args.rate / args.speed, duration_s=args.duration * args.speed, seed=args.seed,
+                  speed=args.speed, progress=True)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -101,6 +103,43 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print each running flow's metrics (scraped from its endpoint) and the services' state."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from flows.health import PORT_OFFSETS
+
+    settings = _settings(args)
+    report: dict[str, object] = {}
+    for flow, offset in PORT_OFFSETS.items():
+        url = f"http://{settings.metrics.host}:{settings.metrics.port + offset}/metrics"
+        try:
+            text = requests.get(url, timeout=2).text
+        except requests.RequestException:
+            report[flow] = f"not running (no metrics at {url})"
+            continue
+        values: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            if not family.name.startswith("oddwatch_"):
+                continue
+            for sample in family.samples:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                name = sample.name.removeprefix("oddwatch_")
+                if name.endswith(("_bucket", "_created")):
+                    continue
+                values[f"{name}{{{labels}}}" if labels else name] = sample.value
+        report[flow] = values
+    try:
+        from flows.services import from_settings
+
+        report["services"] = from_settings(settings).status()
+    except Exception as exc:  # status must always print something useful
+        report["services"] = f"unknown: {exc}"
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oddwatch", description="Real-time anomaly detection for sensors and logs over MQTT.")
     parser.add_argument("--config", help="TOML config file (default: $ODDWATCH_CONFIG or ./oddwatch.toml)")
@@ -126,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=100.0, help="messages per second")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of wall time")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="simulated seconds per wall second (timestamps end now; default 1 = live)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", help="services + dataflows + simulators, then a summary")
@@ -136,13 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-logs", action="store_true", help="sensors only")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("status", help="metrics of the running flows and the local services")
+    p.set_defaults(func=cmd_status)
+
     p = sub.add_parser("replay", help="replay recorded data over MQTT")
     p.add_argument("path")
     p.add_argument("--format", default="nab", choices=["nab", "hdfs", "bgl", "syslog", "jsonl", "raw"])
     p.add_argument("--topic", default=None, help="topic template, e.g. plant/nab/{category}/{name}")
     p.add_argument("--speed", type=float, default=None, help="N times real time (default: as fast as --rate allows)")
     p.add_argument("--rate", type=float, default=1000.0, help="messages per second limit")
-    p.add_argument("--shift-to-now", action="store_true")
+    p.add_argument("--no-shift", dest="shift_to_now", action="store_false",
+                   help="keep the recorded timestamps (the flows reject readings older than [sensors].max_past_s)")
     p.add_argument("--loop", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_replay)

@@ -167,8 +167,8 @@ def run_demo(settings: Settings, *, duration_s: float = 60.0, seed: int = 7, as_
         # Faults start once the detectors are warm: after their warm-up readings/windows.
         per_series = plant_rate * duration_s / 32
         plant_warmup = min(0.6, max(0.25, 1.3 * settings.series.warmup / per_series))
-        windows = sim_s / settings.log_detector.window_size_s
-        log_warmup = min(0.6, max(0.25, 1.3 * settings.log_detector.warmup / windows))
+        n_windows = sim_s / settings.log_detector.window_size_s
+        log_warmup = min(0.6, max(0.25, 1.3 * settings.log_detector.warmup / n_windows))
         threads = [threading.Thread(target=lambda: results.__setitem__("plant", publish.run_plant(
             settings, rate=plant_rate / speed, duration_s=sim_s, seed=seed, speed=speed, day_s=sim_s / 3,
             warmup_frac=plant_warmup, progress=not as_json)))]

@@ -106,7 +106,8 @@ class LogParams:
     min_threshold: float = 0.1
     margin: float = 0.0
     # explanations
-    rare_fraction: float = 0.01  # a template in under this share of windows is "rare"
+    rare_fraction: float = 0.01  # a template in under this share of windows is "rare" ...
+    rare_min_windows: int = 3  # ... or in fewer windows than this; rare windows are never learnt
     explain_lines: int = 3
 
     def window_params(self) -> LogWindowParams:
@@ -426,7 +427,7 @@ class GroupNovelty:
 
     def _common(self, counts: Mapping[int, int]) -> bool:
         """True when every template is in at least ``rare_fraction`` of the windows so far."""
-        need = max(1.0, self.params.rare_fraction * self.n_windows)
+        need = max(float(self.params.rare_min_windows), self.params.rare_fraction * self.n_windows)
         return all(self.df.get(tid, 0) >= need for tid in counts)
 
     def _candidate(self, vec: np.ndarray, win: ClosedWindow, common: bool) -> bool:

@@ -176,8 +176,14 @@ class NoveltyStep:
         if state.novelty.model is not None and state.novelty.model != item.model:
             state.novelty.reembed(item.model, self.embedder.encode)  # model or truncate_dim changed
         result = state.novelty.process(item)
+        metrics.WINDOWS_SCORED.inc()
+        metrics.END_TO_END_LAG_SECONDS.observe(max(0.0, utcnow().timestamp() - result.end))
+        if state.novelty.index is not None:
+            metrics.INDEX_SIZE.labels(group=result.source).set(len(state.novelty.index))
         end = datetime.fromtimestamp(result.end, UTC)
         t = state.tracker.update(end, result.score, result.threshold, result.warm)
+        if t is not None:
+            metrics.ALERTS.labels(source="log", kind=t.kind).inc()
         if t is not None and t.kind == "open":
             state.open_severity = severity_of(t.score)
         return state, Decided(result, log_alert(result, t, state.open_severity) if t else None)
@@ -274,7 +280,9 @@ def build_flow(
     embedder = embedder or build_embedder(params)
     if source is None:
         from flows.connectors.mqtt import MqttSource
+        from flows.health import start_health
 
+        start_health(settings, "logs")
         source = MqttSource(settings.mqtt, [s.topic for s in settings.logs.subscriptions], flow="logs")
     if influx_sink is None:
         from flows.connectors.influx import InfluxSink
@@ -288,7 +296,7 @@ def build_flow(
 
     flow = Dataflow("logs")
     messages = op.input("mqtt_in", flow, source)
-    parsed = op.flat_map("parse_log", messages, LogParser(settings.logs))
+    parsed = op.flat_map("parse_log", messages, metrics.counted("log", LogParser(settings.logs)))
     split = op.branch("split_errors", parsed, lambda x: isinstance(x, LogLine))
     keyed = op.key_on("group_key", split.trues, lambda line: line.key)
     templated = op.stateful("templates", keyed, lambda resume: TemplatesLogic(params, idle_check_s, resume))

@@ -20,7 +20,7 @@ Every metric name starts with ``oddwatch_``; counters are exposed with the ``_to
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,7 +36,7 @@ from prometheus_client import (
 )
 
 from flows.config import MetricsSettings
-from flows.records import Point
+from flows.records import IngestError, Message, Point
 
 PREFIX = "oddwatch_"
 PIPELINE_MEASUREMENT = "pipeline"
@@ -318,3 +318,18 @@ def pipeline_points(now: datetime, instance: str = "oddwatch") -> list[Point]:
     if reporter is None:
         reporter = _DEFAULT_REPORTERS[instance] = PipelineReporter(instance)
     return reporter.points(now)
+
+
+def counted(stream: str, parse: Callable[[Message], list[Any]]) -> Callable[[Message], list[Any]]:
+    """*parse* with the ``messages_in`` and ``parse_errors`` metrics counted."""
+    messages_in = MESSAGES_IN.labels(stream=stream)
+
+    def step(msg: Message) -> list[Any]:
+        messages_in.inc()
+        items = parse(msg)
+        for item in items:
+            if isinstance(item, IngestError):
+                PARSE_ERRORS.labels(stream=stream, reason=item.reason).inc()
+        return items
+
+    return step

@@ -7,9 +7,9 @@ record another step still holds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-UTC = timezone.utc
+UTC = UTC
 EXCERPT_CHARS = 256
 
 

@@ -17,10 +17,11 @@ from typing import Any
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
+from flows import metrics
 from flows.config import Settings, load_settings
 from flows.logsetup import configure_logging
 from flows.outputs import alert_message, alert_points, deadletter_message, error_point
-from flows.records import Outgoing, Point, Reading
+from flows.records import Outgoing, Point, Reading, utcnow
 from flows.sensor_parse import SensorParser
 from flows.series import SeriesOutput, SeriesState
 
@@ -47,7 +48,12 @@ class ScoreStep:
         if state is None:
             state = SeriesState(reading.site, reading.asset, reading.sensor, self.params, self.alerts)
         out = state.step(reading)
+        metrics.READINGS_SCORED.inc()
+        metrics.END_TO_END_LAG_SECONDS.observe(max(0.0, (utcnow() - reading.ts).total_seconds()))
+        if out.alert is not None:
+            metrics.ALERTS.labels(source="sensor", kind=out.alert.kind).inc()
         return state, Scored(reading, out, state.tracker.is_open)
+
 
 
 def score_point(s: Scored) -> Point:
@@ -93,7 +99,9 @@ def build_flow(
     parser = SensorParser(settings.sensors)
     if source is None:
         from flows.connectors.mqtt import MqttSource
+        from flows.health import start_health
 
+        start_health(settings, "sensors")
         topics = [sub.topic for sub in settings.sensors.subscriptions]
         source = MqttSource(settings.mqtt, topics, flow="sensors")
     if influx_sink is None:
@@ -109,7 +117,7 @@ def build_flow(
     dead_prefix = settings.mqtt.deadletter_prefix
     flow = Dataflow("sensors")
     messages = op.input("mqtt_in", flow, source)
-    parsed = op.flat_map("parse_reading", messages, parser.parse)
+    parsed = op.flat_map("parse_reading", messages, metrics.counted("sensor", parser.parse))
     split = op.branch("split_errors", parsed, lambda x: isinstance(x, Reading))
     readings = split.trues
     errors = split.falses

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 import requests
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from flows import metrics
 from flows.config import InfluxSettings, expand
 from flows.lineproto import to_line
 from flows.records import Point
@@ -503,6 +504,8 @@ class InfluxWriter:
             if outcome == _OK:
                 with self._cond:
                     self.written += len(lines)
+                metrics.INFLUX_POINTS_WRITTEN.inc(len(lines))
+                metrics.SPOOL_BYTES.set(self._spool.bytes)
                 return True
             if outcome == _REJECT:
                 if len(lines) == 1:
@@ -511,6 +514,7 @@ class InfluxWriter:
                 mid = len(lines) // 2
                 return self._deliver(lines[:mid], attempts) and self._deliver(lines[mid:], attempts)
             self._mark_down(message)
+            metrics.INFLUX_WRITE_ERRORS.inc()
             if outcome == _FAIL or attempt + 1 >= attempts or self._stop.is_set():
                 return False
             with self._cond:
@@ -524,6 +528,7 @@ class InfluxWriter:
     def _rejected_line(self, line: str, message: str) -> None:
         """Count a line InfluxDB refused; log the first ones of each minute in full."""
         now = time.monotonic()
+        metrics.INFLUX_WRITE_ERRORS.inc()
         with self._cond:
             self.rejected += 1
             if now - self._reject_window > 60.0:
