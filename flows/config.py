@@ -113,9 +113,9 @@ class LogSettings:
 
 @dataclass
 class AlertSettings:
-    open_after: int = 2  # readings at or above the threshold before an alert opens
+    open_after: int = 1  # readings at or above the threshold before an alert opens
     close_after: int = 10  # readings below the threshold before it closes
-    cooldown_s: float = 300.0  # no new alert for a series this soon after one closed
+    cooldown_s: float = 30000.0  # no new alert for a series this soon after one closed (NAB-tuned)
     budget_per_source_per_hour: int = 6
     budget_global_per_hour: int = 60
 
