@@ -36,13 +36,33 @@ class SensorDetectorParams:
     memory: int = 4000  # past shapes kept for the nearest-neighbour search
     min_memory: int = 20  # shapes needed before the novelty component scores
     ref_window: int = 4000  # past nearest-neighbour distances kept for the reference
-    ref_q: float = 0.9  # quantile of past distances the current distance is divided by
+    ref_q: float = 0.95  # quantile of past distances the current distance is divided by
     ref_min_samples: int = 50  # past distances needed before scoring
-    alert_ratio: float = 1.6  # ratio that maps to a score of 0.5 (the alert level)
+    alert_ratio: float = 1.4  # ratio that maps to a score of 0.5 (the alert level)
     stuck_min_run: int = 3  # unchanged readings before the stuck component may score
     stuck_surprise: float = 10.0  # -log10 P(run) that maps to alert_ratio
     range_window: int = 400  # recent values behind expected_range()
     range_sigmas: float = 4.0  # expected range = median +- range_sigmas * robust scale
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first setting whose value cannot work."""
+        checks = [
+            ("window", self.window >= 2 and self.paa >= 1 and self.window % self.paa == 0,
+             f"must be >= 2 and a multiple of paa = {self.paa!r}"),
+            ("memory", self.memory >= self.min_memory >= 1, f"must be >= min_memory = {self.min_memory!r} >= 1"),
+            ("ref_window", self.ref_window >= 2, "must be >= 2"),
+            ("ref_q", 0.0 < self.ref_q < 1.0, "must be in (0, 1)"),
+            ("alert_ratio", self.alert_ratio > 0, "must be > 0"),
+            ("stuck_min_run", self.stuck_min_run >= 1, "must be >= 1"),
+            ("stuck_surprise", self.stuck_surprise > 0, "must be > 0"),
+            ("range_window", self.range_window >= 1, "must be >= 1"),
+        ]
+        for name, ok, why in checks:
+            if not ok:
+                raise ValueError(f"sensor detector setting {name} = {getattr(self, name)!r}: {why}")
 
 
 class SensorDetector:
@@ -72,18 +92,7 @@ class SensorDetector:
 
     def __init__(self, params: SensorDetectorParams | None = None, *, feature: str = "value") -> None:
         self.params = p = params or SensorDetectorParams()
-        if p.paa < 1 or p.window < 2 or p.window % p.paa:
-            raise ValueError(
-                f"SensorDetector: window = {p.window!r}, paa = {p.paa!r}: window must be >= 2 "
-                "and a multiple of paa"
-            )
-        if p.memory < p.min_memory or p.min_memory < 1:
-            raise ValueError(f"SensorDetector: memory = {p.memory!r} must be >= min_memory = {p.min_memory!r} >= 1")
-        if not 0.0 < p.ref_q < 1.0 or p.alert_ratio <= 0 or p.stuck_surprise <= 0:
-            raise ValueError(
-                f"SensorDetector: ref_q = {p.ref_q!r} must be in (0, 1); alert_ratio = {p.alert_ratio!r} "
-                f"and stuck_surprise = {p.stuck_surprise!r} must be > 0"
-            )
+        p.validate()
         self.feature = feature
         self._dim = p.window // p.paa
         self._buf = np.zeros(p.window, dtype=np.float64)  # last values - offset; newest at the end
@@ -95,7 +104,8 @@ class SensorDetector:
         self._dots = np.zeros(p.memory, dtype=np.float64)
         self._filled = 0
         self._pos = 0
-        self._dists = RollingWindow(p.ref_window)
+        self._dists = RollingWindow(p.ref_window)  # past non-zero nearest-neighbour distances
+        self._zero_dists = 0  # readings whose shape had an exact match
         self._values = RollingWindow(p.range_window)
         self._prev: float | None = None
         self._run = 0
@@ -112,7 +122,9 @@ class SensorDetector:
         buf = np.empty(p.window, dtype=np.float64)
         buf[:-1] = self._buf[1:]
         buf[-1] = v - self._offset
-        return buf.reshape(self._dim, p.paa).mean(axis=1)
+        if p.paa == 1:
+            return buf
+        return np.add.reduce(buf.reshape(self._dim, p.paa), axis=1) * (1.0 / p.paa)
 
     def _novelty(self, v: float) -> tuple[np.ndarray | None, float]:
         """The current shape and its nearest-neighbour distance (0 when too early)."""
@@ -140,10 +152,13 @@ class SensorDetector:
             return out
         v = float(v)
         _, dist = self._novelty(v)
+        ref: float | None = None
         if len(self._dists) >= p.ref_min_samples:
             ref = self._dists.quantile(p.ref_q)
-            scale_floor = 1e-9 * (1.0 + abs(v))
-            out["novelty"] = dist / max(ref, scale_floor)
+        elif self._zero_dists >= p.ref_min_samples:
+            ref = 0.0  # a series that so far repeated itself exactly: any change is new
+        if ref is not None:
+            out["novelty"] = dist / max(ref, 1e-9 * (1.0 + abs(v)))
         if self._prev is not None and v == self._prev and self._run + 1 >= p.stuck_min_run:
             p_same = (self._n_same + 1.0) / (self._n + 2.0)
             surprise = -(self._run + 1) * math.log10(p_same)
@@ -165,12 +180,14 @@ class SensorDetector:
         self._cache = None
         if dist > 0.0:
             self._dists.append(dist)
+        elif shape is not None and self._filled >= p.min_memory:
+            self._zero_dists += 1
         if shape is not None:
             self._pending.append(shape)
             if len(self._pending) > p.window:  # only shapes that no longer overlap the present
                 old = self._pending.popleft()
                 self._mem[:, self._pos] = old
-                self._half_norms[self._pos] = 0.5 * float(old @ old)
+                self._half_norms[self._pos] = self._half_norm(old)
                 self._pos = (self._pos + 1) % p.memory
                 self._filled = min(self._filled + 1, p.memory)
         if self._prev is not None:
@@ -185,6 +202,25 @@ class SensorDetector:
         self._seen += 1
         self._values.append(v)
         self._prev = v
+
+    @staticmethod
+    def _half_norm(shape: np.ndarray) -> float:
+        return 0.5 * float(shape @ shape)
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickle without the scratch buffer and the derived norms (rebuilt on load)."""
+        state = self.__dict__.copy()
+        for name in ("_dots", "_half_norms", "_cache"):
+            state.pop(name)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._dots = np.zeros(self.params.memory, dtype=np.float64)
+        self._half_norms = np.zeros(self.params.memory, dtype=np.float64)
+        for j in range(self._filled):
+            self._half_norms[j] = self._half_norm(np.ascontiguousarray(self._mem[:, j]))
+        self._cache = None
 
     def expected_range(self) -> tuple[float, float]:
         """``median +- range_sigmas * robust scale`` of recent values (NaNs before data)."""

@@ -115,7 +115,7 @@ class LogSettings:
 class AlertSettings:
     open_after: int = 1  # readings at or above the threshold before an alert opens
     close_after: int = 10  # readings below the threshold before it closes
-    cooldown_s: float = 30000.0  # no new alert for a series this soon after one closed (NAB-tuned)
+    cooldown_s: float = 14400.0  # no new alert for a series this soon after one closed (NAB-tuned)
     budget_per_source_per_hour: int = 6
     budget_global_per_hour: int = 60
 

@@ -86,8 +86,8 @@ class LogParams:
     cache_capacity: int = 10000
     micro_batch: int = 256  # windows per embedding micro-batch in the live flow
     # window vector
-    weighting: str = "logtfidf"  # count | tfidf | logtfidf
-    count_weight: float = 0.5  # share of the template-count part in the window vector
+    weighting: str = "logtfidf"  # count | tfidf | logtfidf | idf (presence x idf)
+    count_weight: float = 0.7  # share of the template-count part in the window vector
     count_dims: int = 256
     # novelty index
     index_capacity: int = 10000
@@ -99,11 +99,12 @@ class LogParams:
     refresh_every: int = 1000  # recompute stored vectors with the current idf every N windows
     promote_min: int = 5
     promote_rate: float = 0.05
-    candidates: int = 1000
+    candidates: int = 1000  # most high-scoring shapes tracked for promotion
+    candidate_radius: float = 0.05  # a window this close to a tracked shape supports it
     # calibration
     q: float = 0.99
-    warmup: int = 100
-    min_threshold: float = 0.1
+    warmup: int = 20  # normal windows learnt before alerts
+    min_threshold: float = 0.11
     margin: float = 0.0
     # explanations
     rare_fraction: float = 0.01  # a template in under this share of windows is "rare" ...
@@ -122,8 +123,8 @@ class LogParams:
     def validate(self) -> None:
         """Raise ValueError naming the field and value when a setting cannot work."""
         self.window_params().validate()
-        if self.weighting not in ("count", "tfidf", "logtfidf"):
-            raise ValueError(f"LogParams: weighting = {self.weighting!r} must be count, tfidf or logtfidf")
+        if self.weighting not in ("count", "tfidf", "logtfidf", "idf"):
+            raise ValueError(f"LogParams: weighting = {self.weighting!r} must be count, tfidf, logtfidf or idf")
         if not 0.0 <= self.count_weight <= 1.0:
             raise ValueError(f"LogParams: count_weight = {self.count_weight!r} must be in [0, 1]")
         for name in ("count_dims", "index_capacity", "index_k", "micro_batch", "promote_min", "max_templates"):
@@ -304,7 +305,7 @@ class GroupNovelty:
         w = self.params.weighting
         if w == "count":
             return float(count)
-        tf = float(count) if w == "tfidf" else 1.0 + math.log(count)
+        tf = {"tfidf": float(count), "logtfidf": 1.0 + math.log(count), "idf": 1.0}[w]
         return tf * self._idf(tid)
 
     def vector(self, counts: Mapping[int, int]) -> np.ndarray:
@@ -435,7 +436,7 @@ class GroupNovelty:
         assert self.index is not None and self.candidates is not None
         p = self.params
         dist, key, _ = self.candidates.score(vec)
-        if key is None or dist >= p.admit_distance:
+        if key is None or dist >= p.candidate_radius:
             self.candidates.add(vec, self._meta(win))
             return False
         meta = self.candidates.meta(key)

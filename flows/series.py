@@ -36,6 +36,11 @@ class SeriesParams(SensorDetectorParams):
     margin: float = 0.0
     critical_score: float = 0.9  # alerts whose score reaches this are "critical"
 
+    def validate(self) -> None:
+        """Raise ValueError naming the first setting whose value cannot work."""
+        super().validate()
+        QuantileThreshold(q=self.q, warmup=self.warmup, min_threshold=self.min_threshold, margin=self.margin)
+
     def detector_params(self) -> SensorDetectorParams:
         names = {f.name for f in fields(SensorDetectorParams)}
         return SensorDetectorParams(**{k: v for k, v in asdict(self).items() if k in names})

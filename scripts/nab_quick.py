@@ -21,6 +21,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -33,6 +34,7 @@ try:  # the exact NAB v1.1 scorer (engineer E); the approximation below is the f
 except ImportError:  # pragma: no cover
     nab = None  # type: ignore[assignment]
 
+_D = TypeVar("_D", SeriesParams, AlertSettings)
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nab"
 PROFILES = {
     "standard": (1.0, 0.11, 1.0),
@@ -179,7 +181,8 @@ def score_both(results, decided, oracle_in, own_in, args, profile: str) -> tuple
     return oracle_score, thr, approx_score(own_in, profile, fixed=1.0)[0]
 
 
-def _parse_sets(items: list[str], obj: object) -> object:
+def _parse_sets(items: list[str], obj: _D) -> _D:
+    """``obj`` with the ``key=value`` items that name one of its fields applied."""
     hints = {f.name: f.type for f in dataclasses.fields(obj)}
     changes = {}
     for item in items:

@@ -89,3 +89,14 @@ def test_likelihood_tail_probability_matches_batch() -> None:
     expected = 0.5 * math.erfc(z / math.sqrt(2))
     assert lik.tail_probability(0.8) == pytest.approx(expected, rel=1e-6)
     assert 0.0 <= lik.score_one(0.8) <= 1.0
+
+
+def test_reset_forgets_and_warms_up_again() -> None:
+    cal = QuantileThreshold(warmup=10, min_threshold=0.0)
+    for v in np.linspace(0, 1, 200):
+        cal.learn_one(float(v))
+    cal.reset(warmup=3)
+    assert (cal.warm, cal.n, cal.warmup) == (False, 0, 3)
+    for _ in range(3):
+        cal.learn_one(0.1)
+    assert cal.warm and cal.threshold == pytest.approx(0.1)
