@@ -51,7 +51,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     target = {"sensors": "flows.sensors:build_flow()", "logs": "flows.logs:build_flow()"}[args.flow]
     argv = [sys.executable, "-m", "bytewax.run", target, "-w", str(args.workers)]
     if args.recovery_dir:
-        argv += ["-r", args.recovery_dir, "-s", str(args.snapshot_s), "-b", "0"]
+        recovery = Path(args.recovery_dir)
+        if not recovery.exists():  # Bytewax needs its partitions created once
+            recovery.mkdir(parents=True)
+            import subprocess
+
+            subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True)
+        argv += ["-r", str(recovery), "-s", str(args.snapshot_s), "-b", "0"]
     if args.config:
         os.environ["ODDWATCH_CONFIG"] = args.config
     os.execv(sys.executable, argv)

@@ -16,6 +16,7 @@ backslash-n where the text had a line break.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import re
@@ -34,7 +35,13 @@ _KEY_SPECIAL = frozenset(",= ")
 _NEWLINES = {"\n": "\\n", "\r": "\\r"}
 
 
+_NEEDS_ESCAPE = re.compile(r"[\\,= \n\r]")
+
+
+@functools.lru_cache(maxsize=65536)
 def _escape_name(text: str, special: frozenset[str]) -> str:
+    if not _NEEDS_ESCAPE.search(text):  # the common case: nothing to escape
+        return text
     out: list[str] = []
     last = len(text) - 1
     for i, ch in enumerate(text):

@@ -41,7 +41,7 @@ from flows.log_pipeline import (
 )
 from flows.logsetup import configure_logging
 from flows.outputs import alert_message, alert_points, deadletter_message, error_point
-from flows.records import UTC, Alert, IngestError, LogLine, Message, Point, utcnow
+from flows.records import UTC, Alert, IngestError, LogLine, Message, Point, spread_errors, utcnow
 from flows.topics import parse_topic
 
 EMBED_KEY = "embed"
@@ -61,9 +61,9 @@ class LogParser:
                                 f"topic {msg.topic!r} matches no log subscription with site/host/app ({known})",
                                 msg.received)]
         s = self.settings
-        return parse_log_message(msg, site=tags["site"], host=tags["host"], app=tags["app"],
+        return spread_errors(parse_log_message(msg, site=tags["site"], host=tags["host"], app=tags["app"],
                                  max_payload_bytes=s.max_payload_bytes, max_future_s=s.max_future_s,
-                                 max_past_s=s.max_past_s)
+                                 max_past_s=s.max_past_s))  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------- step "templates"
@@ -172,7 +172,7 @@ class NoveltyStep:
             return state, None
         if state is None:
             state = GroupState(GroupNovelty(item.window.source, self.params),
-                               AlertTracker(1, self.alerts.close_after, self.alerts.cooldown_s))
+                               AlertTracker(1, self.alerts.log_close_after, self.alerts.log_cooldown_s))
         if state.novelty.model is not None and state.novelty.model != item.model:
             state.novelty.reembed(item.model, self.embedder.encode)  # model or truncate_dim changed
         result = state.novelty.process(item)

@@ -6,8 +6,10 @@ record another step still holds.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 UTC = UTC
 EXCERPT_CHARS = 256
@@ -131,3 +133,15 @@ class Alert:
     @property
     def state(self) -> str:
         return "closed" if self.kind == "close" else "open"
+
+
+def spread_errors(items: Sequence[object]) -> list[object]:
+    """Give the errors of one message distinct timestamps (1 µs apart, by position).
+
+    Errors of one message share topic, reason and arrival time; InfluxDB would keep only the
+    last of several points with the same series and timestamp.
+    """
+    return [
+        dataclasses.replace(x, ts=x.ts + timedelta(microseconds=i)) if i and isinstance(x, IngestError) else x
+        for i, x in enumerate(items)
+    ]

@@ -31,7 +31,7 @@ from typing import Any
 
 from flows.config import SensorSettings
 from flows.lineproto import parse_lines
-from flows.records import UTC, IngestError, Message, Reading, excerpt
+from flows.records import UTC, IngestError, Message, Reading, excerpt, spread_errors
 from flows.topics import parse_topic
 
 STEP = "parse_reading"
@@ -100,7 +100,7 @@ class SensorParser:
         now = now or msg.received
         try:
             tags = self._tags(msg.topic)
-            return self._parse_payload(msg, tags, now)
+            return spread_errors(self._parse_payload(msg, tags, now))  # type: ignore[return-value]
         except _Reject as rej:
             return [self._error(msg, rej.reason, rej.detail, now)]
 
@@ -130,7 +130,7 @@ class SensorParser:
             raise _Reject("bad_encoding", f"payload is not UTF-8: {exc}") from None
         if not text:
             raise _Reject("empty", "payload is empty")
-        if text[0] in "{[":
+        if text[0] in '{["':
             return self._from_json(msg, text, tags, now)
         try:
             number = float(text)

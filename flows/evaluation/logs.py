@@ -33,6 +33,7 @@ import numpy as np
 from flows.log_pipeline import LogParams, LogScorer, WindowResult
 
 FORMATS = ("hdfs", "raw", "jsonl", "bgl")
+_DAYS: dict[str, float] = {}
 
 
 def parse_hdfs(line: str) -> tuple[float, str]:

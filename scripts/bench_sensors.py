@@ -1,0 +1,442 @@
+"""Throughput and latency of the sensor dataflow against a local Mosquitto and InfluxDB.
+
+Usage::
+
+    .venv/bin/python scripts/bench_sensors.py [--series 1000] [--readings 60000] [--quick]
+
+Mosquitto and InfluxDB 1.x are started on free loopback ports in a temp dir
+(:class:`flows.services.LocalServices`). Measures, in order:
+
+1. ``step``: :meth:`flows.series.SeriesState.step` in µs per reading, by history depth (the
+   detector's nearest-neighbour search grows with its memory of past shapes up to
+   ``memory`` = 4000), and over ``--series`` series round-robin; the pickled size of one
+   series' state (what a Bytewax snapshot stores per series); one reading's points to line
+   protocol;
+2. ``parse``: :meth:`flows.sensor_parse.SensorParser.parse` of one JSON message;
+3. ``flow_null_sink``: the whole Bytewax sensor flow (parse, score, points, metrics) fed by
+   a ``TestingSource`` of JSON messages in batches of 1000 (as ``MqttSource`` hands over a
+   backlog) with null sinks: the in-process ceiling; ``flow_null_sink_batch_1`` the same with
+   one message per batch (a trickle), a fifth of the readings;
+4. ``e2e_json`` / ``e2e_lineproto``: MQTT -> flow -> InfluxDB. The readings are first queued
+   in the flow's persistent MQTT session while it is down (one JSON message per reading, or
+   line protocol with ``--per-message`` readings per message); then the flow starts and the
+   clock runs until ``COUNT(score)`` in InfluxDB reaches the number published. The CPU
+   seconds this process, ``influxd`` and ``mosquitto`` used meanwhile show what limits it;
+5. ``latency``: readings published live at ``--latency-rate`` per second for
+   ``--latency-s`` seconds, each stamped with its publish time; a poller queries InfluxDB
+   every ``--poll-s`` seconds for new ``sensor_score`` points, and a point's latency is the
+   time it was first seen minus its timestamp (publish -> queryable, including the
+   writer's flush interval; the poll period adds up to ``--poll-s`` to each value, see
+   :func:`bench_latency`); ``mean_ms_to_scored_in_flow`` is the flow's own lag metric
+   (timestamp to score emitted) over the same readings.
+
+Prints a markdown table and writes ``out/bench-sensors.json`` for
+``scripts/make_benchmarks.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import pickle
+import random
+import resource
+import shlex
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bytewax.outputs import DynamicSink, StatelessSinkPartition  # noqa: E402
+from bytewax.testing import TestingSource, run_main  # noqa: E402
+
+from flows import metrics  # noqa: E402
+from flows.config import Settings, build_settings  # noqa: E402
+from flows.connectors.influx import InfluxQuery  # noqa: E402
+from flows.connectors.mqtt import MqttPublisher  # noqa: E402
+from flows.lineproto import to_line  # noqa: E402
+from flows.records import UTC, Message, Reading, utcnow  # noqa: E402
+from flows.sensor_parse import SensorParser  # noqa: E402
+from flows.sensors import Scored, build_flow, to_points  # noqa: E402
+from flows.series import SeriesState  # noqa: E402
+from flows.services import LocalServices, free_port  # noqa: E402
+from simulators.plant import PlantSimulation  # noqa: E402
+from simulators.publish import reading_payload, rfc3339  # noqa: E402
+from tests.flowrunner import FlowRunner, wait_for  # noqa: E402
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- helpers
+class _NullSink(DynamicSink[Any]):
+    """Counts what it is given and drops it."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> StatelessSinkPartition[Any]:
+        sink = self
+
+        class _Part(StatelessSinkPartition[Any]):
+            def write_batch(self, items: list[Any]) -> None:
+                sink.count += len(items)
+
+        return _Part()
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of process *pid* so far (0 when unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_all(local: LocalServices) -> dict[str, float]:
+    status = local.status()
+    own = os.times()
+    return {"flow_process": own.user + own.system, "influxd": _cpu_s(status["influx"]["pid"]),
+            "mosquitto": _cpu_s(status["mqtt"]["pid"])}
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
+
+
+def _settings(local: LocalServices, tmp: Path, name: str) -> Settings:
+    return build_settings({
+        "mqtt": {"host": local.mqtt_host, "port": local.mqtt_port, "client_id": f"bench-{name}"},
+        "influx": {"url": local.influx_url, "database": local.database, "spool_dir": str(tmp / "spool" / name)},
+        "services": {"state_dir": str(local.state_dir), "influx_rpc_port": local.influx_rpc_port},
+        "metrics": {"port": free_port()},
+    })
+
+
+def _sim(series: int, readings: int, *, end: datetime, site: str = "north") -> PlantSimulation:
+    """The plant with *series* series on one site, *readings* readings in all, 10 per series per
+    simulated second, the last one stamped at *end*."""
+    rate = series * 10.0
+    duration = readings / rate
+    return PlantSimulation(seed=11, rate=rate, duration_s=duration, start=end - timedelta(seconds=duration),
+                           n_series=series, sites=(site,), faults=True)
+
+
+def _count(query: InfluxQuery, site: str) -> int:
+    rows = query.query(f"SELECT COUNT(score) FROM sensor_score WHERE site = '{site}'")
+    return int(rows[0]["count"]) if rows else 0
+
+
+# --------------------------------------------------------------------------- in process
+def bench_step(series: int, depth: int) -> dict[str, float]:
+    """µs per SeriesState.step by history depth (one series), and over *series* series."""
+    rng = random.Random(1)
+    st = SeriesState("s", "a", "x")
+    marks = sorted({d for d in (300, 1000, 2000, 4000, depth) if d <= depth})
+    out: dict[str, float] = {}
+    i = 0
+    for mark in marks:
+        chunk = min(500, mark - i)
+        while i < mark - chunk:  # untimed: grow the history
+            st.step(Reading("s", "a", "x", T0 + timedelta(seconds=i), 50 + math.sin(i / 30) + rng.gauss(0, 0.1)))
+            i += 1
+        start = time.perf_counter()
+        for _ in range(chunk):
+            st.step(Reading("s", "a", "x", T0 + timedelta(seconds=i), 50 + math.sin(i / 30) + rng.gauss(0, 0.1)))
+            i += 1
+        out[f"us_per_reading_at_history_{mark}"] = round((time.perf_counter() - start) / chunk * 1e6, 1)
+    states = [SeriesState("s", f"a{k}", "x") for k in range(series)]
+    per = 50
+    start = time.perf_counter()
+    for j in range(per):
+        for k, state in enumerate(states):
+            state.step(Reading("s", f"a{k}", "x", T0 + timedelta(seconds=j), 50 + rng.gauss(0, 1)))
+    out[f"us_per_reading_{series}_series_first_{per}"] = round((time.perf_counter() - start) / (per * series) * 1e6, 1)
+    out["state_pickle_kb_at_history_max"] = round(len(pickle.dumps(st)) / 1024, 1)
+    # The output side of one reading: sensor_score point -> line protocol.
+    r = Reading("s", "a", "x", T0, 1.0)
+    scored = Scored(r, st.step(r))
+    n = 20_000
+    start = time.perf_counter()
+    for _ in range(n):
+        for point in to_points(scored):
+            to_line(point)
+    out["us_per_point_to_line"] = round((time.perf_counter() - start) / n * 1e6, 2)
+    return out
+
+
+def _messages(series: int, readings: int) -> list[Message]:
+    sim = _sim(series, readings, end=utcnow())
+    now = utcnow()
+    return [Message(r.topic, reading_payload(r), now) for r in sim]
+
+
+def bench_parse(msgs: list[Message]) -> dict[str, float]:
+    parser = SensorParser(Settings().sensors)
+    n = min(len(msgs), 20_000)
+    start = time.perf_counter()
+    for m in msgs[:n]:
+        parser.parse(m)
+    return {"us_per_json_message": round((time.perf_counter() - start) / n * 1e6, 2)}
+
+
+def bench_flow_null(msgs: list[Message], batch_size: int) -> dict[str, float]:
+    """The sensor flow from a ``TestingSource`` (*batch_size* messages per batch) to null sinks."""
+    points, out = _NullSink(), _NullSink()
+    flow = build_flow(Settings(), source=TestingSource(msgs, batch_size=batch_size), influx_sink=points,
+                      mqtt_sink=out)
+    start = time.perf_counter()
+    run_main(flow)
+    elapsed = time.perf_counter() - start
+    return {"readings": len(msgs), "seconds": round(elapsed, 2), "readings_per_s": round(len(msgs) / elapsed),
+            "us_per_reading": round(elapsed / len(msgs) * 1e6, 1), "points_out": points.count,
+            "alert_messages": out.count}
+
+
+# --------------------------------------------------------------------------- end to end
+def _lineproto_messages(sim: PlantSimulation, site: str, per_message: int) -> list[tuple[str, bytes]]:
+    out: list[tuple[str, bytes]] = []
+    lines: list[str] = []
+    for r in sim:
+        _, _, asset, sensor = r.topic.split("/")
+        lines.append(f"r,asset={asset},sensor={sensor} value={r.value!r} {int(r.ts.timestamp() * 1e6) * 1000}")
+        if len(lines) == per_message:
+            out.append((f"plant/{site}/batch/lp", "\n".join(lines).encode()))
+            lines = []
+    if lines:
+        out.append((f"plant/{site}/batch/lp", "\n".join(lines).encode()))
+    return out
+
+
+def bench_e2e(local: LocalServices, tmp: Path, query: InfluxQuery, *, mode: str, series: int, readings: int,
+              per_message: int) -> dict[str, Any]:
+    """Queue *readings* in the stopped flow's session, then time the flow until all are in InfluxDB."""
+    site = f"bench{mode}"
+    settings = _settings(local, tmp, f"e2e-{mode}")
+    sim = _sim(series, readings, end=utcnow(), site=site)
+    if mode == "json":
+        messages = [(r.topic, reading_payload(r)) for r in sim]
+    else:
+        messages = _lineproto_messages(sim, site, per_message)
+    FlowRunner(settings).start().stop()  # subscribe once: the broker keeps the session and queues
+    start = time.perf_counter()
+    with MqttPublisher(settings.mqtt, f"bench-pub-{mode}") as pub:
+        for topic, payload in messages:
+            pub.publish(topic, payload, qos=1)
+        pub.wait_all(300)
+    publish_s = time.perf_counter() - start
+    runner = FlowRunner(settings)
+    cpu0 = _cpu_all(local)
+    start = time.perf_counter()
+    runner.start()
+    done = wait_for(lambda: _count(query, site) >= readings, 600, interval=0.25)
+    elapsed = time.perf_counter() - start
+    cpu = {f"cpu_s_{k}": round(v - cpu0[k], 1) for k, v in _cpu_all(local).items()}
+    runner.stop()
+    got = _count(query, site)
+    if not done:
+        print(f"bench e2e {mode}: only {got} of {readings} readings reached InfluxDB", file=sys.stderr)
+    return {"readings": readings, "messages": len(messages), "readings_per_message": round(readings / len(messages), 1),
+            "publish_msgs_per_s": round(len(messages) / publish_s), "seconds_to_influx": round(elapsed, 2),
+            "readings_per_s": round(readings / elapsed), "scored": got, **cpu,
+            # robust to other load on the machine: readings per CPU second of this process
+            "readings_per_flow_cpu_s": round(readings / cpu["cpu_s_flow_process"]) if cpu["cpu_s_flow_process"] else 0,
+            "load_avg_1m": round(os.getloadavg()[0], 2)}
+
+
+def bench_latency(local: LocalServices, tmp: Path, query: InfluxQuery, *, series: int, rate: float,
+                  seconds: float, poll_s: float) -> dict[str, Any]:
+    """Publish live at *rate* readings/s, each stamped with its publish time; latency is when
+    it is first queryable in InfluxDB minus that stamp.
+
+    One worker and one writer thread keep the points in order, so the newest visible point
+    (``LAST(score)``) is a frontier: every reading stamped at or before it is visible. Each
+    poll assigns its time to the readings that crossed the frontier since the previous poll;
+    the final ``COUNT`` checks that none is missing.
+    """
+    site = "benchlat"
+    settings = _settings(local, tmp, "latency")
+    total = int(rate * seconds)
+    stamps: list[int] = []  # publish timestamps (ns), in order
+    published = threading.Event()
+    rng = random.Random(5)
+
+    def publish() -> None:
+        with MqttPublisher(settings.mqtt, "bench-pub-latency") as pub:
+            t0 = time.perf_counter()
+            for i in range(total):
+                delay = t0 + i / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                k = i % series
+                ts = utcnow()
+                stamps.append(int(ts.timestamp() * 1e6) * 1000)
+                body = {"ts": rfc3339(ts), "value": 50.0 + math.sin(i / series / 30) + rng.gauss(0, 0.1)}
+                pub.publish(f"plant/{site}/a{k // 4}/s{k % 4}", json.dumps(body).encode(), qos=1)
+            pub.wait_all(60)
+        published.set()
+
+    latencies: list[float] = []
+    query_s: list[float] = []
+    done = 0  # readings already assigned a latency
+    frontier = int(utcnow().timestamp() * 1e9)
+    lag0 = metrics.snapshot(metrics.REGISTRY)
+    with FlowRunner(settings):
+        thread = threading.Thread(target=publish, daemon=True)
+        pub_start = time.perf_counter()
+        thread.start()
+        deadline = None
+        while done < total:
+            asked = time.perf_counter()
+            rows = query.query(f"SELECT LAST(score) FROM sensor_score WHERE site = '{site}' "
+                               f"AND time > {frontier - int(2e9)}")  # a time bound keeps LAST cheap
+            seen_at = time.time()  # upper bound: the frontier was visible when the query ran
+            query_s.append(time.perf_counter() - asked)
+            if rows:
+                frontier = max(frontier, rows[0]["time"])
+                n = len(stamps)
+                while done < n and stamps[done] <= frontier:
+                    latencies.append(seen_at - stamps[done] / 1e9)
+                    done += 1
+            if published.is_set() and deadline is None:
+                deadline = time.monotonic() + 30
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            time.sleep(poll_s)
+        thread.join(60)
+        pub_s = time.perf_counter() - pub_start
+        wait_for(lambda: _count(query, site) >= total, 10)
+    lag1 = metrics.snapshot(metrics.REGISTRY)
+    n_lag = lag1.get("end_to_end_lag_seconds_count", 0.0) - lag0.get("end_to_end_lag_seconds_count", 0.0)
+    sum_lag = lag1.get("end_to_end_lag_seconds_sum", 0.0) - lag0.get("end_to_end_lag_seconds_sum", 0.0)
+    scored = _count(query, site)
+    ms = [x * 1000 for x in latencies]
+    return {"rate_target": rate, "seconds": seconds, "published": total, "publish_rate": round(total / pub_s),
+            "scored": scored, "p50_ms": round(_pct(ms, 0.5), 1), "p90_ms": round(_pct(ms, 0.9), 1),
+            "p99_ms": round(_pct(ms, 0.99), 1), "max_ms": round(max(ms), 1) if ms else math.nan,
+            "mean_ms": round(statistics.fmean(ms), 1) if ms else math.nan,
+            "mean_ms_to_scored_in_flow": round(sum_lag / n_lag * 1000, 1) if n_lag else math.nan,
+            "poll_s": poll_s, "mean_query_ms": round(statistics.fmean(query_s) * 1000, 1) if query_s else math.nan,
+            "flush_interval_s": settings.influx.flush_interval_s}
+
+
+def _machine() -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from make_benchmarks import machine  # type: ignore[import-not-found]
+
+        info: dict[str, Any] = machine()
+    except Exception:  # the table still prints without it
+        info = {"cpus": os.cpu_count()}
+    info["load_avg_1m_at_start"] = round(os.getloadavg()[0], 2)
+    return info
+
+
+#: Metrics shown in docs/benchmarks.md (make_benchmarks lists at most 40 rows per file); the
+#: rest of each section goes under its ``details`` key, which the table skips.
+HEADLINE = {
+    "step": ("us_per_reading_at_history_300", "us_per_reading_at_history_4000", "us_per_reading_1000_series_first_50",
+             "state_pickle_kb_at_history_max", "us_per_point_to_line"),
+    "parse": ("us_per_json_message",),
+    "flow_null_sink": ("readings_per_s", "us_per_reading"),
+    "flow_null_sink_batch_1": ("readings_per_s",),
+    "e2e_json": ("readings", "readings_per_s", "readings_per_flow_cpu_s", "publish_msgs_per_s",
+                 "cpu_s_flow_process", "cpu_s_influxd"),
+    "e2e_lineproto": ("readings_per_message", "readings", "readings_per_s", "readings_per_flow_cpu_s",
+                      "publish_msgs_per_s", "cpu_s_flow_process", "cpu_s_influxd"),
+    "latency": ("p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms_to_scored_in_flow", "publish_rate"),
+    "process": ("max_rss_mb",),
+}
+
+
+def _split_headline(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for section, values in results.items():
+        keep = HEADLINE.get(section, tuple(values))
+        head = {k: values[k] for k in keep if k in values}
+        rest = {k: v for k, v in values.items() if k not in head}
+        out[section] = {**head, "details": rest} if rest else head
+    return out
+
+
+def _table(results: dict[str, dict[str, Any]]) -> str:
+    lines = ["| benchmark | metric | value |", "|---|---|---|"]
+    for section, values in results.items():
+        for key, value in values.items():
+            shown = f"{value:,}" if isinstance(value, int) else str(value)
+            lines.append(f"| {section} | {key} | {shown} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--series", type=int, default=1000, help="series (default 1000)")
+    parser.add_argument("--readings", type=int, default=60_000, help="readings in the throughput runs")
+    parser.add_argument("--per-message", type=int, default=10, help="readings per line-protocol message")
+    parser.add_argument("--latency-rate", type=float, default=1000.0, help="readings/s in the latency run")
+    parser.add_argument("--latency-s", type=float, default=20.0, help="seconds of the latency run")
+    parser.add_argument("--poll-s", type=float, default=0.05, help="InfluxDB poll period of the latency run")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of a few seconds each")
+    parser.add_argument("--out", default=str(ROOT / "out" / "bench-sensors.json"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.series, args.readings, args.latency_s = min(args.series, 200), min(args.readings, 10_000), 5.0
+    command = shlex.join(["python", "scripts/bench_sensors.py", *(sys.argv[1:] if argv is None else argv)])
+    machine = _machine()
+    results: dict[str, dict[str, Any]] = {}
+    depth = 1000 if args.quick else 4500
+    print(f"bench_sensors: step cost (history up to {depth})", file=sys.stderr)
+    results["step"] = bench_step(args.series, depth)
+    msgs = _messages(args.series, args.readings)
+    results["parse"] = bench_parse(msgs)
+    print(f"bench_sensors: flow with null sinks, {len(msgs)} readings", file=sys.stderr)
+    results["flow_null_sink"] = bench_flow_null(msgs, batch_size=1000)
+    results["flow_null_sink_batch_1"] = bench_flow_null(msgs[: len(msgs) // 5], batch_size=1)
+    del msgs
+    with tempfile.TemporaryDirectory(prefix="bench-sensors-") as tmp_name:
+        tmp = Path(tmp_name)
+        local = LocalServices(tmp / "state", free_port(), free_port(), free_port())
+        local.start(timeout_s=60)
+        query = InfluxQuery(local.influx_settings())
+        try:
+            for mode in ("json", "lineproto"):
+                print(f"bench_sensors: end to end, {mode}", file=sys.stderr)
+                results[f"e2e_{mode}"] = bench_e2e(local, tmp, query, mode=mode, series=args.series,
+                                                   readings=args.readings, per_message=args.per_message)
+            print(f"bench_sensors: latency at {args.latency_rate:g}/s for {args.latency_s:g} s", file=sys.stderr)
+            results["latency"] = bench_latency(local, tmp, query, series=args.series, rate=args.latency_rate,
+                                               seconds=args.latency_s, poll_s=args.poll_s)
+        finally:
+            query.close()
+            local.stop()
+    results["process"] = {"max_rss_mb": round(_rss_mb(), 1), "series": args.series}
+    data = {"name": "bench-sensors", "machine": machine, "command": command, "created": utcnow().isoformat(),
+            "results": _split_headline(results)}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n")
+    print(_table(results))
+    print(f"\nCommand: `{command}`; wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
