@@ -146,6 +146,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """Publish an operator's verdict on an alert (the flows learn from false positives)."""
+    import getpass
+
+    from flows.connectors.mqtt import MqttError
+    from flows.feedback import send_feedback
+
+    try:
+        msg = send_feedback(_settings(args), args.alert_id, args.verdict, args.user or getpass.getuser(),
+                            args.comment)
+    except (ValueError, MqttError) as exc:
+        print(f"oddwatch feedback: {exc}", file=sys.stderr)
+        return 2
+    print(f"sent {json.loads(msg.payload)['verdict']} for {args.alert_id} on {msg.topic}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oddwatch", description="Real-time anomaly detection for sensors and logs over MQTT.")
     parser.add_argument("--config", help="TOML config file (default: $ODDWATCH_CONFIG or ./oddwatch.toml)")
@@ -205,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="hdfs", choices=["hdfs", "bgl", "raw", "jsonl"])
     p.add_argument("--session-regex", default=None)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("feedback", help="tell oddwatch an alert was a false positive (or right)")
+    p.add_argument("alert_id", help="the alert's alert_id, e.g. s1/pump1/temp:1767225600")
+    p.add_argument("verdict", help="false-positive, true-positive or ack")
+    p.add_argument("--user", default="", help="who says so (default: the login name)")
+    p.add_argument("--comment", default="")
+    p.set_defaults(func=cmd_feedback)
     return parser
 
 

@@ -47,7 +47,7 @@ class MqttSettings:
     reconnect_max_s: float = 30.0
     alerts_prefix: str = "oddwatch/alerts"
     deadletter_prefix: str = "oddwatch/deadletter"
-    feedback_topic: str = "oddwatch/feedback/+"
+    feedback_topic: str = "oddwatch/feedback/#"  # alert ids span several topic levels
 
 
 @dataclass
@@ -120,6 +120,7 @@ class AlertSettings:
     log_cooldown_s: float = 600.0  # no new log alert for a source this soon after one closed
     budget_per_source_per_hour: int = 6
     budget_global_per_hour: int = 60
+    budget_summary_every: int = 10  # held alerts between two updated summaries within an hour
 
 
 @dataclass

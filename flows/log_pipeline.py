@@ -23,10 +23,14 @@ concatenation of two unit parts, weighted by ``count_weight``:
 
 The score is the cosine distance to the nearest normal window, clipped to [0, 1]. A window
 is admitted to the index when it scores under the threshold (and is not a near duplicate of
-an entry). A shape that scores high but keeps recurring (at least ``promote_min`` times and
-in at least ``promote_rate`` of the windows since it first appeared) is promoted to normal:
-anomalies are rare, so a common new shape (e.g. the deletion phase of HDFS blocks, which
-starts hours into a log) stops alerting.
+an entry) and every template in it is common (in at least ``rare_fraction`` of the group's
+windows so far and ``rare_min_windows``): a window with a rare template is never learnt. A
+shape that scores high but keeps recurring is promoted to normal once its templates are common
+and it recurred steadily (``promote_min`` times, in ``promote_rate`` of the windows since it
+first appeared) or in a burst (``burst_min`` times, in ``burst_rate`` of them): anomalies are
+rare, so a new common shape (e.g. the deletion phase of HDFS blocks, which starts hours into a
+log) stops alerting. The calibrator learns the scores of windows judged normal only, so
+alerts never raise the threshold.
 
 :class:`LogScorer` runs the three stages synchronously; ``oddwatch eval logs`` and the HDFS
 quality test use it, so they measure exactly the live logic.
@@ -37,7 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -97,8 +101,10 @@ class LogParams:
     admit_distance: float = 0.05  # store only windows this close to a normal one (or promoted)
     dedupe_distance: float = 0.001  # do not store a window this close to an entry
     refresh_every: int = 1000  # recompute stored vectors with the current idf every N windows
-    promote_min: int = 5
-    promote_rate: float = 0.05
+    promote_min: int = 5  # a recurring high-scoring shape becomes normal after this many windows ...
+    promote_rate: float = 0.05  # ... if in at least this share of the windows since it first appeared
+    burst_min: int = 3  # or sooner, in a burst: this many windows ...
+    burst_rate: float = 0.25  # ... in at least this share of the windows since it first appeared
     candidates: int = 1000  # most high-scoring shapes tracked for promotion
     candidate_radius: float = 0.05  # a window this close to a tracked shape supports it
     # calibration
@@ -273,7 +279,7 @@ class WindowResult:
 
     @property
     def start_dt(self) -> datetime:
-        return datetime.fromtimestamp(self.start).astimezone()
+        return datetime.fromtimestamp(self.start, timezone.utc)
 
 
 def _slot(template_id: int, dims: int) -> int:
@@ -344,7 +350,7 @@ class GroupNovelty:
     def reembed(self, model: ModelKey, embed: Callable[[list[str]], np.ndarray]) -> int:
         """The model (or truncate_dim) changed: re-embed every template, rebuild the index."""
         ids = list(self.table)
-        rows = embed([self.table[t][0] for t in ids]) if ids else []
+        rows: Any = embed([self.table[t][0] for t in ids]) if ids else []
         self.table = {t: (self.table[t][0], np.asarray(r, dtype=np.float32)) for t, r in zip(ids, rows, strict=True)}
         self.model = model
         if self.index is None or not ids:
@@ -442,7 +448,10 @@ class GroupNovelty:
         meta = self.candidates.meta(key)
         meta["support"] += 1
         seen = self.n_windows - meta["first_seen"] + 1
-        if common and meta["support"] >= p.promote_min and meta["support"] >= p.promote_rate * seen:
+        support = meta["support"]
+        steady = support >= p.promote_min and support >= p.promote_rate * seen
+        burst = support >= p.burst_min and support >= p.burst_rate * seen
+        if common and (steady or burst):
             self.candidates.remove(key)
             self.index.add(vec, meta)
             return True

@@ -14,7 +14,7 @@ alert tracker per group) -> ``influx_out`` / ``mqtt_out``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,10 +22,24 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.operators import StatefulLogic
 
+from detectors.drift import DriftEvent, DriftWatch
 from detectors.embedders import Embedder, TemplateEmbeddingCache
 from flows import metrics
 from flows.alerts import AlertTracker, Transition
+from flows.budget import BudgetStep, budget_points
 from flows.config import LogSettings, Settings, load_settings
+from flows.drift import drift_point
+from flows.feedback import (
+    Feedback,
+    FeedbackResult,
+    RecentWindows,
+    apply_log_feedback,
+    feedback_point,
+    parse_feedback,
+    route_key,
+    topic_prefix,
+    window_meta,
+)
 from flows.log_parse import parse_log_message
 from flows.log_pipeline import (
     EmbeddedChange,
@@ -40,7 +54,7 @@ from flows.log_pipeline import (
     embed_batch,
 )
 from flows.logsetup import configure_logging
-from flows.outputs import alert_message, alert_points, deadletter_message, error_point
+from flows.outputs import alert_message, deadletter_message, error_point
 from flows.records import UTC, Alert, IngestError, LogLine, Message, Point, spread_errors, utcnow
 from flows.topics import parse_topic
 
@@ -70,8 +84,9 @@ class LogParser:
 class TemplatesLogic(StatefulLogic[LogLine, Any, GroupTemplates]):
     """Bytewax logic around :class:`GroupTemplates`; closes idle windows on wall-clock time.
 
-    Event time of an idle source is estimated as its last line's time plus the wall time
-    since that line arrived, so a service that goes silent still has its window scored.
+    Event time of an idle source is estimated as its last line's time plus the wall time it
+    has been silent beyond ``idle_check_s``, so a service that goes silent still has its
+    window scored.
     """
 
     def __init__(self, params: LogParams, idle_check_s: float, state: GroupTemplates | None) -> None:
@@ -93,8 +108,12 @@ class TemplatesLogic(StatefulLogic[LogLine, Any, GroupTemplates]):
     def on_notify(self) -> tuple[list[Any], bool]:
         if self.state is None or self.last_event is None or self.last_wall is None:
             return [], StatefulLogic.RETAIN
-        elapsed = (utcnow() - self.last_wall).total_seconds()
-        return list(self.state.advance(self.last_event + elapsed)), StatefulLogic.RETAIN
+        # Only silence beyond the idle period counts: a worker busy elsewhere (a model call)
+        # must not close a window whose next lines are still queued.
+        silent = (utcnow() - self.last_wall).total_seconds() - self.idle.total_seconds()
+        if silent <= 0:
+            return [], StatefulLogic.RETAIN
+        return list(self.state.advance(self.last_event + silent)), StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[list[Any], bool]:
         return (list(self.state.flush()) if self.state is not None else []), StatefulLogic.RETAIN
@@ -147,14 +166,35 @@ class GroupState:
     novelty: GroupNovelty
     tracker: AlertTracker
     open_severity: str = "warning"
+    recent: RecentWindows = field(default_factory=RecentWindows)  # anomalous windows, for feedback
+    drift: DriftWatch = field(default_factory=DriftWatch)  # drift points only: no log re-fit
 
 
 @dataclass(frozen=True, slots=True)
 class Decided:
-    """A scored window, and the alert transition it caused, if any."""
+    """A scored window, the alert transition it caused, and a drift it revealed, if any."""
 
     result: WindowResult
     alert: Alert | None
+    drift: DriftEvent | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackDone:
+    """Operator feedback applied to a log group: one result per remembered window of the alert."""
+
+    feedback: Feedback
+    site: str
+    results: tuple[FeedbackResult, ...]
+
+
+def apply_group_feedback(state: GroupState, fb: Feedback) -> FeedbackDone:
+    """Learn feedback into a group: every remembered window of the alert (none: nothing learnt)."""
+    windows = state.recent.find(fb.alert_id)
+    results = tuple(apply_log_feedback(state.novelty, meta, fb) for meta in windows) or (
+        FeedbackResult(f"{fb.verdict} on {fb.alert_id}: no remembered window of {state.novelty.source}; "
+                       "nothing learnt"),)
+    return FeedbackDone(fb, _split_source(state.novelty.source)[0], results)
 
 
 class NoveltyStep:
@@ -165,7 +205,11 @@ class NoveltyStep:
         self.alerts = settings.alerts
         self.embedder = embedder
 
-    def __call__(self, state: GroupState | None, item: EmbeddedWindow | EmbeddedChange) -> tuple[GroupState | None, Decided | None]:
+    def __call__(
+        self, state: GroupState | None, item: EmbeddedWindow | EmbeddedChange | Feedback
+    ) -> tuple[GroupState | None, Decided | FeedbackDone | None]:
+        if isinstance(item, Feedback):  # unknown group: not ours (maybe the sensor flow's)
+            return state, (apply_group_feedback(state, item) if state is not None else None)
         if isinstance(item, EmbeddedChange):
             if state is not None:
                 state.novelty.apply_change(item)
@@ -186,7 +230,10 @@ class NoveltyStep:
             metrics.ALERTS.labels(source="log", kind=t.kind).inc()
         if t is not None and t.kind == "open":
             state.open_severity = severity_of(t.score)
-        return state, Decided(result, log_alert(result, t, state.open_severity) if t else None)
+        if result.is_anomaly:
+            state.recent.add(window_meta(result), opened_alert=t is not None and t.kind == "open")
+        drift = state.drift.update(end, result.score)
+        return state, Decided(result, log_alert(result, t, state.open_severity) if t else None, drift)
 
 
 def severity_of(score: float) -> str:
@@ -254,12 +301,20 @@ def novel_template_fields(r: WindowResult) -> dict[str, float | int | bool | str
     return {"novel_template": str(first["template"])[:256], "example": str(first["example"])[:256]}
 
 
-def to_points(d: Decided) -> list[Point]:
-    """All points for one decided window."""
+def to_points(d: Decided | FeedbackDone) -> list[Point]:
+    """Points for a decided window (window, drift) or applied feedback; alert rows come from ``budget``."""
+    if isinstance(d, FeedbackDone):
+        return [feedback_point(d.feedback, d.site, "log")]
     points = [window_point(d.result)]
-    if d.alert is not None:
-        points.extend(alert_points(d.alert))
+    if d.drift is not None:
+        points.append(drift_point(_split_source(d.result.source), d.drift, stream="log",
+                                  threshold=d.result.threshold))
     return points
+
+
+def alert_of(d: Decided | FeedbackDone) -> Alert | None:
+    """The alert transition of a decided window, if any."""
+    return d.alert if isinstance(d, Decided) else None
 
 
 def build_flow(
@@ -283,7 +338,8 @@ def build_flow(
         from flows.health import start_health
 
         start_health(settings, "logs")
-        source = MqttSource(settings.mqtt, [s.topic for s in settings.logs.subscriptions], flow="logs")
+        topics = [s.topic for s in settings.logs.subscriptions] + [settings.mqtt.feedback_topic]
+        source = MqttSource(settings.mqtt, topics, flow="logs")
     if influx_sink is None:
         from flows.connectors.influx import InfluxSink
 
@@ -294,9 +350,15 @@ def build_flow(
         mqtt_sink = MqttSink(settings.mqtt, flow="logs")
     prefix, dead = settings.mqtt.alerts_prefix, settings.mqtt.deadletter_prefix
 
+    fb_prefix = topic_prefix(settings.mqtt.feedback_topic)
     flow = Dataflow("logs")
     messages = op.input("mqtt_in", flow, source)
-    parsed = op.flat_map("parse_log", messages, metrics.counted("log", LogParser(settings.logs)))
+    by_topic = op.branch("split_feedback", messages, lambda m: m.topic.startswith(fb_prefix + "/"))
+    feedback = op.branch("split_feedback_errors",
+                         op.map("parse_feedback", by_topic.trues,
+                                lambda m: parse_feedback(m, prefix=fb_prefix, stream="log")),
+                         lambda x: isinstance(x, Feedback))
+    parsed = op.flat_map("parse_log", by_topic.falses, metrics.counted("log", LogParser(settings.logs)))
     split = op.branch("split_errors", parsed, lambda x: isinstance(x, LogLine))
     keyed = op.key_on("group_key", split.trues, lambda line: line.key)
     templated = op.stateful("templates", keyed, lambda resume: TemplatesLogic(params, idle_check_s, resume))
@@ -305,20 +367,27 @@ def build_flow(
                          max_size=params.micro_batch)
     embedded = op.stateful_map("embed", batches, EmbedStep(params, embedder))
     items = op.flat_map("unbatch", embedded, lambda kv: kv[1])
-    by_group = op.key_on("novelty_key", items, _group_of)
+    by_group = op.key_on("novelty_key", op.merge("windows_and_feedback", items, feedback.trues), _group_of)
     decided = op.filter_map("novelty_out", op.stateful_map("novelty", by_group, NoveltyStep(settings, embedder)),
                             lambda kv: kv[1])
     points = op.flat_map("to_points", decided, to_points)
-    alerts = op.filter_map("to_messages", decided,
-                           lambda d: alert_message(d.alert, prefix) if d.alert is not None else None)
-    errors = split.falses
-    op.output("influx_out", op.merge("all_points", points, op.map("error_point", errors, error_point)), influx_sink)
+    to_budget = op.key_on("budget_key", op.filter_map("alert_of", decided, alert_of), lambda _: "budget")
+    budgeted = op.flat_map("unkey_budget", op.stateful_map("budget", to_budget, BudgetStep(settings.alerts, "logs")),
+                           lambda kv: kv[1])
+    alert_pts = op.flat_map("budget_points", budgeted, budget_points)
+    alerts = op.filter_map("to_messages", budgeted,
+                           lambda a: alert_message(a, prefix) if isinstance(a, Alert) else None)
+    errors = op.merge("all_errors", split.falses, feedback.falses)
+    op.output("influx_out", op.merge("all_points", points, alert_pts, op.map("error_point", errors, error_point)),
+              influx_sink)
     op.output("mqtt_out", op.merge("all_messages", alerts,
                                    op.map("deadletter_message", errors, lambda e: deadletter_message(e, dead))),
               mqtt_sink)
     return flow
 
 
-def _group_of(item: EmbeddedWindow | EmbeddedChange) -> str:
+def _group_of(item: EmbeddedWindow | EmbeddedChange | Feedback) -> str:
+    if isinstance(item, Feedback):
+        return route_key(item.alert_id)
     return item.change.source if isinstance(item, EmbeddedChange) else item.window.source
 

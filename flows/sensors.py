@@ -18,10 +18,22 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from flows import metrics
+from flows.budget import BudgetStep, budget_points
 from flows.config import Settings, load_settings
+from flows.drift import drift_point
+from flows.feedback import (
+    Feedback,
+    FeedbackResult,
+    apply_sensor_feedback,
+    feedback_point,
+    is_quiet,
+    parse_feedback,
+    route_key,
+    topic_prefix,
+)
 from flows.logsetup import configure_logging
-from flows.outputs import alert_message, alert_points, deadletter_message, error_point
-from flows.records import Outgoing, Point, Reading, utcnow
+from flows.outputs import alert_message, deadletter_message, error_point
+from flows.records import Alert, Outgoing, Point, Reading, utcnow
 from flows.sensor_parse import SensorParser
 from flows.series import SeriesOutput, SeriesState
 
@@ -44,7 +56,13 @@ class ScoreStep:
         self.params = settings.series
         self.alerts = settings.alerts
 
-    def __call__(self, state: SeriesState | None, reading: Reading) -> tuple[SeriesState, Scored]:
+    def __call__(
+        self, state: SeriesState | None, reading: Reading | Feedback
+    ) -> tuple[SeriesState | None, Scored | FeedbackDone | None]:
+        if isinstance(reading, Feedback):  # unknown series: not ours (maybe the log flow's)
+            if state is None:
+                return None, None
+            return state, FeedbackDone(reading, state.site, apply_sensor_feedback(state, reading))
         if state is None:
             state = SeriesState(reading.site, reading.asset, reading.sensor, self.params, self.alerts)
         out = state.step(reading)
@@ -54,6 +72,25 @@ class ScoreStep:
             metrics.ALERTS.labels(source="sensor", kind=out.alert.kind).inc()
         return state, Scored(reading, out, state.tracker.is_open)
 
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackDone:
+    """Operator feedback applied to a series (``result.alert``: a quiet close, InfluxDB only)."""
+
+    feedback: Feedback
+    site: str
+    result: FeedbackResult
+
+
+def series_key(item: Reading | Feedback) -> str:
+    """The ``series_key`` step: readings by their key, feedback by its alert's key."""
+    return route_key(item.alert_id) if isinstance(item, Feedback) else item.key
+
+
+def alert_of(item: Scored | FeedbackDone) -> Alert | None:
+    """The alert transition an item carries, if any (a scored reading's, or a quiet close)."""
+    return item.out.alert if isinstance(item, Scored) else item.result.alert
 
 
 def score_point(s: Scored) -> Point:
@@ -73,17 +110,21 @@ def score_point(s: Scored) -> Point:
     return Point("sensor_score", tags, fields, r.ts)
 
 
-def to_points(s: Scored) -> list[Point]:
-    """Points for one scored reading: its score, plus the alert transition if any."""
+def to_points(s: Scored | FeedbackDone) -> list[Point]:
+    """Points for a scored reading (score, drift) or applied feedback; alert rows come from ``budget``."""
+    if isinstance(s, FeedbackDone):
+        return [feedback_point(s.feedback, s.site, "sensor")]
     points = [score_point(s)]
-    if s.out.alert is not None:
-        points.extend(alert_points(s.out.alert))
+    if s.out.drift is not None:
+        r = s.reading
+        points.append(drift_point((r.site, r.asset, r.sensor), s.out.drift, stream="sensor",
+                                  threshold=s.out.threshold, recalibrated=s.out.recalibrated))
     return points
 
 
-def to_messages(s: Scored, alerts_prefix: str) -> list[Outgoing]:
-    """MQTT messages for one scored reading: the alert transition, if any."""
-    return [alert_message(s.out.alert, alerts_prefix)] if s.out.alert is not None else []
+def to_messages(item: Alert | Point, alerts_prefix: str) -> Outgoing | None:
+    """The MQTT message of one budgeted alert (none for quiet closes and metric points)."""
+    return alert_message(item, alerts_prefix) if isinstance(item, Alert) and not is_quiet(item) else None
 
 
 def build_flow(
@@ -102,7 +143,7 @@ def build_flow(
         from flows.health import start_health
 
         start_health(settings, "sensors")
-        topics = [sub.topic for sub in settings.sensors.subscriptions]
+        topics = [sub.topic for sub in settings.sensors.subscriptions] + [settings.mqtt.feedback_topic]
         source = MqttSource(settings.mqtt, topics, flow="sensors")
     if influx_sink is None:
         from flows.connectors.influx import InfluxSink
@@ -115,19 +156,27 @@ def build_flow(
 
     prefix = settings.mqtt.alerts_prefix
     dead_prefix = settings.mqtt.deadletter_prefix
+    fb_prefix = topic_prefix(settings.mqtt.feedback_topic)
     flow = Dataflow("sensors")
     messages = op.input("mqtt_in", flow, source)
-    parsed = op.flat_map("parse_reading", messages, metrics.counted("sensor", parser.parse))
-    split = op.branch("split_errors", parsed, lambda x: isinstance(x, Reading))
-    readings = split.trues
+    by_topic = op.branch("split_feedback", messages, lambda m: m.topic.startswith(fb_prefix + "/"))
+    feedback = op.map("parse_feedback", by_topic.trues,
+                      lambda m: parse_feedback(m, prefix=fb_prefix, stream="sensor"))
+    parsed = op.flat_map("parse_reading", by_topic.falses, metrics.counted("sensor", parser.parse))
+    split = op.branch("split_errors", op.merge("inputs", parsed, feedback),
+                      lambda x: isinstance(x, (Reading, Feedback)))
     errors = split.falses
-    keyed = op.key_on("series_key", readings, lambda r: r.key)
-    scored = op.map("unkey", op.stateful_map("score", keyed, ScoreStep(settings)), lambda kv: kv[1])
+    keyed = op.key_on("series_key", split.trues, series_key)
+    scored = op.filter_map("unkey", op.stateful_map("score", keyed, ScoreStep(settings)), lambda kv: kv[1])
     points = op.flat_map("to_points", scored, to_points)
-    alerts = op.flat_map("to_messages", scored, lambda s: to_messages(s, prefix))
+    alerts = op.key_on("budget_key", op.filter_map("alert_of", scored, alert_of), lambda _: "budget")
+    budgeted = op.flat_map("unkey_budget", op.stateful_map("budget", alerts, BudgetStep(settings.alerts, "sensors")),
+                           lambda kv: kv[1])
+    alert_pts = op.flat_map("budget_points", budgeted, budget_points)
+    alert_msgs = op.filter_map("to_messages", budgeted, lambda a: to_messages(a, prefix))
     err_points = op.map("error_point", errors, error_point)
     err_msgs = op.map("deadletter_message", errors, lambda e: deadletter_message(e, dead_prefix))
-    op.output("influx_out", op.merge("all_points", points, err_points), influx_sink)
-    op.output("mqtt_out", op.merge("all_messages", alerts, err_msgs), mqtt_sink)
+    op.output("influx_out", op.merge("all_points", points, alert_pts, err_points), influx_sink)
+    op.output("mqtt_out", op.merge("all_messages", alert_msgs, err_msgs), mqtt_sink)
     return flow
 

@@ -11,9 +11,11 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from detectors.calibration import QuantileThreshold
+from detectors.drift import DriftEvent, DriftWatch
 from detectors.sensor import SensorDetector, SensorDetectorParams
 from flows.alerts import AlertTracker, Transition
 from flows.config import AlertSettings
+from flows.drift import recalibrate
 from flows.records import Alert, Reading
 
 
@@ -35,6 +37,10 @@ class SeriesParams(SensorDetectorParams):
     min_threshold: float = 0.5
     margin: float = 0.0
     critical_score: float = 0.9  # alerts whose score reaches this are "critical"
+    drift: bool = True  # watch score level and input rate; re-fit the threshold after a score drift
+    drift_delta: float = 0.002  # ADWIN confidence: smaller gives fewer, later drift events
+    drift_min_samples: int = 300  # readings of a regime before a drift of it is reported
+    rewarm: int = 1  # readings without alerts after a re-fit (0: warmup); NAB standard -0.1 (1), -4 (50)
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting whose value cannot work."""
@@ -72,6 +78,11 @@ class SeriesOutput:
     expected_low: float
     expected_high: float
     alert: Alert | None = None
+    drift: DriftEvent | None = None  # a lasting change of the score level or input rate
+    recalibrated: bool = False  # the threshold was re-fitted because of ``drift``
+
+
+RECENT_ALERTS = 16  # alerts per series whose peak score operator feedback can still use
 
 
 class SeriesState:
@@ -112,6 +123,8 @@ class SeriesState:
             q=p.q, warmup=p.warmup, min_threshold=p.min_threshold, margin=p.margin
         )
         self.tracker = AlertTracker(alerts.open_after, alerts.close_after, alerts.cooldown_s)
+        self.drift = DriftWatch(delta=p.drift_delta, min_samples=p.drift_min_samples) if p.drift else None
+        self.recent_alerts: dict[str, float] = {}  # alert_id -> peak score (flows.feedback)
 
     @property
     def key(self) -> str:
@@ -130,6 +143,14 @@ class SeriesState:
         alert = self._alert(transition, reading, low, high) if transition else None
         self.detector.learn_one(x)
         self.calibration.learn_one(score)
+        if transition is not None and alert is not None:
+            self.recent_alerts[alert.alert_id] = float(transition.peak_score)
+            while len(self.recent_alerts) > RECENT_ALERTS:
+                del self.recent_alerts[next(iter(self.recent_alerts))]
+        drift = self.drift.update(reading.ts, score) if self.drift is not None else None
+        recalibrated = drift is not None and drift.kind == "score"
+        if recalibrated:
+            recalibrate(self.calibration, warmup=self.params.rewarm or None)
         return SeriesOutput(
             score=score,
             threshold=threshold,
@@ -137,6 +158,8 @@ class SeriesState:
             expected_low=low,
             expected_high=high,
             alert=alert,
+            drift=drift,
+            recalibrated=recalibrated,
         )
 
     def _alert(self, t: Transition, r: Reading, low: float, high: float) -> Alert:
