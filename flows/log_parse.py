@@ -32,13 +32,13 @@ severity, the JSON ``level`` key, or a level word near the start of a raw line
 from __future__ import annotations
 
 import json
-import math
 import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from flows.config import LogSettings
 from flows.records import UTC, IngestError, LogLine, Message, excerpt
+from flows.timestamps import TimestampError, parse_timestamp
 from flows.topics import parse_topic
 
 STEP = "parse_log_message"
@@ -109,22 +109,10 @@ def parse_json_ts(raw: Any) -> datetime:
     >>> parse_json_ts("2026-01-01T00:00:00Z").isoformat(), parse_json_ts(1767225600000).isoformat()
     ('2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')
     """
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        if not math.isfinite(raw):
-            raise _Reject("bad_type", f"ts {raw!r} is not finite")
-        mag = abs(raw)
-        scale = 1.0 if mag < 1e11 else 1e3 if mag < 1e14 else 1e6 if mag < 1e17 else 1e9
-        try:
-            return datetime.fromtimestamp(raw / scale, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise _Reject("bad_type", f"ts {raw!r} is out of range") from None
-    if isinstance(raw, str):
-        try:
-            ts = datetime.fromisoformat(raw.strip())
-        except ValueError:
-            raise _Reject("bad_type", f"ts {raw!r} is not RFC 3339 (e.g. 2026-01-01T00:00:00Z)") from None
-        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-    raise _Reject("bad_type", f"ts must be RFC 3339 text or an epoch number, got {raw!r}")
+    try:
+        return parse_timestamp(raw, naive_is_utc=True)
+    except TimestampError as exc:
+        raise _Reject("bad_type", str(exc)) from None
 
 
 def bsd_timestamp(month: str, day: int, hh: int, mm: int, ss: int, now: datetime) -> datetime:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -279,7 +279,7 @@ class WindowResult:
 
     @property
     def start_dt(self) -> datetime:
-        return datetime.fromtimestamp(self.start, timezone.utc)
+        return datetime.fromtimestamp(self.start, UTC)
 
 
 def _slot(template_id: int, dims: int) -> int:

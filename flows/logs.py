@@ -56,6 +56,7 @@ from flows.log_pipeline import (
 from flows.logsetup import configure_logging
 from flows.outputs import alert_message, deadletter_message, error_point
 from flows.records import UTC, Alert, IngestError, LogLine, Message, Point, spread_errors, utcnow
+from flows.runtime import connectors
 from flows.topics import parse_topic
 
 EMBED_KEY = "embed"
@@ -333,21 +334,8 @@ def build_flow(
     params: LogParams = settings.log_detector
     params.validate()
     embedder = embedder or build_embedder(params)
-    if source is None:
-        from flows.connectors.mqtt import MqttSource
-        from flows.health import start_health
-
-        start_health(settings, "logs")
-        topics = [s.topic for s in settings.logs.subscriptions] + [settings.mqtt.feedback_topic]
-        source = MqttSource(settings.mqtt, topics, flow="logs")
-    if influx_sink is None:
-        from flows.connectors.influx import InfluxSink
-
-        influx_sink = InfluxSink(settings.influx)
-    if mqtt_sink is None:
-        from flows.connectors.mqtt import MqttSink
-
-        mqtt_sink = MqttSink(settings.mqtt, flow="logs")
+    source, influx_sink, mqtt_sink = connectors(settings, "logs", [s.topic for s in settings.logs.subscriptions], source=source,
+                                                influx_sink=influx_sink, mqtt_sink=mqtt_sink)
     prefix, dead = settings.mqtt.alerts_prefix, settings.mqtt.deadletter_prefix
 
     fb_prefix = topic_prefix(settings.mqtt.feedback_topic)

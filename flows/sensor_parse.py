@@ -32,6 +32,7 @@ from typing import Any
 from flows.config import SensorSettings
 from flows.lineproto import parse_lines
 from flows.records import UTC, IngestError, Message, Reading, excerpt, spread_errors
+from flows.timestamps import TimestampError, parse_timestamp
 from flows.topics import parse_topic
 
 STEP = "parse_reading"
@@ -45,36 +46,11 @@ class _Reject(Exception):
 
 
 def parse_ts(raw: Any) -> datetime:
-    """A timezone-aware UTC datetime from RFC 3339 text or an epoch number.
-
-    Epoch units are inferred from magnitude: seconds, milliseconds, microseconds or
-    nanoseconds.
-
-    >>> parse_ts(1700000000).isoformat(), parse_ts(1700000000123).isoformat()
-    ('2023-11-14T22:13:20+00:00', '2023-11-14T22:13:20.123000+00:00')
-    >>> parse_ts("2026-01-01T01:00:00+01:00").isoformat()
-    '2026-01-01T00:00:00+00:00'
-    """
-    if isinstance(raw, bool):
-        raise _Reject("bad_type", f"ts must be RFC 3339 text or an epoch number, got {raw!r}")
-    if isinstance(raw, (int, float)):
-        if not math.isfinite(raw):
-            raise _Reject("bad_type", f"ts {raw!r} is not finite")
-        magnitude = abs(raw)
-        scale = 1.0 if magnitude < 1e11 else 1e3 if magnitude < 1e14 else 1e6 if magnitude < 1e17 else 1e9
-        try:
-            return datetime.fromtimestamp(raw / scale, UTC)
-        except (OverflowError, OSError, ValueError):
-            raise _Reject("bad_type", f"ts {raw!r} is out of range") from None
-    if isinstance(raw, str):
-        try:
-            ts = datetime.fromisoformat(raw.strip())
-        except ValueError:
-            raise _Reject("bad_type", f"ts {raw!r} is not RFC 3339 (e.g. 2026-01-01T00:00:00Z)") from None
-        if ts.tzinfo is None:
-            raise _Reject("bad_type", f"ts {raw!r} has no timezone; add Z or an offset")
-        return ts.astimezone(UTC)
-    raise _Reject("bad_type", f"ts must be RFC 3339 text or an epoch number, got {type(raw).__name__}")
+    """A timezone-aware UTC datetime (see :func:`flows.timestamps.parse_timestamp`)."""
+    try:
+        return parse_timestamp(raw)
+    except TimestampError as exc:
+        raise _Reject("bad_type", str(exc)) from None
 
 
 def parse_value(raw: Any, what: str = "value") -> float:

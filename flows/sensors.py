@@ -34,6 +34,7 @@ from flows.feedback import (
 from flows.logsetup import configure_logging
 from flows.outputs import alert_message, deadletter_message, error_point
 from flows.records import Alert, Outgoing, Point, Reading, utcnow
+from flows.runtime import connectors
 from flows.sensor_parse import SensorParser
 from flows.series import SeriesOutput, SeriesState
 
@@ -138,21 +139,8 @@ def build_flow(
     configure_logging()
     settings = settings or load_settings()
     parser = SensorParser(settings.sensors)
-    if source is None:
-        from flows.connectors.mqtt import MqttSource
-        from flows.health import start_health
-
-        start_health(settings, "sensors")
-        topics = [sub.topic for sub in settings.sensors.subscriptions] + [settings.mqtt.feedback_topic]
-        source = MqttSource(settings.mqtt, topics, flow="sensors")
-    if influx_sink is None:
-        from flows.connectors.influx import InfluxSink
-
-        influx_sink = InfluxSink(settings.influx)
-    if mqtt_sink is None:
-        from flows.connectors.mqtt import MqttSink
-
-        mqtt_sink = MqttSink(settings.mqtt, flow="sensors")
+    source, influx_sink, mqtt_sink = connectors(settings, "sensors", [sub.topic for sub in settings.sensors.subscriptions], source=source,
+                                                influx_sink=influx_sink, mqtt_sink=mqtt_sink)
 
     prefix = settings.mqtt.alerts_prefix
     dead_prefix = settings.mqtt.deadletter_prefix

@@ -1,0 +1,33 @@
+"""The real connectors of a flow, built only where a caller (a test) did not pass its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.config import Settings
+
+
+def connectors(
+    settings: Settings, flow: str, topics: list[str], *, source: Any = None, influx_sink: Any = None,
+    mqtt_sink: Any = None,
+) -> tuple[Any, Any, Any]:
+    """``(source, influx_sink, mqtt_sink)``: MQTT in (plus feedback), InfluxDB and MQTT out.
+
+    A real run (no source given) also starts the flow's health endpoint and ``pipeline``
+    points (:func:`flows.health.start_health`).
+    """
+    if source is None:
+        from flows.connectors.mqtt import MqttSource
+        from flows.health import start_health
+
+        start_health(settings, flow)
+        source = MqttSource(settings.mqtt, [*topics, settings.mqtt.feedback_topic], flow=flow)
+    if influx_sink is None:
+        from flows.connectors.influx import InfluxSink
+
+        influx_sink = InfluxSink(settings.influx)
+    if mqtt_sink is None:
+        from flows.connectors.mqtt import MqttSink
+
+        mqtt_sink = MqttSink(settings.mqtt, flow=flow)
+    return source, influx_sink, mqtt_sink
