@@ -334,7 +334,8 @@ def build_flow(
     params: LogParams = settings.log_detector
     params.validate()
     embedder = embedder or build_embedder(params)
-    source, influx_sink, mqtt_sink = connectors(settings, "logs", [s.topic for s in settings.logs.subscriptions], source=source,
+    topics = [sub.topic for sub in settings.logs.subscriptions]
+    source, influx_sink, mqtt_sink = connectors(settings, "logs", topics, source=source,
                                                 influx_sink=influx_sink, mqtt_sink=mqtt_sink)
     prefix, dead = settings.mqtt.alerts_prefix, settings.mqtt.deadletter_prefix
 

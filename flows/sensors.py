@@ -139,7 +139,8 @@ def build_flow(
     configure_logging()
     settings = settings or load_settings()
     parser = SensorParser(settings.sensors)
-    source, influx_sink, mqtt_sink = connectors(settings, "sensors", [sub.topic for sub in settings.sensors.subscriptions], source=source,
+    topics = [sub.topic for sub in settings.sensors.subscriptions]
+    source, influx_sink, mqtt_sink = connectors(settings, "sensors", topics, source=source,
                                                 influx_sink=influx_sink, mqtt_sink=mqtt_sink)
 
     prefix = settings.mqtt.alerts_prefix
