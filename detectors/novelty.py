@@ -136,7 +136,7 @@ class NoveltyIndex:
             return np.asarray(found.keys, dtype=np.int64), np.asarray(found.distances, dtype=np.float32)
         coarse = self._coarse.search(_unit(vec[: self.search_dims]), min(len(self), k * self.oversample))
         keys = np.asarray(coarse.keys, dtype=np.int64)
-        rows = np.vstack(self._full.get(keys)).astype(np.float32)
+        rows = np.vstack(self._full.get(keys)).astype(np.float32)  # type: ignore[arg-type]
         dist = self._distance(vec, rows)
         order = np.argsort(dist, kind="stable")[:k]
         return keys[order], dist[order].astype(np.float32)
@@ -201,13 +201,16 @@ class NoveltyIndex:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_full"] = bytes(self._full.save())
-        state["_coarse"] = None if self._coarse is None else bytes(self._coarse.save())
+        state["_full"] = bytes(self._full.save() or b"")
+        state["_coarse"] = None if self._coarse is None else bytes(self._coarse.save() or b"")
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._full = Index.restore(state["_full"])
+        full = Index.restore(state["_full"])
+        if full is None:
+            raise ValueError(f"NoveltyIndex: cannot restore a snapshot of dim={self.dim} (corrupt bytes)")
+        self._full = full
         self._coarse = None if state["_coarse"] is None else Index.restore(state["_coarse"])
 
     def __repr__(self) -> str:

@@ -1,4 +1,4 @@
-"""The combined sensor detector: subsequence novelty plus a stuck-value check.
+"""The combined sensor detector: subsequence novelty, local point/level/spread checks, stuck values.
 
 * **novelty** — the last ``window`` values (averaged in blocks of ``paa``) form a shape;
   its distance to the nearest shape in a bounded memory of past shapes (a ring buffer of the
@@ -11,9 +11,19 @@
   how often this series repeats a value (``-log10 P``), so flat-lined sensors score high
   while naturally quantised series do not.
 
-Both are expressed as a ratio where ``alert_ratio`` is the alert level and squashed to
-[0, 1) with 0.5 at ``alert_ratio``. Cost: one (window/paa x memory) float64 vec-mat per
-reading, about 10-20 microseconds.
+* **point**, **level**, **spread** — three local statistics: the distance of the value from
+  the median of the last ``point_window`` values (spikes), of the mean of the last
+  ``level_k`` values from the median of the ``level_window`` values before them (level
+  shifts), and the mean absolute step over the last ``spread_window`` values (noise
+  bursts). Each is divided by the ``local_q`` quantile of its own past values and alerts at
+  ``*_level`` times that quantile: a spike far outside anything the series has done scores
+  high, while a naturally spiky series does not. The shape novelty dilutes one odd value
+  among the shape's noisy coordinates and can match a shifted level with a shape from
+  another phase of a cycle; these do not.
+
+Every component is expressed as a ratio where ``alert_ratio`` is the alert level; the
+largest is squashed to [0, 1) with 0.5 at ``alert_ratio``. Cost: one (window/paa x memory)
+float64 vec-mat and a few sorted-window updates per reading, about 20-40 microseconds.
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from detectors.zscore import RollingWindow
+
+LOCAL = ("point", "level", "spread")  # the local components, in the order of their statistics
 
 
 @dataclass
@@ -43,6 +55,15 @@ class SensorDetectorParams:
     stuck_surprise: float = 10.0  # -log10 P(run) that maps to alert_ratio
     range_window: int = 400  # recent values behind expected_range()
     range_sigmas: float = 4.0  # expected range = median +- range_sigmas * robust scale
+    point_window: int = 10  # recent values whose median the value is compared with
+    level_k: int = 5  # latest values averaged into the current level
+    level_window: int = 20  # values before those whose median is the previous level
+    spread_window: int = 10  # latest absolute steps averaged into the current spread
+    local_window: int = 2000  # past values of each local statistic kept for its reference
+    local_q: float = 0.99  # quantile of a local statistic's past values it is divided by
+    point_level: float = 1.6  # multiple of that quantile at which a component alerts (0: off)
+    level_level: float = 1.6
+    spread_level: float = 1.6
 
     def __post_init__(self) -> None:
         self.validate()
@@ -59,6 +80,15 @@ class SensorDetectorParams:
             ("stuck_min_run", self.stuck_min_run >= 1, "must be >= 1"),
             ("stuck_surprise", self.stuck_surprise > 0, "must be > 0"),
             ("range_window", self.range_window >= 1, "must be >= 1"),
+            ("point_window", self.point_window >= 1, "must be >= 1"),
+            ("level_k", self.level_k >= 1, "must be >= 1"),
+            ("level_window", self.level_window >= 1, "must be >= 1"),
+            ("spread_window", self.spread_window >= 1, "must be >= 1"),
+            ("local_window", self.local_window >= 2, "must be >= 2"),
+            ("local_q", 0.0 < self.local_q < 1.0, "must be in (0, 1)"),
+            ("point_level", self.point_level >= 0, "must be >= 0 (0 turns the component off)"),
+            ("level_level", self.level_level >= 0, "must be >= 0 (0 turns the component off)"),
+            ("spread_level", self.spread_level >= 0, "must be >= 0 (0 turns the component off)"),
         ]
         for name, ok, why in checks:
             if not ok:
@@ -112,6 +142,13 @@ class SensorDetector:
         self._n = 0
         self._n_same = 0
         self._cache: tuple[float, np.ndarray | None, float] | None = None
+        # local statistics: recent values, the level's lagged window, recent absolute steps
+        self._recent = RollingWindow(p.point_window)
+        self._lag: deque[float] = deque()  # the latest level_k - 1 values
+        self._old = RollingWindow(p.level_window)  # the level_window values before them
+        self._steps: deque[float] = deque()  # the latest spread_window - 1 absolute steps
+        self._local_refs = {name: RollingWindow(p.local_window) for name in LOCAL}
+        self._local_cache: tuple[float, dict[str, float]] | None = None
 
     # -- components -------------------------------------------------------------------
     def _shape(self, v: float) -> np.ndarray | None:
@@ -143,11 +180,26 @@ class SensorDetector:
         self._cache = (v, shape, dist)
         return shape, dist
 
+    def _local(self, v: float) -> dict[str, float]:
+        """The local statistics of ``v`` with the recent values (absent when too early)."""
+        if self._local_cache is not None and self._local_cache[0] == v:
+            return self._local_cache[1]
+        p = self.params
+        out: dict[str, float] = {}
+        if len(self._recent) >= p.point_window:
+            out["point"] = abs(v - self._recent.median)
+        if len(self._old) >= p.level_window:
+            out["level"] = abs((sum(self._lag) + v) / p.level_k - self._old.median)
+        if self._prev is not None and len(self._steps) >= p.spread_window - 1:
+            out["spread"] = (sum(self._steps) + abs(v - self._prev)) / p.spread_window
+        self._local_cache = (v, out)
+        return out
+
     def components(self, x: dict[str, float]) -> dict[str, float]:
         """Component ratios for ``x`` (``alert_ratio`` is the alert level; 0 when too early)."""
         p = self.params
         v = x.get(self.feature)
-        out = {"novelty": 0.0, "stuck": 0.0}
+        out = {"novelty": 0.0, "stuck": 0.0, "point": 0.0, "level": 0.0, "spread": 0.0}
         if v is None or not math.isfinite(v):
             return out
         v = float(v)
@@ -163,6 +215,12 @@ class SensorDetector:
             p_same = (self._n_same + 1.0) / (self._n + 2.0)
             surprise = -(self._run + 1) * math.log10(p_same)
             out["stuck"] = p.alert_ratio * surprise / p.stuck_surprise
+        floor = 1e-9 * (1.0 + abs(v))
+        levels = {"point": p.point_level, "level": p.level_level, "spread": p.spread_level}
+        for name, stat in self._local(v).items():
+            past = self._local_refs[name]
+            if levels[name] > 0 and stat > 0 and len(past) >= p.ref_min_samples:
+                out[name] = p.alert_ratio * stat / (levels[name] * max(past.quantile(p.local_q), floor))
         return out
 
     # -- protocol ---------------------------------------------------------------------
@@ -178,6 +236,9 @@ class SensorDetector:
         p = self.params
         shape, dist = self._novelty(v)
         self._cache = None
+        for name, stat in self._local(v).items():
+            self._local_refs[name].append(stat)
+        self._local_cache = None
         if dist > 0.0:
             self._dists.append(dist)
         elif shape is not None and self._filled >= p.min_memory:
@@ -201,6 +262,14 @@ class SensorDetector:
         self._buf[-1] = v - self._offset
         self._seen += 1
         self._values.append(v)
+        if self._prev is not None and p.spread_window > 1:
+            self._steps.append(abs(v - self._prev))
+            if len(self._steps) > p.spread_window - 1:
+                self._steps.popleft()
+        self._lag.append(v)
+        if len(self._lag) > p.level_k - 1:
+            self._old.append(self._lag.popleft())
+        self._recent.append(v)
         self._prev = v
 
     @staticmethod
@@ -210,7 +279,7 @@ class SensorDetector:
     def __getstate__(self) -> dict[str, object]:
         """Pickle without the scratch buffer and the derived norms (rebuilt on load)."""
         state = self.__dict__.copy()
-        for name in ("_dots", "_half_norms", "_cache"):
+        for name in ("_dots", "_half_norms", "_cache", "_local_cache"):
             state.pop(name)
         return state
 
@@ -221,6 +290,7 @@ class SensorDetector:
         for j in range(self._filled):
             self._half_norms[j] = self._half_norm(np.ascontiguousarray(self._mem[:, j]))
         self._cache = None
+        self._local_cache = None
 
     def expected_range(self) -> tuple[float, float]:
         """``median +- range_sigmas * robust scale`` of recent values (NaNs before data)."""

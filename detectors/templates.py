@@ -23,11 +23,11 @@ TemplateMatch(template_id=1, template='Receiving block <BLK> src: <IP> dest: <IP
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from drain3 import TemplateMiner
-from drain3.masking import MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 
 # Order matters: the first instructions take the most specific shapes.
@@ -40,6 +40,15 @@ DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
     (r"\b(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b", "HEX"),
     (r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?![\w.])", "NUM"),
 )
+
+
+# A literal every match of a default mask contains: the regex is skipped when it is absent.
+_GUARDS = {"UUID": "-", "BLK": "blk_", "IP": ".", "PATH": "/"}
+
+
+def _compile(masks: tuple[tuple[str, str], ...]) -> list[tuple[re.Pattern[str], str, str | None]]:
+    return [(re.compile(p), f"<{name}>", _GUARDS.get(name) if (p, name) in DEFAULT_MASKS else None)
+            for p, name in masks]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +76,8 @@ class TemplateMinerState:
         Drain3 prefix-tree fan-out per node.
     masks
         ``(regex, name)`` pairs applied in order; a match becomes ``<name>``.
+    memo_size
+        Masked lines remembered with their template id (a fast path for repeated shapes).
     """
 
     def __init__(
@@ -77,6 +88,7 @@ class TemplateMinerState:
         depth: int = 4,
         max_children: int = 100,
         masks: tuple[tuple[str, str], ...] = DEFAULT_MASKS,
+        memo_size: int = 10000,
     ) -> None:
         if max_clusters < 1:
             raise ValueError(f"TemplateMinerState: max_clusters = {max_clusters!r} must be >= 1")
@@ -89,8 +101,11 @@ class TemplateMinerState:
         self.depth = depth
         self.max_children = max_children
         self.masks = tuple(masks)
+        self.memo_size = memo_size
         self.lines = 0
         self._miner = self._build()
+        self._regexes = _compile(self.masks)
+        self._memo: dict[str, int] = {}
 
     def _build(self) -> TemplateMiner:
         config = TemplateMinerConfig()
@@ -98,17 +113,38 @@ class TemplateMinerState:
         config.drain_sim_th = self.sim_th
         config.drain_depth = self.depth
         config.drain_max_children = self.max_children
-        config.masking_instructions = [MaskingInstruction(p, name) for p, name in self.masks]
+        config.masking_instructions = []  # masking is done here, once, before Drain3
         config.parametrize_numeric_tokens = True
         return TemplateMiner(config=config)
 
+    def mask(self, line: str) -> str:
+        """*line* with its variable parts replaced by ``<NAME>`` masks."""
+        for regex, repl, guard in self._regexes:
+            if guard is None or guard in line:
+                line = regex.sub(repl, line)
+        return line
+
     def add(self, line: str) -> TemplateMatch:
-        """Assign *line* to a template (learning it), returning id, text and change type."""
-        result = self._miner.add_log_message(line.strip())
+        """Assign *line* to a template (learning it), returning id, text and change type.
+
+        A masked line seen before goes straight to its template (Drain3 would match it to
+        the same cluster without changing it), touching the cluster so LRU eviction still
+        sees it as used.
+        """
         self.lines += 1
-        return TemplateMatch(
-            int(result["cluster_id"]), str(result["template_mined"]), str(result["change_type"])
-        )
+        masked = self.mask(line.strip())
+        drain = self._miner.drain
+        cid = self._memo.get(masked)
+        if cid is not None:
+            cluster = drain.id_to_cluster[cid]  # LRU touch
+            if cluster is not None:
+                cluster.size += 1
+                return TemplateMatch(cid, cluster.get_template(), "none")
+        cluster, change_type = drain.add_log_message(masked)
+        if len(self._memo) >= self.memo_size:
+            self._memo.clear()
+        self._memo[masked] = cluster.cluster_id
+        return TemplateMatch(cluster.cluster_id, cluster.get_template(), change_type)
 
     def template(self, template_id: int) -> str | None:
         """The current text of a template, or None when unknown or evicted."""
@@ -126,6 +162,8 @@ class TemplateMinerState:
         state = self.__dict__.copy()
         drain = self._miner.drain
         state["_miner"] = None
+        state["_regexes"] = None
+        state["_memo"] = {}
         state["_drain"] = (drain.id_to_cluster, drain.root_node, drain.clusters_counter)
         return state
 
@@ -133,6 +171,7 @@ class TemplateMinerState:
         id_to_cluster, root, counter = state.pop("_drain")
         self.__dict__.update(state)
         self._miner = self._build()
+        self._regexes = _compile(self.masks)
         drain = self._miner.drain
         drain.id_to_cluster = id_to_cluster
         drain.root_node = root

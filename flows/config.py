@@ -202,7 +202,7 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
 def section_class(section: str) -> type:
     """The dataclass of a config section (some live beside the code they tune)."""
     factory = Settings.__dataclass_fields__[section].default_factory
-    return type(factory())  # type: ignore[misc]
+    return type(factory())  # type: ignore[misc,operator]
 
 
 def _build_section(section: str, cls: type, body: Mapping[str, Any]) -> Any:
@@ -241,7 +241,7 @@ def _coerce(section: str, key: str, hint: Any, raw: Any) -> Any:
         (item,) = typing.get_args(hint)
         if isinstance(raw, str):
             raise ConfigError(f"{where}: set lists in the TOML file, not the environment")
-        if dataclasses.is_dataclass(item):
+        if isinstance(item, type) and dataclasses.is_dataclass(item):
             return [_build_section(f"{section}.{key}", item, entry) for entry in raw]
         return [_coerce(section, key, item, entry) for entry in raw]
     return raw

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.operators import StatefulLogic
 
 from detectors.drift import DriftEvent, DriftWatch
@@ -56,7 +56,7 @@ from flows.log_pipeline import (
 from flows.logsetup import configure_logging
 from flows.outputs import alert_message, deadletter_message, error_point
 from flows.records import UTC, Alert, IngestError, LogLine, Message, Point, spread_errors, utcnow
-from flows.runtime import connectors
+from flows.runtime import connectors, value_of
 from flows.topics import parse_topic
 
 EMBED_KEY = "embed"
@@ -346,9 +346,9 @@ def build_flow(
     feedback = op.branch("split_feedback_errors",
                          op.map("parse_feedback", by_topic.trues,
                                 lambda m: parse_feedback(m, prefix=fb_prefix, stream="log")),
-                         lambda x: isinstance(x, Feedback))
+                         is_feedback)
     parsed = op.flat_map("parse_log", by_topic.falses, metrics.counted("log", LogParser(settings.logs)))
-    split = op.branch("split_errors", parsed, lambda x: isinstance(x, LogLine))
+    split = op.branch("split_errors", parsed, is_line)
     keyed = op.key_on("group_key", split.trues, lambda line: line.key)
     templated = op.stateful("templates", keyed, lambda resume: TemplatesLogic(params, idle_check_s, resume))
     to_embed = op.key_on("embed_key", op.map("drop_group_key", templated, lambda kv: kv[1]), lambda _: EMBED_KEY)
@@ -357,8 +357,8 @@ def build_flow(
     embedded = op.stateful_map("embed", batches, EmbedStep(params, embedder))
     items = op.flat_map("unbatch", embedded, lambda kv: kv[1])
     by_group = op.key_on("novelty_key", op.merge("windows_and_feedback", items, feedback.trues), _group_of)
-    decided = op.filter_map("novelty_out", op.stateful_map("novelty", by_group, NoveltyStep(settings, embedder)),
-                            lambda kv: kv[1])
+    decided: Stream[Decided | FeedbackDone] = op.filter_map(
+        "novelty_out", op.stateful_map("novelty", by_group, NoveltyStep(settings, embedder)), value_of)
     points = op.flat_map("to_points", decided, to_points)
     to_budget = op.key_on("budget_key", op.filter_map("alert_of", decided, alert_of), lambda _: "budget")
     budgeted = op.flat_map("unkey_budget", op.stateful_map("budget", to_budget, BudgetStep(settings.alerts, "logs")),
@@ -366,13 +366,23 @@ def build_flow(
     alert_pts = op.flat_map("budget_points", budgeted, budget_points)
     alerts = op.filter_map("to_messages", budgeted,
                            lambda a: alert_message(a, prefix) if isinstance(a, Alert) else None)
-    errors = op.merge("all_errors", split.falses, feedback.falses)
+    errors = cast("Stream[IngestError]", op.merge("all_errors", split.falses, feedback.falses))
     op.output("influx_out", op.merge("all_points", points, alert_pts, op.map("error_point", errors, error_point)),
               influx_sink)
     op.output("mqtt_out", op.merge("all_messages", alerts,
                                    op.map("deadletter_message", errors, lambda e: deadletter_message(e, dead))),
               mqtt_sink)
     return flow
+
+
+def is_line(x: object) -> TypeGuard[LogLine]:
+    """Log lines go on to the templates; everything else is an ingest error."""
+    return isinstance(x, LogLine)
+
+
+def is_feedback(x: object) -> TypeGuard[Feedback]:
+    """Parsed feedback goes to the novelty step; everything else is an ingest error."""
+    return isinstance(x, Feedback)
 
 
 def _group_of(item: EmbeddedWindow | EmbeddedChange | Feedback) -> str:

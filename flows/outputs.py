@@ -66,7 +66,8 @@ def alert_points(alert: Alert) -> list[Point]:
         return [Point("alert", tags, fields, alert.opened_at if alert.kind == "open" else alert.ts)]
     end = {"time_end": float(alert.ts.timestamp() * 1000.0),
            "duration_s": float((alert.ts - alert.opened_at).total_seconds())}
-    reopened = {"state": "closed", "alert_id": alert.alert_id, "subject": alert.subject, **end}
+    reopened: dict[str, float | int | bool | str] = {
+        "state": "closed", "alert_id": alert.alert_id, "subject": alert.subject, **end}
     return [
         Point("alert", tags, {**fields, **end}, alert.ts),
         Point("alert", {**tags, "kind": "open"}, reopened, alert.opened_at),

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from flows.config import Settings
+
+V = TypeVar("V")
+
+
+def value_of(kv: tuple[str, V]) -> V:
+    """The value of a keyed item (to leave a keyed step)."""
+    return kv[1]
 
 
 def connectors(

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 
 from flows import metrics
 from flows.budget import BudgetStep, budget_points
@@ -33,8 +33,8 @@ from flows.feedback import (
 )
 from flows.logsetup import configure_logging
 from flows.outputs import alert_message, deadletter_message, error_point
-from flows.records import Alert, Outgoing, Point, Reading, utcnow
-from flows.runtime import connectors
+from flows.records import Alert, IngestError, Outgoing, Point, Reading, utcnow
+from flows.runtime import connectors, value_of
 from flows.sensor_parse import SensorParser
 from flows.series import SeriesOutput, SeriesState
 
@@ -128,6 +128,11 @@ def to_messages(item: Alert | Point, alerts_prefix: str) -> Outgoing | None:
     return alert_message(item, alerts_prefix) if isinstance(item, Alert) and not is_quiet(item) else None
 
 
+def is_input(x: object) -> TypeGuard[Reading | Feedback]:
+    """Readings and feedback go on to the series; everything else is an ingest error."""
+    return isinstance(x, (Reading, Feedback))
+
+
 def build_flow(
     settings: Settings | None = None,
     *,
@@ -152,11 +157,11 @@ def build_flow(
     feedback = op.map("parse_feedback", by_topic.trues,
                       lambda m: parse_feedback(m, prefix=fb_prefix, stream="sensor"))
     parsed = op.flat_map("parse_reading", by_topic.falses, metrics.counted("sensor", parser.parse))
-    split = op.branch("split_errors", op.merge("inputs", parsed, feedback),
-                      lambda x: isinstance(x, (Reading, Feedback)))
-    errors = split.falses
+    split = op.branch("split_errors", op.merge("inputs", parsed, feedback), is_input)
+    errors = cast("Stream[IngestError]", split.falses)
     keyed = op.key_on("series_key", split.trues, series_key)
-    scored = op.filter_map("unkey", op.stateful_map("score", keyed, ScoreStep(settings)), lambda kv: kv[1])
+    scored: Stream[Scored | FeedbackDone] = op.filter_map(
+        "unkey", op.stateful_map("score", keyed, ScoreStep(settings)), value_of)
     points = op.flat_map("to_points", scored, to_points)
     alerts = op.key_on("budget_key", op.filter_map("alert_of", scored, alert_of), lambda _: "budget")
     budgeted = op.flat_map("unkey_budget", op.stateful_map("budget", alerts, BudgetStep(settings.alerts, "sensors")),

@@ -1,0 +1,133 @@
+"""Benchmark of the log scoring core on HDFS (prints markdown tables).
+
+Modes:
+
+- default: throughput of :class:`flows.log_pipeline.LogScorer` (templates, windows, cached
+  template embeddings, novelty, calibration) in lines/s on pre-parsed HDFS lines with the
+  default model, template-cache hit rate, model calls per 1,000 lines, micro-batch sizes, peak
+  RSS, and the ratio against embedding every line with the same model;
+- ``--batch-sizes 32,64,...``: pure model throughput (texts/s) per batch size on whatever device
+  ``--device auto`` picks (CUDA in half precision when available);
+- ``--matryoshka``: quality (AUROC, AUPRC, F1) and speed with the template embeddings truncated
+  to 32, 64, 128 components and at full size. all-MiniLM-L6-v2 is *not* Matryoshka-trained, so
+  its truncated prefixes are not meant to stand alone: this measures what truncation costs.
+
+Examples::
+
+    .venv/bin/python scripts/bench_logs.py --lines 60000
+    .venv/bin/python scripts/bench_logs.py --batch-sizes 32,64,128,256,512,1024
+    .venv/bin/python scripts/bench_logs.py --matryoshka
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from flows.evaluation.logs import evaluate_logs, read_lines  # noqa: E402
+from flows.log_pipeline import LogParams, LogScorer, build_embedder  # noqa: E402
+
+DEFAULT_LOG = ROOT.parent / "shared" / "data" / "hdfs" / "HDFS_dev.log"
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _table(rows: list[dict[str, object]]) -> str:
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for row in rows:
+        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def bench_core(path: Path, limit: int | None, device: str) -> None:
+    items = [(ts, src, msg) for ts, src, msg, _ in read_lines(path, "hdfs")][:limit]
+    t0 = time.perf_counter()
+    scorer = LogScorer(LogParams(device=device))
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    windows = 0
+    for ts, src, msg in items:
+        windows += len(scorer.process(ts, src, msg))
+    windows += len(scorer.flush())
+    core_s = time.perf_counter() - t0
+    cache = scorer.cache
+    sizes = cache.batch_sizes or [0]
+    model = cache.embedder
+    assert model is not None  # set by LogScorer
+    sample = [msg for _, _, msg in items[:512]]
+    model.encode(sample[:32])
+    t0 = time.perf_counter()
+    model.encode(sample)
+    per_line = len(sample) / (time.perf_counter() - t0)
+    rate = len(items) / core_s
+    print(_table([{
+        "lines": len(items), "windows": windows, "templates": sum(len(g.miner) for g in scorer.templates.values()),
+        "core lines/s": rate, "model load s": load_s, "cache hit rate": cache.hit_rate,
+        "model calls / 1k lines": 1000.0 * cache.model_calls / len(items),
+        "mean batch": sum(sizes) / len(sizes), "max batch": max(sizes), "peak RSS MiB": _rss_mib(),
+        "embed-every-line lines/s": per_line, "speed-up": rate / per_line,
+    }]))
+
+
+def bench_batches(path: Path, sizes: list[int], device: str, seconds: float) -> None:
+    texts = [msg for _, _, msg, _ in read_lines(path, "hdfs")][: max(4096, 4 * max(sizes))]
+    model = build_embedder(LogParams(device=device))
+    rows = []
+    for size in sizes:
+        model.batch_size = size  # type: ignore[attr-defined]
+        model.encode(texts[:size])
+        done, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            start = done % (len(texts) - size)
+            model.encode(texts[start:start + size])
+            done += size
+        rows.append({"device": getattr(model, "device", "?"), "batch": size,
+                     "texts/s": done / (time.perf_counter() - t0)})
+    print(_table(rows))
+
+
+def bench_matryoshka(path: Path, device: str) -> None:
+    rows = []
+    for dims in (32, 64, 128, 0):
+        t0 = time.perf_counter()
+        summary = evaluate_logs(path, labels=path.parent / "HDFS_dev_labels.csv",
+                                params=LogParams(truncate_dim=dims, device=device))
+        rows.append({"embedding dims": dims or 384, "AUROC": summary["auroc"], "AUPRC": summary["auprc"],
+                     "F1": summary["f1"], "precision": summary["precision"], "recall": summary["recall"],
+                     "lines/s": summary["lines_per_s"], "wall s": time.perf_counter() - t0})
+    print(_table(rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--log", type=Path, default=DEFAULT_LOG, help="HDFS log file")
+    parser.add_argument("--lines", type=int, default=None, help="only the first N lines")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-sizes", default="", help="e.g. 32,64,128: pure model throughput")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per batch size")
+    parser.add_argument("--matryoshka", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.log.exists():
+        print(f"bench_logs: {args.log} not found (pass --log)", file=sys.stderr)
+        return 2
+    if args.batch_sizes:
+        bench_batches(args.log, [int(s) for s in args.batch_sizes.split(",")], args.device, args.seconds)
+    elif args.matryoshka:
+        bench_matryoshka(args.log, args.device)
+    else:
+        bench_core(args.log, args.lines, args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
