@@ -16,6 +16,7 @@ demo: system-deps $(STAMP)
 
 test: system-deps $(STAMP)
 	$(PY) -m ruff check flows detectors simulators tests scripts deploy
+	$(PY) -m mypy
 	$(PY) -m pytest -q -ra
 
 lint: $(STAMP)

@@ -104,8 +104,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         from flows.evaluation.logs import evaluate_logs
 
-        evaluate_logs(Path(args.path), fmt=args.format, labels=Path(args.labels) if args.labels else None,
-                      session_regex=args.session_regex, out_dir=Path(args.out))
+        summary = evaluate_logs(Path(args.path), fmt=args.format, labels=Path(args.labels) if args.labels else None,
+                                out_dir=Path(args.out), params=_settings(args).log_detector,
+                                session_regex=args.session_regex)
+        print(json.dumps(summary, indent=2, default=str))
     return 0
 
 
@@ -220,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="NAB combined_windows.json, or a CSV id,label for logs")
     p.add_argument("--out", required=True)
     p.add_argument("--format", default="hdfs", choices=["hdfs", "bgl", "raw", "jsonl"])
-    p.add_argument("--session-regex", default=None)
+    p.add_argument("--session-regex", default=None, help=r"session id regex (default: [log_detector] session_regex, blk_-?\d+)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("feedback", help="tell oddwatch an alert was a false positive (or right)")
