@@ -85,7 +85,7 @@ class SensorDetectorParams:
             ("level_window", self.level_window >= 1, "must be >= 1"),
             ("spread_window", self.spread_window >= 1, "must be >= 1"),
             ("local_window", self.local_window >= 2, "must be >= 2"),
-            ("local_q", 0.0 < self.local_q < 1.0, "must be in (0, 1)"),
+            ("local_q", 0.0 < self.local_q <= 1.0, "must be in (0, 1]"),
             ("point_level", self.point_level >= 0, "must be >= 0 (0 turns the component off)"),
             ("level_level", self.level_level >= 0, "must be >= 0 (0 turns the component off)"),
             ("spread_level", self.spread_level >= 0, "must be >= 0 (0 turns the component off)"),

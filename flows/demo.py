@@ -73,11 +73,13 @@ def start_flow(name: str, config: Path) -> FlowProcess:
 
 
 def demo_settings(settings: Settings) -> Settings:
-    """Demo tweaks: short log windows so an hour of simulated syslog gives enough of them."""
+    """Demo tweaks: an hour of simulated syslog in 20 s tumbling windows (180 per source, the
+    first 60 of them the calibration warm-up) instead of HDFS-style block sessions."""
     p = settings.log_detector
     if p.window_mode == "session" and p.session_regex == r"blk_-?\d+":
         p.window_mode, p.window_by = "tumbling", "time"
-    p.window_size_s = min(p.window_size_s, 10.0)
+    p.window_size_s = min(p.window_size_s, 20.0)
+    p.warmup = min(p.warmup, 60)
     return settings
 
 
@@ -132,7 +134,7 @@ def _count(query: Any, q: str) -> int:
 
 
 def run_demo(settings: Settings, *, duration_s: float = 60.0, seed: int = 7, as_json: bool = False,
-             logs: bool = True, speed: float = 60.0, plant_rate: float = 640.0, log_rate: float = 200.0) -> dict[str, Any]:
+             logs: bool = True, speed: float = 60.0, plant_rate: float = 640.0, log_rate: float = 1200.0) -> dict[str, Any]:
     """Run the whole demo; prints and returns the summary."""
     from flows.connectors.influx import InfluxQuery
     from flows.services import from_settings
