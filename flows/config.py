@@ -80,10 +80,28 @@ class ServicesSettings:
 
 @dataclass
 class Subscription:
-    """One MQTT subscription and how its topic levels map to tags (Telegraf style)."""
+    """One MQTT subscription and how its topic levels map to tags (Telegraf style).
+
+    Log subscriptions may set their own windows; empty or 0 keeps the ``[log_detector]``
+    value (e.g. block sessions for HDFS, 60 s tumbling windows for syslog).
+    """
 
     topic: str
     tags: str  # e.g. "_/site/asset/sensor": '_' skips a level
+    window_mode: str = ""  # session | tumbling | sliding
+    window_by: str = ""  # time | count
+    window_size_s: float = 0.0
+    window_slide_s: float = 0.0
+    window_size_lines: int = 0
+    window_slide_lines: int = 0
+    session_regex: str = ""
+    session_gap_s: float = 0.0
+
+    def window_overrides(self) -> dict[str, str | float | int]:
+        """The window settings this subscription sets (the non-empty ones)."""
+        names = ("window_mode", "window_by", "window_size_s", "window_slide_s", "window_size_lines",
+                 "window_slide_lines", "session_regex", "session_gap_s")
+        return {n: getattr(self, n) for n in names if getattr(self, n)}
 
 
 def _sensor_subscriptions() -> list[Subscription]:
@@ -304,7 +322,7 @@ def to_toml(data: Mapping[str, Any]) -> str:
         for key, entries in tables:
             for entry in entries:
                 lines.append(f"\n[[{section}.{key}]]")
-                lines.extend(f"{k} = {_toml_value(v)}" for k, v in entry.items())
+                lines.extend(f"{k} = {_toml_value(v)}" for k, v in entry.items() if v not in ("", 0, 0.0))
         lines.append("")
     return "\n".join(lines)
 

@@ -14,6 +14,8 @@ alert tracker per group) -> ``influx_out`` / ``mqtt_out``.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeGuard, cast
@@ -57,7 +59,7 @@ from flows.logsetup import configure_logging
 from flows.outputs import alert_message, deadletter_message, error_point
 from flows.records import UTC, Alert, IngestError, LogLine, Message, Point, spread_errors, utcnow
 from flows.runtime import connectors, value_of
-from flows.topics import parse_topic
+from flows.topics import matches, parse_topic
 
 EMBED_KEY = "embed"
 
@@ -82,6 +84,35 @@ class LogParser:
 
 
 # ---------------------------------------------------------------- step "templates"
+class SubscriptionParams:
+    """The log detector settings for a topic: ``[log_detector]`` with its subscription's windows.
+
+    >>> from flows.config import Subscription
+    >>> s = Settings()
+    >>> s.logs.subscriptions = [Subscription("logs/+/+/+", "_/site/host/app", window_mode="tumbling"),
+    ...                         Subscription("hdfs/+/+/+", "_/site/host/app")]
+    >>> p = SubscriptionParams(s)
+    >>> p("logs/s1/web1/nginx").window_mode, p("hdfs/s1/dn1/datanode").window_mode
+    ('tumbling', 'session')
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.base: LogParams = settings.log_detector
+        self.subscriptions = settings.logs.subscriptions
+
+    def __call__(self, topic: str) -> LogParams:
+        for sub in self.subscriptions:
+            if matches(sub.topic, topic):
+                overrides = sub.window_overrides()
+                if not overrides:
+                    return self.base
+                params = dataclasses.replace(self.base, **overrides)
+                params.validate()
+                return params
+        return self.base
+
+
+
 class TemplatesLogic(StatefulLogic[LogLine, Any, GroupTemplates]):
     """Bytewax logic around :class:`GroupTemplates`; closes idle windows on wall-clock time.
 
@@ -90,8 +121,9 @@ class TemplatesLogic(StatefulLogic[LogLine, Any, GroupTemplates]):
     window scored.
     """
 
-    def __init__(self, params: LogParams, idle_check_s: float, state: GroupTemplates | None) -> None:
-        self.params = params
+    def __init__(self, params: Callable[[str], LogParams], idle_check_s: float,
+                 state: GroupTemplates | None) -> None:
+        self.params = params  # topic -> the detector settings of its subscription
         self.state = state
         self.idle = timedelta(seconds=idle_check_s)
         self.last_event: float | None = None
@@ -99,7 +131,7 @@ class TemplatesLogic(StatefulLogic[LogLine, Any, GroupTemplates]):
 
     def on_item(self, value: LogLine) -> tuple[list[Any], bool]:
         if self.state is None:
-            self.state = GroupTemplates(value.key, self.params)
+            self.state = GroupTemplates(value.key, self.params(value.topic))
         ts = value.ts.timestamp()
         windows, changes = self.state.process(ts, value.msg)
         self.last_event = ts if self.last_event is None else max(self.last_event, ts)
@@ -350,7 +382,8 @@ def build_flow(
     parsed = op.flat_map("parse_log", by_topic.falses, metrics.counted("log", LogParser(settings.logs)))
     split = op.branch("split_errors", parsed, is_line)
     keyed = op.key_on("group_key", split.trues, lambda line: line.key)
-    templated = op.stateful("templates", keyed, lambda resume: TemplatesLogic(params, idle_check_s, resume))
+    params_for = SubscriptionParams(settings)
+    templated = op.stateful("templates", keyed, lambda resume: TemplatesLogic(params_for, idle_check_s, resume))
     to_embed = op.key_on("embed_key", op.map("drop_group_key", templated, lambda kv: kv[1]), lambda _: EMBED_KEY)
     batches = op.collect("micro_batch", to_embed, timeout=timedelta(milliseconds=batch_wait_ms),
                          max_size=params.micro_batch)
