@@ -15,11 +15,12 @@
   the median of the last ``point_window`` values (spikes), of the mean of the last
   ``level_k`` values from the median of the ``level_window`` values before them (level
   shifts), and the mean absolute step over the last ``spread_window`` values (noise
-  bursts). Each is divided by the ``local_q`` quantile of its own past values and alerts at
-  ``*_level`` times that quantile: a spike far outside anything the series has done scores
-  high, while a naturally spiky series does not. The shape novelty dilutes one odd value
-  among the shape's noisy coordinates and can match a shifted level with a shape from
-  another phase of a cycle; these do not.
+  bursts). Each alerts at ``max(*_level x its local_q quantile, local_max_level x its
+  maximum)`` over its own past values whose windows do not overlap the current one: the
+  quantile term sets the false-alert rate on ordinary noise, the maximum term keeps a
+  naturally spiky series (a spike every few hundred readings) quiet. The shape novelty
+  dilutes one odd value among the shape's noisy coordinates and can match a shifted level
+  with a shape from another phase of a cycle; these do not.
 
 Every component is expressed as a ratio where ``alert_ratio`` is the alert level; the
 largest is squashed to [0, 1) with 0.5 at ``alert_ratio``. Cost: one (window/paa x memory)
@@ -55,15 +56,16 @@ class SensorDetectorParams:
     stuck_surprise: float = 10.0  # -log10 P(run) that maps to alert_ratio
     range_window: int = 400  # recent values behind expected_range()
     range_sigmas: float = 4.0  # expected range = median +- range_sigmas * robust scale
-    point_window: int = 10  # recent values whose median the value is compared with
-    level_k: int = 5  # latest values averaged into the current level
-    level_window: int = 20  # values before those whose median is the previous level
+    point_window: int = 16  # recent values whose median the value is compared with
+    level_k: int = 4  # latest values averaged into the current level
+    level_window: int = 12  # values before those whose median is the previous level
     spread_window: int = 10  # latest absolute steps averaged into the current spread
     local_window: int = 2000  # past values of each local statistic kept for its reference
-    local_q: float = 0.99  # quantile of a local statistic's past values it is divided by
-    point_level: float = 1.6  # multiple of that quantile at which a component alerts (0: off)
-    level_level: float = 1.6
-    spread_level: float = 1.6
+    local_q: float = 0.9  # quantile of a local statistic's past values ...
+    point_level: float = 2.6  # ... times which the component alerts (0 turns it off)
+    level_level: float = 2.8
+    spread_level: float = 2.0
+    local_max_level: float = 1.1  # and never below this multiple of its past maximum (0: off)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -86,6 +88,7 @@ class SensorDetectorParams:
             ("spread_window", self.spread_window >= 1, "must be >= 1"),
             ("local_window", self.local_window >= 2, "must be >= 2"),
             ("local_q", 0.0 < self.local_q <= 1.0, "must be in (0, 1]"),
+            ("local_max_level", self.local_max_level >= 0, "must be >= 0 (0: no maximum term)"),
             ("point_level", self.point_level >= 0, "must be >= 0 (0 turns the component off)"),
             ("level_level", self.level_level >= 0, "must be >= 0 (0 turns the component off)"),
             ("spread_level", self.spread_level >= 0, "must be >= 0 (0 turns the component off)"),
@@ -148,6 +151,9 @@ class SensorDetector:
         self._old = RollingWindow(p.level_window)  # the level_window values before them
         self._steps: deque[float] = deque()  # the latest spread_window - 1 absolute steps
         self._local_refs = {name: RollingWindow(p.local_window) for name in LOCAL}
+        # statistics wait here until their window no longer overlaps the present
+        self._local_pending: dict[str, deque[float]] = {name: deque() for name in LOCAL}
+        self._local_lag = {"point": 1, "level": p.level_k, "spread": p.spread_window}
         self._local_cache: tuple[float, dict[str, float]] | None = None
 
     # -- components -------------------------------------------------------------------
@@ -220,7 +226,8 @@ class SensorDetector:
         for name, stat in self._local(v).items():
             past = self._local_refs[name]
             if levels[name] > 0 and stat > 0 and len(past) >= p.ref_min_samples:
-                out[name] = p.alert_ratio * stat / (levels[name] * max(past.quantile(p.local_q), floor))
+                ref = max(levels[name] * past.quantile(p.local_q), p.local_max_level * past.sorted[-1])
+                out[name] = p.alert_ratio * stat / max(ref, floor)
         return out
 
     # -- protocol ---------------------------------------------------------------------
@@ -237,7 +244,10 @@ class SensorDetector:
         shape, dist = self._novelty(v)
         self._cache = None
         for name, stat in self._local(v).items():
-            self._local_refs[name].append(stat)
+            pending = self._local_pending[name]
+            pending.append(stat)
+            if len(pending) >= self._local_lag[name]:
+                self._local_refs[name].append(pending.popleft())
         self._local_cache = None
         if dist > 0.0:
             self._dists.append(dist)

@@ -106,7 +106,7 @@ class SubscriptionParams:
                 overrides = sub.window_overrides()
                 if not overrides:
                     return self.base
-                params = dataclasses.replace(self.base, **overrides)
+                params = dataclasses.replace(self.base, **cast("dict[str, Any]", overrides))
                 params.validate()
                 return params
         return self.base
@@ -201,6 +201,17 @@ class GroupState:
     open_severity: str = "warning"
     recent: RecentWindows = field(default_factory=RecentWindows)  # anomalous windows, for feedback
     drift: DriftWatch = field(default_factory=DriftWatch)  # drift points only: no log re-fit
+    last_stamp_us: int = 0  # the newest log_window timestamp written for this group
+
+    def stamp(self, end: float) -> datetime:
+        """A timestamp for a window's point, unique within the group.
+
+        Windows of one group that end in the same second (session windows on second-resolution
+        logs) would otherwise overwrite each other in InfluxDB; the true end is in the fields.
+        """
+        us = max(round(end * 1e6), self.last_stamp_us + 1)
+        self.last_stamp_us = us
+        return datetime.fromtimestamp(us / 1e6, UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +221,7 @@ class Decided:
     result: WindowResult
     alert: Alert | None
     drift: DriftEvent | None = None
+    stamp: datetime | None = None  # the log_window point's time (unique per group); None: the end
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +278,8 @@ class NoveltyStep:
         if result.is_anomaly:
             state.recent.add(window_meta(result), opened_alert=t is not None and t.kind == "open")
         drift = state.drift.update(end, result.score)
-        return state, Decided(result, log_alert(result, t, state.open_severity) if t else None, drift)
+        return state, Decided(result, log_alert(result, t, state.open_severity) if t else None, drift,
+                              state.stamp(result.end))
 
 
 def severity_of(score: float) -> str:
@@ -313,15 +326,15 @@ def log_alert(r: WindowResult, t: Transition, severity: str) -> Alert:
     )
 
 
-def window_point(r: WindowResult) -> Point:
-    """The ``log_window`` point of one scored window."""
+def window_point(r: WindowResult, stamp: datetime | None = None) -> Point:
+    """The ``log_window`` point of one scored window, at *stamp* (default: its end)."""
     site, host, app = _split_source(r.source)
     return Point(
         "log_window", {"site": site, "host": host, "app": app},
         {"novelty": float(r.score), "threshold": float(r.threshold), "lines": int(r.lines),
          "templates": int(r.templates), "is_anomaly": bool(r.is_anomaly), "window_id": r.window_id,
-         "start_ms": float(r.start * 1000.0), **novel_template_fields(r)},
-        datetime.fromtimestamp(r.end, UTC),
+         "start_ms": float(r.start * 1000.0), "end_ms": float(r.end * 1000.0), **novel_template_fields(r)},
+        stamp or datetime.fromtimestamp(r.end, UTC),
     )
 
 
@@ -338,7 +351,7 @@ def to_points(d: Decided | FeedbackDone) -> list[Point]:
     """Points for a decided window (window, drift) or applied feedback; alert rows come from ``budget``."""
     if isinstance(d, FeedbackDone):
         return [feedback_point(d.feedback, d.site, "log")]
-    points = [window_point(d.result)]
+    points = [window_point(d.result, d.stamp)]
     if d.drift is not None:
         points.append(drift_point(_split_source(d.result.source), d.drift, stream="log",
                                   threshold=d.result.threshold))

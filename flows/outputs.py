@@ -53,7 +53,6 @@ def alert_points(alert: Alert) -> list[Point]:
         "state": alert.state,
         "title": alert.title,
         "text": alert.text,
-        "subject": alert.subject,
         "score": float(alert.score),
         "threshold": float(alert.threshold),
         "opened_at_ms": opened_ms,
@@ -61,13 +60,13 @@ def alert_points(alert: Alert) -> list[Point]:
     if alert.kind == "open":
         fields["raised_at_ms"] = float(alert.ts.timestamp() * 1000.0)
     severity = str(alert.details.get("open_severity", alert.severity))
-    tags = {"site": alert.site, "source": alert.source, "kind": alert.kind, "severity": severity}
+    tags = {"site": alert.site, "source": alert.source, "kind": alert.kind, "severity": severity,
+            "subject": alert.subject}
     if alert.kind != "close":
         return [Point("alert", tags, fields, alert.opened_at if alert.kind == "open" else alert.ts)]
     end = {"time_end": float(alert.ts.timestamp() * 1000.0),
            "duration_s": float((alert.ts - alert.opened_at).total_seconds())}
-    reopened: dict[str, float | int | bool | str] = {
-        "state": "closed", "alert_id": alert.alert_id, "subject": alert.subject, **end}
+    reopened: dict[str, float | int | bool | str] = {"state": "closed", "alert_id": alert.alert_id, **end}
     return [
         Point("alert", tags, {**fields, **end}, alert.ts),
         Point("alert", {**tags, "kind": "open"}, reopened, alert.opened_at),

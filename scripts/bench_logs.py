@@ -9,8 +9,13 @@ Modes:
 - ``--batch-sizes 32,64,...``: pure model throughput (texts/s) per batch size on whatever device
   ``--device auto`` picks (CUDA in half precision when available);
 - ``--matryoshka``: quality (AUROC, AUPRC, F1) and speed with the template embeddings truncated
-  to 32, 64, 128 components and at full size. all-MiniLM-L6-v2 is *not* Matryoshka-trained, so
-  its truncated prefixes are not meant to stand alone: this measures what truncation costs.
+  to 32, 64, 128 components and at full size, and with two-stage search (first d components of
+  the semantic part, then the top candidates rescored at full size). all-MiniLM-L6-v2 is *not*
+  Matryoshka-trained, so its truncated prefixes are not meant to stand alone: this measures
+  what truncation costs.
+
+Each mode also writes ``--out`` (default ``out/bench-logs[-mode].json``) for
+``scripts/make_benchmarks.py``.
 
 Examples::
 
@@ -22,6 +27,9 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import resource
 import sys
 import time
@@ -32,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from flows.evaluation.logs import evaluate_logs, read_lines  # noqa: E402
 from flows.log_pipeline import LogParams, LogScorer, build_embedder  # noqa: E402
+from flows.records import utcnow  # noqa: E402
 
 DEFAULT_LOG = ROOT.parent / "shared" / "data" / "hdfs" / "HDFS_dev.log"
 
@@ -49,7 +58,20 @@ def _table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def bench_core(path: Path, limit: int | None, device: str) -> None:
+def write_result(out: Path, name: str, command: str, results: dict[str, object]) -> None:
+    """The result file that scripts/make_benchmarks.py reads."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cpuinfo = Path("/proc/cpuinfo")
+    text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
+    machine = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+               "cpu_model": model, "load_avg_1m_at_end": round(os.getloadavg()[0], 2)}
+    out.write_text(json.dumps({"name": name, "machine": machine, "command": command,
+                               "created": utcnow().isoformat(), "results": results}, indent=1, default=str))
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def bench_core(path: Path, limit: int | None, device: str) -> dict[str, object]:
     items = [(ts, src, msg) for ts, src, msg, _ in read_lines(path, "hdfs")][:limit]
     t0 = time.perf_counter()
     scorer = LogScorer(LogParams(device=device))
@@ -70,16 +92,19 @@ def bench_core(path: Path, limit: int | None, device: str) -> None:
     model.encode(sample)
     per_line = len(sample) / (time.perf_counter() - t0)
     rate = len(items) / core_s
-    print(_table([{
+    row = {
         "lines": len(items), "windows": windows, "templates": sum(len(g.miner) for g in scorer.templates.values()),
         "core lines/s": rate, "model load s": load_s, "cache hit rate": cache.hit_rate,
         "model calls / 1k lines": 1000.0 * cache.model_calls / len(items),
         "mean batch": sum(sizes) / len(sizes), "max batch": max(sizes), "peak RSS MiB": _rss_mib(),
         "embed-every-line lines/s": per_line, "speed-up": rate / per_line,
-    }]))
+        "device": str(getattr(model, "device", "?")),
+    }
+    print(_table([row]))
+    return {"core": {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}}
 
 
-def bench_batches(path: Path, sizes: list[int], device: str, seconds: float) -> None:
+def bench_batches(path: Path, sizes: list[int], device: str, seconds: float) -> dict[str, object]:
     texts = [msg for _, _, msg, _ in read_lines(path, "hdfs")][: max(4096, 4 * max(sizes))]
     model = build_embedder(LogParams(device=device))
     rows = []
@@ -91,21 +116,26 @@ def bench_batches(path: Path, sizes: list[int], device: str, seconds: float) -> 
             start = done % (len(texts) - size)
             model.encode(texts[start:start + size])
             done += size
-        rows.append({"device": getattr(model, "device", "?"), "batch": size,
-                     "texts/s": done / (time.perf_counter() - t0)})
+        rows.append({"device": str(getattr(model, "device", "?")), "batch": size,
+                     "texts/s": round(done / (time.perf_counter() - t0), 1)})
     print(_table(rows))
+    return {"batches": {f"batch_{r['batch']}": r for r in rows}}
 
 
-def bench_matryoshka(path: Path, device: str) -> None:
+def bench_matryoshka(path: Path, device: str) -> dict[str, object]:
     rows = []
-    for dims in (32, 64, 128, 0):
+    runs = [("truncate_dim", d) for d in (32, 64, 128, 0)] + [("search_dims", d) for d in (32, 64, 128)]
+    for mode, dims in runs:
         t0 = time.perf_counter()
-        summary = evaluate_logs(path, labels=path.parent / "HDFS_dev_labels.csv",
-                                params=LogParams(truncate_dim=dims, device=device))
-        rows.append({"embedding dims": dims or 384, "AUROC": summary["auroc"], "AUPRC": summary["auprc"],
-                     "F1": summary["f1"], "precision": summary["precision"], "recall": summary["recall"],
-                     "lines/s": summary["lines_per_s"], "wall s": time.perf_counter() - t0})
+        params = LogParams(device=device, **{mode: dims})
+        summary = evaluate_logs(path, labels=path.parent / "HDFS_dev_labels.csv", params=params)
+        rows.append({"mode": "truncated embedding" if mode == "truncate_dim" else "two-stage search",
+                     "dims": dims or 384, "AUROC": round(summary["auroc"], 4), "AUPRC": round(summary["auprc"], 4),
+                     "F1": round(summary["f1"], 4), "precision": round(summary["precision"], 4),
+                     "recall": round(summary["recall"], 4), "lines/s": round(summary["lines_per_s"]),
+                     "wall s": round(time.perf_counter() - t0, 1)})
     print(_table(rows))
+    return {f"{r['mode']} {r['dims']}": r for r in rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,16 +146,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", default="", help="e.g. 32,64,128: pure model throughput")
     parser.add_argument("--seconds", type=float, default=3.0, help="time per batch size")
     parser.add_argument("--matryoshka", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="result JSON (default out/bench-logs[-mode].json)")
     args = parser.parse_args(argv)
     if not args.log.exists():
         print(f"bench_logs: {args.log} not found (pass --log)", file=sys.stderr)
         return 2
+    command = "python scripts/bench_logs.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.batch_sizes:
-        bench_batches(args.log, [int(s) for s in args.batch_sizes.split(",")], args.device, args.seconds)
+        name = "bench-logs-batches"
+        results = bench_batches(args.log, [int(s) for s in args.batch_sizes.split(",")], args.device, args.seconds)
     elif args.matryoshka:
-        bench_matryoshka(args.log, args.device)
+        name = "bench-logs-matryoshka"
+        results = bench_matryoshka(args.log, args.device)
     else:
-        bench_core(args.log, args.lines, args.device)
+        name = "bench-logs"
+        results = bench_core(args.log, args.lines, args.device)
+    write_result(args.out or ROOT / "out" / f"{name}.json", name, command.strip(), results)
     return 0
 
 

@@ -184,9 +184,9 @@ def alert_points(now: datetime) -> list[Point]:
     """One closed and one still-open alert per source, written as docs/schema.md says."""
     points: list[Point] = []
     for source, subject in (("sensor", "pump-1"), ("log", "web-1/nginx")):
-        tags = {"site": "north", "source": source, "severity": "warning"}
+        tags = {"site": "north", "source": source, "severity": "warning", "subject": subject}
         opened, closed = now - timedelta(minutes=13), now - timedelta(minutes=11)
-        base = {"alert_id": f"{source}-closed", "title": f"{subject} anomalous", "subject": subject,
+        base = {"alert_id": f"{source}-closed", "title": f"{subject} anomalous",
                 "text": f"score 0.95 above threshold 0.8 on {subject}; largest deviation: level",
                 "score": 0.95, "threshold": 0.8, "opened_at_ms": opened.timestamp() * 1000}
         end = {"state": "closed", "time_end": closed.timestamp() * 1000, "duration_s": 120.0}

@@ -46,7 +46,7 @@ def test_flow_scores_alerts_and_dead_letters() -> None:
     assert len(scores) == 2400
     assert all(0.0 <= p.fields["score"] <= 1.0 for p in scores)
     opened = [p for p in points if p.measurement == "alert" and p.tags["kind"] == "open"]
-    assert {p.fields["subject"] for p in opened} == {"pump2"}
+    assert {p.tags["subject"] for p in opened} == {"pump2"}
     assert all(T0 + timedelta(seconds=10000) <= p.ts <= T0 + timedelta(seconds=10100) for p in opened)
 
     errors = sorted(p.tags["reason"] for p in points if p.measurement == "ingest_error")

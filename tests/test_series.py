@@ -145,3 +145,35 @@ def test_no_alert_on_nab_artificial_no_anomaly() -> None:
 def test_bad_params_are_named(overrides: dict, needle: str) -> None:
     with pytest.raises(ValueError, match=needle):
         SeriesParams(**overrides)
+
+
+def plant_alerts(seed: int) -> tuple[dict[str, int | None], int]:
+    """Run the demo plant scenario (16 series, 900 readings each); alert delay per fault kind."""
+    from simulators.plant import PlantSimulation
+
+    sim = PlantSimulation(seed=seed, rate=16 / 3.0, duration_s=900 * 3.0, start=T0, n_series=16,
+                          day_s=400 * 3.0, warmup_frac=0.4)
+    states: dict[str, SeriesState] = {}
+    opened: dict[str, list[datetime]] = {}
+    for r in sim:
+        st = states.get(r.series) or states.setdefault(r.series, SeriesState(*r.series.split("/")))
+        if st.step(Reading(st.site, st.asset, st.sensor, r.ts, r.value)).is_anomaly:
+            opened.setdefault(r.series, []).append(r.ts)
+    grace = timedelta(seconds=10 * 3.0)
+    delays: dict[str, int | None] = {}
+    matched = 0
+    for f in sim.plan.faults:
+        hits = [t for t in opened.get(f.series, []) if f.start <= t <= f.end + grace]
+        matched += len(hits)
+        delays[f.kind] = round((hits[0] - f.start).total_seconds() / 3.0) if hits else None
+    return delays, sum(len(v) for v in opened.values()) - matched
+
+
+@pytest.mark.parametrize("seed", [2, 4])
+def test_plant_scenario_every_fault_kind_alerts_with_few_false_alerts(seed: int) -> None:
+    delays, false_alerts = plant_alerts(seed)
+    missed = [kind for kind, delay in delays.items() if delay is None]
+    assert not missed, f"seed {seed}: no alert for {missed} (delays {delays})"
+    for kind in ("spike", "noise_burst", "stuck"):
+        assert delays[kind] is not None and delays[kind] <= 10, f"seed {seed}: {kind} alerted late: {delays}"
+    assert false_alerts <= 1, f"seed {seed}: {false_alerts} false alerts"
