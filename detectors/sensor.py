@@ -65,7 +65,7 @@ class SensorDetectorParams:
     point_level: float = 2.6  # ... times which the component alerts (0 turns it off)
     level_level: float = 2.8
     spread_level: float = 2.0
-    local_max_level: float = 1.1  # and never below this multiple of its past maximum (0: off)
+    local_max_level: float = 1.3  # and never below this multiple of its past maximum (0: off)
 
     def __post_init__(self) -> None:
         self.validate()
