@@ -151,3 +151,34 @@ def test_sensor_nearest_neighbour_matches_brute_force() -> None:
     brute = min(np.sqrt(np.mean((s - last) ** 2)) for s in shapes)
     _, dist = det._novelty(new)
     assert dist == pytest.approx(brute, rel=1e-3, abs=1e-5)
+
+
+def test_sensor_local_statistics_match_numpy() -> None:
+    p = SensorDetectorParams()
+    det = SensorDetector(p)
+    rng = np.random.default_rng(4)
+    data = np.cumsum(rng.normal(size=300))
+    for v in data:
+        det.learn_one({"value": float(v)})
+    new = 1.5
+    stats = det._local(new)
+    assert stats["point"] == pytest.approx(abs(new - np.median(data[-p.point_window :])))
+    recent = np.append(data[-(p.level_k - 1) :], new)
+    before = data[-(p.level_k - 1) - p.level_window : -(p.level_k - 1)]
+    assert stats["level"] == pytest.approx(abs(recent.mean() - np.median(before)))
+    steps = np.abs(np.diff(np.append(data[-p.spread_window :], new)))
+    assert stats["spread"] == pytest.approx(steps.mean())
+
+
+def test_sensor_point_component_is_relative_to_the_series_own_spikes() -> None:
+    # a series that spikes by +5 every 97 readings: its usual spike is no news, +25 is
+    rng = random.Random(8)
+    det = SensorDetector()
+    for i in range(2000):
+        x = {"value": 10 + rng.gauss(0, 0.1) + (5.0 if i % 97 == 0 else 0.0)}
+        det.score_one(x)
+        det.learn_one(x)
+    alert = det.params.alert_ratio
+    assert det.components({"value": 15.0})["point"] < alert
+    assert det.components({"value": 35.0})["point"] > alert
+    assert det.score_one({"value": 35.0}) > 0.5
