@@ -10,9 +10,10 @@ from river import anomaly
 class HSTDetector:
     """Half-Space Trees over (value, first difference, deviation from an EW mean).
 
-    Not part of the default :class:`detectors.sensor.SensorDetector`: on NAB it separates
-    anomalies far less well than the subsequence novelty there (River's out-of-the-box HST
-    scores 4.97); it is kept as an alternative and for comparison.
+    One component of :class:`detectors.sensor.SensorDetector` (``hst_level``), scaled by its
+    own past scores and only counted from ``hst_min_score`` up: alone it separates NAB's
+    anomalies far less well than the other components (River's out-of-the-box HST scores
+    4.97 there), so it adds evidence rather than deciding.
 
     Each feature is min-max scaled with running extremes (clipped to [0, 1]), as River's
     trees assume inputs in the unit cube. Learning every ``learn_every``-th reading keeps the

@@ -36,9 +36,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from detectors.hst import HSTDetector
 from detectors.zscore import RollingWindow
 
-LOCAL = ("point", "level", "spread")  # the local components, in the order of their statistics
+LOCAL = ("point", "level", "spread", "hst")  # components scaled by their own past values
 
 
 @dataclass
@@ -67,6 +68,13 @@ class SensorDetectorParams:
     level_level: float = 2.8
     spread_level: float = 2.0
     local_max_level: float = 1.3  # and never below this multiple of its past maximum (0: off)
+    hst_level: float = 1.5  # River HalfSpaceTrees component, scaled like the local ones (0: off)
+    hst_min_score: float = 0.8  # HST scores under this never alert (its scale jumps when its window swaps)
+    hst_trees: int = 10
+    hst_height: int = 3
+    hst_window: int = 250
+    hst_learn_every: int = 2
+    seed: int = 42
 
     def __post_init__(self) -> None:
         self.validate()
@@ -93,6 +101,7 @@ class SensorDetectorParams:
             ("point_level", self.point_level >= 0, "must be >= 0 (0 turns the component off)"),
             ("level_level", self.level_level >= 0, "must be >= 0 (0 turns the component off)"),
             ("spread_level", self.spread_level >= 0, "must be >= 0 (0 turns the component off)"),
+            ("hst_level", self.hst_level >= 0, "must be >= 0 (0 turns the component off)"),
         ]
         for name, ok, why in checks:
             if not ok:
@@ -154,7 +163,9 @@ class SensorDetector:
         self._local_refs = {name: RollingWindow(p.local_window) for name in LOCAL}
         # statistics wait here until their window no longer overlaps the present
         self._local_pending: dict[str, deque[float]] = {name: deque() for name in LOCAL}
-        self._local_lag = {"point": 1, "level": p.level_k, "spread": p.spread_window}
+        self._local_lag = {"point": 1, "level": p.level_k, "spread": p.spread_window, "hst": 1}
+        self._hst = HSTDetector(n_trees=p.hst_trees, height=p.hst_height, window_size=p.hst_window,
+                                learn_every=p.hst_learn_every, seed=p.seed) if p.hst_level > 0 else None
         self._local_cache: tuple[float, dict[str, float]] | None = None
 
     # -- components -------------------------------------------------------------------
@@ -199,6 +210,8 @@ class SensorDetector:
             out["level"] = abs((sum(self._lag) + v) / p.level_k - self._old.median)
         if self._prev is not None and len(self._steps) >= p.spread_window - 1:
             out["spread"] = (sum(self._steps) + abs(v - self._prev)) / p.spread_window
+        if self._hst is not None and self._seen >= p.hst_window:
+            out["hst"] = self._hst.score_one({self._hst.feature: v})
         self._local_cache = (v, out)
         return out
 
@@ -206,7 +219,7 @@ class SensorDetector:
         """Component ratios for ``x`` (``alert_ratio`` is the alert level; 0 when too early)."""
         p = self.params
         v = x.get(self.feature)
-        out = {"novelty": 0.0, "stuck": 0.0, "point": 0.0, "level": 0.0, "spread": 0.0}
+        out = {"novelty": 0.0, "stuck": 0.0, "point": 0.0, "level": 0.0, "spread": 0.0, "hst": 0.0}
         if v is None or not math.isfinite(v):
             return out
         v = float(v)
@@ -223,9 +236,11 @@ class SensorDetector:
             surprise = -(self._run + 1) * math.log10(p_same)
             out["stuck"] = p.alert_ratio * surprise / p.stuck_surprise
         floor = 1e-9 * (1.0 + abs(v))
-        levels = {"point": p.point_level, "level": p.level_level, "spread": p.spread_level}
+        levels = {"point": p.point_level, "level": p.level_level, "spread": p.spread_level, "hst": p.hst_level}
         for name, stat in self._local(v).items():
             past = self._local_refs[name]
+            if name == "hst" and stat < p.hst_min_score:
+                continue  # HST's scale jumps when its reference window swaps: only high scores count
             if levels[name] > 0 and stat > 0 and len(past) >= p.ref_min_samples:
                 ref = max(levels[name] * past.quantile(p.local_q), p.local_max_level * past.sorted[-1])
                 out[name] = p.alert_ratio * stat / max(ref, floor)
@@ -250,6 +265,8 @@ class SensorDetector:
             if len(pending) >= self._local_lag[name]:
                 self._local_refs[name].append(pending.popleft())
         self._local_cache = None
+        if self._hst is not None:
+            self._hst.learn_one({self._hst.feature: v})
         if dist > 0.0:
             self._dists.append(dist)
         elif shape is not None and self._filled >= p.min_memory:
