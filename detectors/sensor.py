@@ -70,10 +70,10 @@ class SensorDetectorParams:
     local_max_level: float = 1.3  # and never below this multiple of its past maximum (0: off)
     hst_level: float = 1.5  # River HalfSpaceTrees component, scaled like the local ones (0: off)
     hst_min_score: float = 0.8  # HST scores under this never alert (its scale jumps when its window swaps)
-    hst_trees: int = 10
+    hst_trees: int = 5
     hst_height: int = 3
     hst_window: int = 250
-    hst_learn_every: int = 2
+    hst_learn_every: int = 4
     seed: int = 42
 
     def __post_init__(self) -> None:
