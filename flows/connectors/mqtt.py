@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 BATCH_CAP = 10_000
 #: How long an idle source partition sleeps before polling again.
 IDLE_AWAKE = timedelta(milliseconds=10)
+#: Messages wait up to this long at the source to travel in one batch: every Bytewax step has
+#: a fixed cost per batch, so one-message batches cost about twice as much CPU per reading.
+BATCH_WAIT = timedelta(milliseconds=20)
+BATCH_MIN = 500  # a batch this large goes at once
 #: QoS 1/2 messages the broker may send a source before it acks (MQTT 5 Receive Maximum).
 RECEIVE_MAXIMUM = 1000
 #: QoS 1/2 messages a publisher keeps in flight before ``publish`` blocks (paho slows down with
@@ -151,6 +155,9 @@ class _MqttSourcePartition(StatelessSourcePartition[Message]):
     def next_batch(self) -> list[Message]:
         queue = self._queue
         n = min(len(queue), BATCH_CAP)
+        if 0 < n < BATCH_MIN and utcnow() - queue[0][0].received < BATCH_WAIT:
+            self._idle = True  # wake again shortly: more messages may join this batch
+            return []
         if n == 0:
             stop = self.source.stop
             if stop is not None and stop.is_set():
