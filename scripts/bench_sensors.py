@@ -122,8 +122,12 @@ def _pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
 
 
+SERIES_OVERRIDES: dict[str, str] = {}  # --set key=value: [series] settings for every run
+
+
 def _settings(local: LocalServices, tmp: Path, name: str) -> Settings:
     return build_settings({
+        "series": dict(SERIES_OVERRIDES),
         "mqtt": {"host": local.mqtt_host, "port": local.mqtt_port, "client_id": f"bench-{name}"},
         "influx": {"url": local.influx_url, "database": local.database, "spool_dir": str(tmp / "spool" / name)},
         "services": {"state_dir": str(local.state_dir), "influx_rpc_port": local.influx_rpc_port},
@@ -396,34 +400,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-s", type=float, default=0.05, help="InfluxDB poll period of the latency run")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of a few seconds each")
     parser.add_argument("--out", default=str(ROOT / "out" / "bench-sensors.json"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a [series] setting for every run, e.g. --set hst_level=0")
+    parser.add_argument("--only", default="", help="comma-separated parts to run: step,flow,e2e,latency")
     args = parser.parse_args(argv)
     if args.quick:
         args.series, args.readings, args.latency_s = min(args.series, 200), min(args.readings, 10_000), 5.0
     command = shlex.join(["python", "scripts/bench_sensors.py", *(sys.argv[1:] if argv is None else argv)])
+    SERIES_OVERRIDES.update(kv.split("=", 1) for kv in args.set)
+    only = set(args.only.split(",")) if args.only else {"step", "flow", "e2e", "latency"}
     machine = _machine()
     results: dict[str, dict[str, Any]] = {}
     depth = 1000 if args.quick else 4500
-    print(f"bench_sensors: step cost (history up to {depth})", file=sys.stderr)
-    results["step"] = bench_step(args.series, depth)
-    msgs = _messages(args.series, args.readings)
-    results["parse"] = bench_parse(msgs)
-    print(f"bench_sensors: flow with null sinks, {len(msgs)} readings", file=sys.stderr)
-    results["flow_null_sink"] = bench_flow_null(msgs, batch_size=1000)
-    results["flow_null_sink_batch_1"] = bench_flow_null(msgs[: len(msgs) // 5], batch_size=1)
-    del msgs
+    if "step" in only:
+        print(f"bench_sensors: step cost (history up to {depth})", file=sys.stderr)
+        results["step"] = bench_step(args.series, depth)
+    if "flow" in only:
+        msgs = _messages(args.series, args.readings)
+        results["parse"] = bench_parse(msgs)
+        print(f"bench_sensors: flow with null sinks, {len(msgs)} readings", file=sys.stderr)
+        results["flow_null_sink"] = bench_flow_null(msgs, batch_size=1000)
+        results["flow_null_sink_batch_1"] = bench_flow_null(msgs[: len(msgs) // 5], batch_size=1)
+        del msgs
     with tempfile.TemporaryDirectory(prefix="bench-sensors-") as tmp_name:
         tmp = Path(tmp_name)
         local = LocalServices(tmp / "state", free_port(), free_port(), free_port())
         local.start(timeout_s=60)
         query = InfluxQuery(local.influx_settings())
         try:
-            for mode in ("json", "lineproto"):
+            for mode in ("json", "lineproto") if "e2e" in only else ():
                 print(f"bench_sensors: end to end, {mode}", file=sys.stderr)
                 results[f"e2e_{mode}"] = bench_e2e(local, tmp, query, mode=mode, series=args.series,
                                                    readings=args.readings, per_message=args.per_message)
-            print(f"bench_sensors: latency at {args.latency_rate:g}/s for {args.latency_s:g} s", file=sys.stderr)
-            results["latency"] = bench_latency(local, tmp, query, series=args.series, rate=args.latency_rate,
-                                               seconds=args.latency_s, poll_s=args.poll_s)
+            if "latency" in only:
+                print(f"bench_sensors: latency at {args.latency_rate:g}/s for {args.latency_s:g} s", file=sys.stderr)
+                results["latency"] = bench_latency(local, tmp, query, series=args.series, rate=args.latency_rate,
+                                                   seconds=args.latency_s, poll_s=args.poll_s)
         finally:
             query.close()
             local.stop()

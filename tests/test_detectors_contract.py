@@ -20,6 +20,8 @@ FACTORIES: dict[str, Callable[[], AnomalyDetector]] = {
     "zscore": lambda: RollingZScore(window=50),
     "hst": lambda: HSTDetector(window_size=50, seed=7),
     "sensor": lambda: SensorDetector(SensorDetectorParams(memory=200, ref_window=100)),
+    "sensor+hst": lambda: SensorDetector(SensorDetectorParams(memory=200, ref_window=100, hst_level=1.5,
+                                                              hst_window=50)),
 }
 
 
