@@ -195,9 +195,22 @@ def bench_section(bench: Mapping[str, Mapping[str, Any]]) -> list[str]:
         return lines + ["No `bench-*.json` files found.", ""]
     for name, data in bench.items():
         lines += [f"### {name}", ""]
-        lines += _kv_table([kv for kv in flatten(data) if kv[0] != "command"])
+        results = data.get("results")
+        rows = list(results.values()) if isinstance(results, Mapping) else []
+        if rows and all(isinstance(r, Mapping) and list(r) == list(rows[0]) for r in rows):
+            # one row per run with the same columns (e.g. per batch size or per dims): a table
+            machine_kv = [kv for kv in flatten({k: v for k, v in data.items() if k != "results"}) if kv[0] != "command"]
+            lines += _kv_table(machine_kv) + [""]
+            lines += ["| " + " | ".join(map(str, rows[0])) + " |", "|" + "---|" * len(rows[0])]
+            lines += ["| " + " | ".join(_fmt(v) for v in r.values()) + " |" for r in rows]
+        else:
+            lines += _kv_table([kv for kv in flatten(data) if kv[0] != "command"])
         lines += ["", f"Command: `{data.get('command', '(not recorded in the file)')}`.", ""]
     return lines
+
+
+def _fmt(value: object) -> str:
+    return f"{value:,.4g}" if isinstance(value, float) else str(value)
 
 
 def render(results: Path, nab_dir: Path, this_command: str) -> str:
