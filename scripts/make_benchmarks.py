@@ -209,9 +209,6 @@ def bench_section(bench: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def _fmt(value: object) -> str:
-    return f"{value:,.4g}" if isinstance(value, float) else str(value)
-
 
 def render(results: Path, nab_dir: Path, this_command: str) -> str:
     """The whole ``docs/benchmarks.md`` text."""
