@@ -99,13 +99,15 @@ def match_faults(faults: list[dict[str, Any]], alerts: list[dict[str, Any]], key
     used: set[int] = set()
     rows = []
     for fault in faults:
-        start = datetime.fromisoformat(fault["start"])
+        # InfluxDB returns times in ms here: an alert opened at the fault's first reading may
+        # come back up to 1 ms before the fault's microsecond start.
+        start = datetime.fromisoformat(fault["start"]) - timedelta(milliseconds=1)
         end = datetime.fromisoformat(fault["end"]) + timedelta(seconds=grace_s)
         hits = [i for i, a in enumerate(alerts) if a["key"] == fault[key_of] and start <= a["opened"] <= end]
         used.update(hits)
         first = min((alerts[i]["raised"] for i in hits), default=None)
-        rows.append({**{k: fault[k] for k in (key_of, "kind", "start")},
-                     "detected": bool(hits), "delay_s": None if first is None else (first - start).total_seconds()})
+        delay = None if first is None else max(0.0, (first - start).total_seconds() - 0.001)
+        rows.append({**{k: fault[k] for k in (key_of, "kind", "start")}, "detected": bool(hits), "delay_s": delay})
     delays = [r["delay_s"] for r in rows if r["delay_s"] is not None]
     return {
         "injected": len(rows), "detected": sum(r["detected"] for r in rows),
