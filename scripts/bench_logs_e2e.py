@@ -309,11 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--per-message {args.per_message!r}: give positive integers, e.g. 1,100")
     command = shlex.join(["python", "scripts/bench_logs_e2e.py", *(sys.argv[1:] if argv is None else argv)])
 
-    from bench_sensors import _machine, _rss_mb  # type: ignore[import-not-found]
+    from bench_sensors import _machine, _rss_mb, write_results  # type: ignore[import-not-found]
 
     from flows.connectors.influx import InfluxQuery
     from flows.log_pipeline import LogParams, build_embedder
-    from flows.records import utcnow
     from flows.services import LocalServices, free_port
 
     machine = _machine()
@@ -341,13 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             query.close()
             local.stop()
     results["process"] = {"max_rss_mb": round(_rss_mb(), 1), "lines": len(lines), "log": str(args.log)}
-    data = {"name": "bench-logs-e2e", "machine": machine, "command": command, "created": utcnow().isoformat(),
-            "results": _split_headline(results)}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=2) + "\n")
-    print(_table(results))
-    print(f"\nCommand: `{command}`; wrote {out}")
+    write_results(Path(args.out), "bench-logs-e2e", machine, command, results)
     return 0
 
 

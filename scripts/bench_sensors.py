@@ -440,14 +440,19 @@ def main(argv: list[str] | None = None) -> int:
             query.close()
             local.stop()
     results["process"] = {"max_rss_mb": round(_rss_mb(), 1), "series": args.series}
-    data = {"name": "bench-sensors", "machine": machine, "command": command, "created": utcnow().isoformat(),
+    write_results(Path(args.out), "bench-sensors", machine, command, results)
+    return 0
+
+
+def write_results(out: Path, name: str, machine: dict[str, Any], command: str,
+                  results: dict[str, dict[str, Any]]) -> None:
+    """Write the result file scripts/make_benchmarks.py reads, and print the table."""
+    data = {"name": name, "machine": machine, "command": command, "created": utcnow().isoformat(),
             "results": _split_headline(results)}
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=2) + "\n")
     print(_table(results))
     print(f"\nCommand: `{command}`; wrote {out}")
-    return 0
 
 
 if __name__ == "__main__":

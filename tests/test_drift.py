@@ -17,6 +17,7 @@ from flows.config import AlertSettings
 from flows.drift import drift_point, recalibrate
 from flows.records import UTC, Reading
 from flows.series import SeriesParams, SeriesState
+from tests.stubs import Scripted
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -124,23 +125,6 @@ def test_recalibrate_keeps_floor_and_uses_reset_when_present() -> None:
     assert c2.called == 7
     with pytest.raises(ValueError, match="warmup = -1"):
         recalibrate(cal, warmup=-1)
-
-
-class Scripted:
-    """A stand-in detector replaying scripted scores (so the test is about calibration)."""
-
-    def __init__(self, values: list[float]) -> None:
-        self.values = values
-        self.i = 0
-
-    def score_one(self, x: dict[str, float]) -> float:
-        return self.values[self.i]
-
-    def learn_one(self, x: dict[str, float]) -> None:
-        self.i += 1
-
-    def expected_range(self) -> tuple[float, float]:
-        return (0.0, 1.0)
 
 
 def _regime_change(values: list[float], change: int, with_drift: bool) -> tuple[list[int], int]:

@@ -29,6 +29,7 @@ from flows.feedback import (
 from flows.log_pipeline import LogParams, LogScorer
 from flows.records import UTC, IngestError, Message, Reading
 from flows.series import SeriesParams, SeriesState
+from tests.stubs import Scripted
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 AID = "s1/pump1/temp:1767225600"
@@ -98,24 +99,6 @@ def test_feedback_point_and_message() -> None:
 
 
 # ---------------------------------------------------------------- sensors
-class Scripted:
-    """A stand-in detector replaying scripted scores, so the test is about the feedback logic
-    and not about the detector's tuning (which changes)."""
-
-    def __init__(self, values: list[float]) -> None:
-        self.values = values
-        self.i = 0
-
-    def score_one(self, x: dict[str, float]) -> float:
-        return self.values[self.i]
-
-    def learn_one(self, x: dict[str, float]) -> None:
-        self.i += 1
-
-    def expected_range(self) -> tuple[float, float]:
-        return (49.0, 51.0)
-
-
 EPISODES = {1200: [0.62, 0.71, 0.74, 0.66], 2400: [0.64, 0.73, 0.72, 0.61]}  # the same glitch, twice
 
 
@@ -133,7 +116,7 @@ def _sensor_run(feedback: bool, *, after_close: bool = False) -> tuple[list[tupl
     if hasattr(params, "drift"):  # keep drift re-fits out of this test
         params.drift = False
     st = SeriesState("s1", "pump1", "temp", params, AlertSettings(open_after=2, close_after=10, cooldown_s=300.0))
-    st.detector = Scripted(_scores())  # type: ignore[assignment]
+    st.detector = Scripted(_scores(), expected=(49.0, 51.0))  # type: ignore[assignment]
     transitions: list[tuple[int, str]] = []
     notes: list[str] = []
     opened: tuple[int, str] | None = None
