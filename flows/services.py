@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import logging
 import os
 import shutil
 import signal
@@ -32,6 +33,8 @@ from urllib.parse import urlsplit
 
 from flows.config import InfluxSettings, Settings, expand
 from flows.connectors.influx import DEFAULT_RETENTION_POLICIES, InfluxQuery, ensure_database
+
+log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 LOG_TAIL_LINES = 20
@@ -168,6 +171,7 @@ class LocalServices:
             dict(DEFAULT_RETENTION_POLICIES) if retention_policies is None else dict(retention_policies)
         )
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._external: set[str] = set()  # services found already answering on their port
         d = self.state_dir
         self._mqtt = _Service(
             "mosquitto", "mosquitto", "mosquitto", mqtt_port,
@@ -233,7 +237,8 @@ class LocalServices:
                 "binary": svc.binary,
                 "pid": pid,
                 "port": svc.port,
-                "running": pid is not None and _port_open(svc.port),
+                "running": (pid is not None or svc.name in self._external) and _port_open(svc.port),
+                "external": svc.name in self._external,
                 "config": str(svc.conf),
                 "log": str(svc.log_file),
             }
@@ -259,6 +264,13 @@ class LocalServices:
             if child is None or child.poll() is None:
                 return  # already running (this process or another one started it)
         svc.pid_file.unlink(missing_ok=True)
+        if _port_open(svc.port) and self._answers(svc):
+            # e.g. the system's own mosquitto/influxd, started by the Debian package on a
+            # machine with systemd: use it rather than fail.
+            log.warning("%s: a %s already answers on %s:%s; using it (this command will not stop it)",
+                        svc.name, svc.binary, HOST, svc.port)
+            self._external.add(svc.name)
+            return
         if _port_open(svc.port):
             raise ServiceError(
                 f"starting {svc.name}: port {HOST}:{svc.port} is already taken by another process "
@@ -282,6 +294,16 @@ class LocalServices:
             )
         self._children[svc.name] = child
         svc.pid_file.write_text(f"{child.pid}\n")
+
+    def _answers(self, svc: _Service) -> bool:
+        """Whether what listens on the service's port speaks its protocol."""
+        if svc is self._mqtt:
+            return mqtt_connack(HOST, svc.port)
+        query = InfluxQuery(self.influx_settings())
+        try:
+            return query.ping()
+        finally:
+            query.close()
 
     def _wait(self, svc: _Service, ready: Any, deadline: float) -> None:
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -57,11 +58,28 @@ def test_start_twice_status_stop(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_port_taken_is_a_clear_error(tmp_path: Path, services) -> None:
-    local = LocalServices(tmp_path / "st", services.mqtt_port, free_port(), free_port())
-    with pytest.raises(ServiceError, match=rf"mosquitto.*{services.mqtt_port}.*already taken"):
-        local.start(timeout_s=5)
+def test_port_taken_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as squatter:  # something that is not a broker holds the port
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        local = LocalServices(tmp_path / "st", port, free_port(), free_port())
+        with pytest.raises(ServiceError, match=rf"mosquitto.*{port}.*already taken"):
+            local.start(timeout_s=5)
+        local.stop()
+
+
+@pytest.mark.integration
+def test_services_already_answering_are_used_not_stopped(tmp_path: Path, services) -> None:
+    """The system's own mosquitto/influxd (started by the Debian packages under systemd) are
+    used as they are; stopping ours leaves them running."""
+    port = int(services.influx_url.rsplit(":", 1)[1])
+    local = LocalServices(tmp_path / "st", services.mqtt_port, port, free_port())
+    local.start(timeout_s=10)
+    status = local.status()
+    assert status["mqtt"]["external"] and status["influx"]["external"] and local.is_running()
     local.stop()
+    assert svc_mod.mqtt_connack("127.0.0.1", services.mqtt_port)
 
 
 def test_missing_binary_names_apt_get(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
