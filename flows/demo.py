@@ -193,6 +193,12 @@ def run_demo(settings: Settings, *, duration_s: float = 60.0, seed: int = 7, as_
             scored = _count(query, q_scored) - before_scored
             if scored >= plant["published"]:
                 break
+        if logs:  # the log flow has caught up when its window count stops growing for 3 s
+            last, still, deadline = -1, 0, time.monotonic() + 60
+            while still < 3 and time.monotonic() < deadline:
+                time.sleep(1.0)
+                now_windows = _count(query, q_windows)
+                still, last = (still + 1, last) if now_windows == last else (0, now_windows)
         time.sleep(2 * settings.influx.flush_interval_s + 1)
         wall = time.monotonic() - t0
         n_series = plant["series"]
