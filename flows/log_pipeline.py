@@ -112,6 +112,8 @@ class LogParams:
     warmup: int = 20  # normal windows learnt before alerts
     min_threshold: float = 0.11
     margin: float = 0.0
+    # bursts: a known template far above its usual count per time window (detectors/rates.py)
+    rate_level: float = 8.0  # -log10 probability that alerts; 0 turns it off (time windows only)
     # explanations
     rare_fraction: float = 0.01  # a template in under this share of windows is "rare" ...
     rare_min_windows: int = 3  # ... or in fewer windows than this; rare windows are never learnt

@@ -26,6 +26,7 @@ from bytewax.operators import StatefulLogic
 
 from detectors.drift import DriftEvent, DriftWatch
 from detectors.embedders import Embedder, TemplateEmbeddingCache
+from detectors.rates import TemplateRates
 from flows import metrics
 from flows.alerts import AlertTracker, Transition
 from flows.budget import BudgetStep, budget_points
@@ -202,6 +203,7 @@ class GroupState:
     recent: RecentWindows = field(default_factory=RecentWindows)  # anomalous windows, for feedback
     drift: DriftWatch = field(default_factory=DriftWatch)  # drift points only: no log re-fit
     last_stamp_us: int = 0  # the newest log_window timestamp written for this group
+    rates: TemplateRates | None = None  # template counts per time window (bursts)
 
     def stamp(self, end: float) -> datetime:
         """A timestamp for a window's point, unique within the group.
@@ -265,12 +267,13 @@ class NoveltyStep:
         if state.novelty.model is not None and state.novelty.model != item.model:
             state.novelty.reembed(item.model, self.embedder.encode)  # model or truncate_dim changed
         result = state.novelty.process(item)
+        result, effective = self._bursts(state, item, result)
         metrics.WINDOWS_SCORED.inc()
         metrics.END_TO_END_LAG_SECONDS.observe(max(0.0, utcnow().timestamp() - result.end))
         if state.novelty.index is not None:
             metrics.INDEX_SIZE.labels(group=result.source).set(len(state.novelty.index))
         end = datetime.fromtimestamp(result.end, UTC)
-        t = state.tracker.update(end, result.score, result.threshold, result.warm)
+        t = state.tracker.update(end, effective, result.threshold, result.warm)
         if t is not None:
             metrics.ALERTS.labels(source="log", kind=t.kind).inc()
         if t is not None and t.kind == "open":
@@ -280,6 +283,29 @@ class NoveltyStep:
         drift = state.drift.update(end, result.score)
         return state, Decided(result, log_alert(result, t, state.open_severity) if t else None, drift,
                               state.stamp(result.end))
+
+
+    def _bursts(self, state: GroupState, item: EmbeddedWindow, result: WindowResult) -> tuple[WindowResult, float]:
+        """Mark a time window anomalous when a known template is far above its usual count.
+
+        Returns the (possibly marked) result and the score the alert hysteresis sees.
+        """
+        if self.params.rate_level <= 0 or ":time:" not in result.window_id:
+            return result, result.score
+        if state.rates is None:
+            state.rates = TemplateRates(level=self.params.rate_level)
+        counts = dict(item.window.template_counts)
+        score, tid = state.rates.score_one(counts)
+        if result.is_anomaly or not result.warm or tid is None or score < 0.5:
+            if not result.is_anomaly:
+                state.rates.learn_one(counts)
+            return result, result.score
+        examples = item.window.examples.get(tid, ())
+        burst = {"template": item.templates[tid], "count": counts[tid], "expected": state.rates.expected(tid),
+                 "example": examples[0] if examples else "", "score": score}
+        explanation = {**result.explanation, "burst": burst, "template_counts": counts}
+        marked = dataclasses.replace(result, is_anomaly=True, explanation=explanation)
+        return marked, max(result.score, result.threshold)
 
 
 def severity_of(score: float) -> str:
@@ -306,12 +332,17 @@ def log_alert(r: WindowResult, t: Transition, severity: str) -> Alert:
             f"Log window {r.window_id} of {r.source} ({start:%Y-%m-%d %H:%M:%S}Z to {end:%H:%M:%S}Z, "
             f"{r.lines} lines, {r.templates} templates) has novelty {r.score:.3f} >= threshold {r.threshold:.3f}."
         ]
+        burst = ex.get("burst")
+        if burst:
+            parts.append(f"Burst: '{burst['template']}' {burst['count']} times in the window, usually "
+                         f"{burst['expected']:.2f} (e.g. '{burst['example']}').")
         if rare:
             parts.append("New or rare templates: " + "; ".join(
                 f"'{x['template']}' (seen in {x['windows_seen']} windows; e.g. '{x['example']}')" for x in rare[:3]))
         if near:
             parts.append(f"Nearest normal window {near.get('window_id')}: " + " | ".join(near.get("examples", [])[:3]))
-        title = f"{subject} on {site}: unusual log window ({len(rare)} new or rare templates)"
+        title = (f"{subject} on {site}: burst of a known message" if burst and not rare
+                 else f"{subject} on {site}: unusual log window ({len(rare)} new or rare templates)")
         text = " ".join(parts)
     else:
         title = f"{subject} on {site}: logs back to normal"
@@ -340,6 +371,9 @@ def window_point(r: WindowResult, stamp: datetime | None = None) -> Point:
 
 def novel_template_fields(r: WindowResult) -> dict[str, float | int | bool | str]:
     """``novel_template`` and ``example`` of an anomalous window with a new or rare template."""
+    burst = r.explanation.get("burst") if r.is_anomaly else None
+    if burst:
+        return {"novel_template": str(burst["template"])[:256], "example": str(burst["example"])[:256]}
     rare = r.explanation.get("rare_templates", []) if r.is_anomaly else []
     if not rare:
         return {}

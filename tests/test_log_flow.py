@@ -56,3 +56,25 @@ def test_log_flow_scores_windows_and_alerts_on_a_new_message() -> None:
     assert any(m.topic == "oddwatch/alerts/s1/web1/sshd" for m in out)
     assert [pt.tags["reason"] for pt in points if pt.measurement == "ingest_error"] == ["bad_encoding"]
     assert any(m.topic == "oddwatch/deadletter/log/bad_encoding" for m in out)
+
+
+def test_a_burst_of_a_known_message_alerts() -> None:
+    msgs = []
+    for w in range(200):
+        base = T0 + timedelta(seconds=60 * w)
+        lines = [t.format(u=(w * 7 + i) % 50) for i, t in enumerate(NORMAL)]
+        lines += ["Failed password for invalid user admin from 10.0.0.9 port 4242"] * (40 if w == 180 else w % 2)
+        for i, line in enumerate(lines):
+            ts = base + timedelta(seconds=50 * i / len(lines))
+            msgs.append(Message("logs/s1/web1/sshd", json.dumps({"ts": ts.isoformat(), "msg": line}).encode(), ts))
+    points: list[Point] = []
+    settings = Settings()
+    settings.logs.max_past_s = 1e12
+    p = settings.log_detector
+    p.window_mode, p.window_by, p.window_size_s, p.model, p.warmup = "tumbling", "time", 60.0, "hashing", 50
+    run_main(build_flow(settings, source=TestingSource(msgs), influx_sink=TestingSink(points),
+                        mqtt_sink=TestingSink([]), embedder=HashingEmbedder(dim=64)))
+    anomalous = [pt for pt in points if pt.measurement == "log_window" and pt.fields["is_anomaly"]]
+    assert len(anomalous) == 1 and "Failed password" in str(anomalous[0].fields["example"])
+    opened = [pt for pt in points if pt.measurement == "alert" and pt.tags["kind"] == "open"]
+    assert opened and "Burst" in str(opened[0].fields["text"]) and "40 times" in str(opened[0].fields["text"])
