@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Any, TypeVar
 
 from flows.config import Settings
@@ -12,6 +14,21 @@ V = TypeVar("V")
 def value_of(kv: tuple[str, V]) -> V:
     """The value of a keyed item (to leave a keyed step)."""
     return kv[1]
+
+
+def stop_on_sigterm() -> None:
+    """Treat SIGTERM (systemd, docker stop, the demo) like Ctrl-C.
+
+    Python's default SIGTERM ends the process at once; as an interrupt, the process exits
+    through its exit handlers, so the InfluxDB writer flushes its buffer (or spools it).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def connectors(
@@ -28,6 +45,7 @@ def connectors(
         from flows.health import start_health
 
         start_health(settings, flow)
+        stop_on_sigterm()
         source = MqttSource(settings.mqtt, [*topics, settings.mqtt.feedback_topic], flow=flow)
     if influx_sink is None:
         from flows.connectors.influx import InfluxSink

@@ -151,3 +151,34 @@ def test_readings_published_while_stopped_are_scored_after_restart(services: Any
         assert wait_for(lambda: count(services, q_count) >= 50, 15), f"{count(services, q_count)} of 50 scored"
         second.stop()
     assert count(services, q_count) == 50
+
+
+def test_sigterm_flushes_what_was_scored(services: Any, unique: str, tmp_path: Any) -> None:
+    """``oddwatch run sensors`` stopped with SIGTERM (systemd, docker stop) writes the points it
+    holds in memory before it exits, even with a long flush interval."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from flows.config import as_dict, to_toml
+
+    settings = services.settings(influx={"flush_interval_s": 60.0, "batch_size": 100000})
+    config = tmp_path / "oddwatch.toml"
+    config.write_text(to_toml(as_dict(settings, mask=False)))
+    env = {**os.environ, "ODDWATCH_CONFIG": str(config)}
+    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "sensors"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # wait until the source has subscribed
+            if "subscribing to" in line:
+                break
+        mosquitto_pub(settings, f"plant/{unique}/a1/temp", lines=[f"{i}.5" for i in range(40)])
+        time.sleep(3)  # scored, but still in the writer's memory (60 s flush interval)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert count(services, f"SELECT count(score) FROM sensor_score WHERE site = '{unique}'") == 40
