@@ -43,7 +43,7 @@ from flows.feedback import (
     topic_prefix,
     window_meta,
 )
-from flows.log_parse import parse_log_message
+from flows.log_parse import parse_log
 from flows.log_pipeline import (
     EmbeddedChange,
     EmbeddedWindow,
@@ -60,7 +60,7 @@ from flows.logsetup import configure_logging
 from flows.outputs import alert_message, deadletter_message, error_point
 from flows.records import UTC, Alert, IngestError, LogLine, Message, Point, spread_errors, utcnow
 from flows.runtime import connectors, value_of
-from flows.topics import matches, parse_topic
+from flows.topics import matches
 
 EMBED_KEY = "embed"
 
@@ -72,16 +72,7 @@ class LogParser:
         self.settings = settings
 
     def __call__(self, msg: Message) -> list[LogLine | IngestError]:
-        tags = parse_topic(msg.topic, self.settings.subscriptions)
-        if tags is None or not all(tags.get(k) for k in ("site", "host", "app")):
-            known = ", ".join(s.topic for s in self.settings.subscriptions)
-            return [IngestError("log", "parse_log", "unknown_topic", msg.topic, msg.payload[:256].decode("utf-8", "replace"),
-                                f"topic {msg.topic!r} matches no log subscription with site/host/app ({known})",
-                                msg.received)]
-        s = self.settings
-        return spread_errors(parse_log_message(msg, site=tags["site"], host=tags["host"], app=tags["app"],
-                                 max_payload_bytes=s.max_payload_bytes, max_future_s=s.max_future_s,
-                                 max_past_s=s.max_past_s))  # type: ignore[return-value]
+        return spread_errors(parse_log(msg, self.settings))  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------- step "templates"
