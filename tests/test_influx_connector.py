@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ from flows.connectors.influx import InfluxError, InfluxQuery, InfluxSink, Influx
 from flows.lineproto import to_line
 from flows.records import Point
 from flows.services import LocalServices, free_port
+from tests.flowrunner import wait_for
 
 T0 = 1_700_000_000_000_000_000
 
@@ -31,15 +31,6 @@ def _lines(measurement: str, n: int, start: int = 0) -> list[str]:
 def _count(services: Any, measurement: str) -> int:
     rows = services.query(f'SELECT count("v") FROM "{measurement}"')
     return int(rows[0]["count"]) if rows else 0
-
-
-def _wait(cond: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_write_and_read_back(services, unique: str) -> None:
@@ -127,7 +118,7 @@ def test_outage_spools_then_drains_in_order(own_services: LocalServices, tmp_pat
         assert writer.flush(10)
         own_services.stop(which=("influx",))
         writer.add(_lines("outage", 500, start=100))
-        assert _wait(lambda: writer.spooled == 500)
+        assert wait_for(lambda: writer.spooled == 500)
         assert writer.spool_bytes > 0
         assert not writer.flush(0.3)
         writer.add(_lines("outage", 100, start=600))  # goes behind the spool
@@ -165,7 +156,7 @@ def test_spool_full_drops_and_counts(tmp_path: Path) -> None:
     writer = InfluxWriter(settings)
     lines = _lines("full", 200)
     writer.add(lines)
-    assert _wait(lambda: writer.spooled + writer.dropped == 200)
+    assert wait_for(lambda: writer.spooled + writer.dropped == 200)
     writer.close(timeout=0.2)
     assert writer.dropped > 0 and writer.spooled > 0
     assert writer.spool_bytes <= 4000

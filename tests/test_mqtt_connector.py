@@ -17,6 +17,7 @@ from flows.config import MqttSettings
 from flows.connectors.mqtt import MqttError, MqttPublisher, MqttSink, MqttSource
 from flows.records import Message, Outgoing
 from flows.services import free_port
+from tests.flowrunner import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,15 +44,6 @@ def _drain(partition: Any, want: int, timeout: float = 10.0) -> list[Message]:
     return got
 
 
-def _wait(cond: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_dataflow_receives_mosquitto_pub_messages(services, unique: str) -> None:
     settings = services.settings()
     stop = threading.Event()
@@ -64,7 +56,7 @@ def test_dataflow_receives_mosquitto_pub_messages(services, unique: str) -> None
     try:
         assert source.wait_subscribed(10), "source did not subscribe"
         _mosquitto_pub(services, f"{unique}/a/temp", [str(i) for i in range(200)])
-        assert _wait(lambda: len(out) >= 200), f"got {len(out)} of 200"
+        assert wait_for(lambda: len(out) >= 200), f"got {len(out)} of 200"
     finally:
         stop.set()
         runner.join(10)
@@ -114,7 +106,7 @@ def test_unacked_messages_are_redelivered(services, unique: str) -> None:
     part = source.build("in", 0, 1)
     assert source.wait_subscribed(10)
     _mosquitto_pub(services, f"{unique}/x", ["a", "b", "c"])
-    assert _wait(lambda: len(part._queue) == 3)
+    assert wait_for(lambda: len(part._queue) == 3)
     part.close()  # queued but never handed to the dataflow: not acked
     part = MqttSource(settings.mqtt, [f"{unique}/#"], flow="redeliver").build("in", 0, 1)
     try:
@@ -138,7 +130,7 @@ def test_shared_subscription_splits_messages(services, unique: str) -> None:
                 got[i].extend(p.next_batch())
             return len(got[0]) + len(got[1]) >= 200
 
-        assert _wait(poll)
+        assert wait_for(poll)
     finally:
         for p in parts:
             p.close()
