@@ -38,7 +38,7 @@ def test_novel_log_window_raises_an_explained_alert(services: Any, unique: str) 
     )
     site = unique
     topic = f"logs/{site}/web1/sshd"
-    start = utcnow() - timedelta(hours=2)
+    start = utcnow().replace(second=0, microsecond=0) - timedelta(hours=2)  # windows align to minutes
     lines = []
     for w in range(60):  # one 60 s window each, 3 to 5 normal lines, a novel line in window 50
         base = start + timedelta(seconds=60 * w)

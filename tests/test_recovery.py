@@ -65,7 +65,7 @@ def test_sensor_state_survives_an_abort(tmp_path: Path) -> None:
 
 
 def _log_messages() -> list[Message]:
-    start = utcnow() - timedelta(hours=3)
+    start = utcnow().replace(second=0, microsecond=0) - timedelta(hours=3)  # windows align to minutes
     msgs = []
     for w in range(120):
         base = start + timedelta(seconds=60 * w)
