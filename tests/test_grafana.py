@@ -212,6 +212,8 @@ def pipeline_sample(times: list[datetime]) -> list[Point]:
                 "influx": {"points_written": 190.0 * n, "write_errors": float(n // 60),
                            "spool_bytes": 4096.0 if 50 <= n < 55 else 0.0},
                 "flow": {"lag_s": 0.05 + 0.01 * (n % 3), "lag_samples": 200.0},
+                "budget": {"budget_used": float(n % 7), "budget_limit": 60.0, "budget_held": 0.0,
+                           "budget_held_total": 0.0, "budget_sources_over": 0.0},
             }
             if stream == "log":
                 comps["embedder"] = {"model_calls": 3.0 * n, "texts_embedded": 60.0 * n, "batch_size": 20.0}

@@ -513,6 +513,16 @@ def pipeline_health() -> Json:
         [target(pipe('mean("lag_s")', "^flow$"), alias="lag ($tag_instance)")],
         unit="s", description="Seconds from an event's timestamp to its score (mean per interval).",
     )
+    budget = timeseries(
+        "Alert budget (this hour)",
+        [
+            target(pipe('last("budget_used")', "^budget$"), "A", alias="alerts sent ($tag_instance)"),
+            target(pipe('last("budget_limit")', "^budget$"), "B", alias="limit ($tag_instance)"),
+            target(pipe('last("budget_held")', "^budget$"), "C", alias="held in summaries ($tag_instance)"),
+        ],
+        description="Alerts sent this hour against [alerts] budget_global_per_hour; warnings past it are "
+                    "grouped into one summary alert.",
+    )
     return dashboard(
         "oddwatch-pipeline", "oddwatch / Pipeline health",
         "oddwatch's own health from the pipeline and ingest_error measurements.",
@@ -520,7 +530,7 @@ def pipeline_health() -> Json:
             [(throughput, 12, 8), (errors, 12, 8)],
             [(embed, 8, 8), (cache, 8, 8), (index, 8, 8)],
             [(writes, 10, 8), (spool, 10, 8), (spool_now, 4, 8)],
-            [(lag, 24, 7)],
+            [(lag, 16, 7), (budget, 8, 7)],
         ],
         variables=[query_variable("instance", 'SHOW TAG VALUES FROM "pipeline" WITH KEY = "instance"')],
         time_from="now-3h",
