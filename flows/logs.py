@@ -27,6 +27,7 @@ from bytewax.operators import StatefulLogic
 from detectors.drift import DriftEvent, DriftWatch
 from detectors.embedders import Embedder, TemplateEmbeddingCache
 from detectors.rates import TemplateRates
+from detectors.silence import SilenceWatch
 from flows import metrics
 from flows.alerts import AlertTracker, Transition
 from flows.budget import BudgetStep, budget_points
@@ -105,16 +106,35 @@ class SubscriptionParams:
 
 
 
-class TemplatesLogic(StatefulLogic[LogLine, Any, GroupTemplates]):
+@dataclass
+class TemplatesState:
+    """What the ``templates`` step keeps per source group (pickled at snapshots)."""
+
+    templates: GroupTemplates
+    silence: SilenceWatch = field(default_factory=SilenceWatch)
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A source sent nothing from ``start`` to ``end`` (event time, epoch seconds)."""
+
+    source: str
+    start: float
+    end: float
+    usual_gap: float
+
+
+class TemplatesLogic(StatefulLogic[LogLine, Any, TemplatesState]):
     """Bytewax logic around :class:`GroupTemplates`; closes idle windows on wall-clock time.
 
     Event time of an idle source is estimated as its last line's time plus the wall time it
     has been silent beyond ``idle_check_s``, so a service that goes silent still has its
-    window scored.
+    window scored. A gap far longer than the source's usual gaps is reported as a
+    :class:`Silence` when the source sends again.
     """
 
     def __init__(self, params: Callable[[str], LogParams], idle_check_s: float,
-                 state: GroupTemplates | None) -> None:
+                 state: TemplatesState | None) -> None:
         self.params = params  # topic -> the detector settings of its subscription
         self.state = state
         self.idle = timedelta(seconds=idle_check_s)
@@ -123,12 +143,16 @@ class TemplatesLogic(StatefulLogic[LogLine, Any, GroupTemplates]):
 
     def on_item(self, value: LogLine) -> tuple[list[Any], bool]:
         if self.state is None:
-            self.state = GroupTemplates(value.key, self.params(value.topic))
+            self.state = TemplatesState(GroupTemplates(value.key, self.params(value.topic)))
         ts = value.ts.timestamp()
-        windows, changes = self.state.process(ts, value.msg)
+        silence = self.state.silence.update(ts)
+        windows, changes = self.state.templates.process(ts, value.msg)
         self.last_event = ts if self.last_event is None else max(self.last_event, ts)
         self.last_wall = utcnow()
-        return [*changes, *windows], StatefulLogic.RETAIN
+        out: list[Any] = [*changes, *windows]
+        if silence is not None:
+            out.append(Silence(value.key, *silence))
+        return out, StatefulLogic.RETAIN
 
     def on_notify(self) -> tuple[list[Any], bool]:
         if self.state is None or self.last_event is None or self.last_wall is None:
@@ -138,15 +162,15 @@ class TemplatesLogic(StatefulLogic[LogLine, Any, GroupTemplates]):
         silent = (utcnow() - self.last_wall).total_seconds() - self.idle.total_seconds()
         if silent <= 0:
             return [], StatefulLogic.RETAIN
-        return list(self.state.advance(self.last_event + silent)), StatefulLogic.RETAIN
+        return list(self.state.templates.advance(self.last_event + silent)), StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[list[Any], bool]:
-        return (list(self.state.flush()) if self.state is not None else []), StatefulLogic.RETAIN
+        return (list(self.state.templates.flush()) if self.state is not None else []), StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
         return None if self.last_wall is None else utcnow() + self.idle
 
-    def snapshot(self) -> GroupTemplates:
+    def snapshot(self) -> TemplatesState:
         assert self.state is not None  # only snapshotted after an item built it
         return self.state
 
@@ -160,18 +184,19 @@ class EmbedStep:
         self.embedder = embedder
 
     def __call__(
-        self, cache: TemplateEmbeddingCache | None, batch: list[TemplatedWindow | TemplateChange]
-    ) -> tuple[TemplateEmbeddingCache, list[EmbeddedWindow | EmbeddedChange]]:
+        self, cache: TemplateEmbeddingCache | None, batch: list[TemplatedWindow | TemplateChange | Silence]
+    ) -> tuple[TemplateEmbeddingCache, list[EmbeddedWindow | EmbeddedChange | Silence]]:
         if cache is None:
             cache = TemplateEmbeddingCache(self.embedder, capacity=self.params.cache_capacity)
         elif cache.embedder is not self.embedder:
             cache.set_embedder(self.embedder)  # after a restore; a new model invalidates by key
         windows = [b for b in batch if isinstance(b, TemplatedWindow)]
         changes = [b for b in batch if isinstance(b, TemplateChange)]
+        silences = [b for b in batch if isinstance(b, Silence)]  # passed through
         before = (cache.hits, cache.misses, cache.model_calls)
         ew, ec = embed_batch(cache, windows, changes)
         _record_batch(cache, before)
-        return cache, [*ec, *ew]
+        return cache, [*ec, *ew, *silences]
 
 
 def _record_batch(cache: TemplateEmbeddingCache, before: tuple[int, int, int]) -> None:
@@ -205,6 +230,35 @@ class GroupState:
         us = max(round(end * 1e6), self.last_stamp_us + 1)
         self.last_stamp_us = us
         return datetime.fromtimestamp(us / 1e6, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Silenced:
+    """The open and close alerts of a silence that ended."""
+
+    alerts: tuple[Alert, ...]
+
+
+def silence_alerts(s: Silence, factor: float) -> tuple[Alert, ...]:
+    """An explained alert for a silent source: opened when its next line was due, closed when
+    it sent again (both at once: a silence is only known for sure when it ends)."""
+    site, host, app = _split_source(s.source)
+    subject = f"{host}/{app}"
+    due = datetime.fromtimestamp(min(s.start + s.usual_gap, s.end), UTC)
+    end = datetime.fromtimestamp(s.end, UTC)
+    gap = s.end - s.start
+    score = gap / (gap + factor * max(s.usual_gap, 1e-9))
+    title = f"{subject} on {site}: no log lines for {gap:.0f} s"
+    text = (f"{s.source} sent no log lines from {due:%Y-%m-%d %H:%M:%S}Z to {end:%H:%M:%S}Z ({gap:.0f} s); "
+            f"it usually sends one every {s.usual_gap:.1f} s. Check that the service and its log shipping run.")
+    common = {"alert_id": f"{s.source}:{int(due.timestamp())}", "source": "log", "severity": "warning",
+              "site": site, "subject": subject, "threshold": 0.5, "opened_at": due,
+              "details": {"silence_s": gap, "usual_gap_s": s.usual_gap}}
+    return (
+        Alert(kind="open", title=title, text=text, score=score, ts=end, **common),  # type: ignore[arg-type]
+        Alert(kind="close", title=f"{subject} on {site}: logs again", text=text, score=score, ts=end,
+              **common),  # type: ignore[arg-type]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,12 +296,18 @@ class NoveltyStep:
         self.params: LogParams = settings.log_detector
         self.alerts = settings.alerts
         self.embedder = embedder
+        self.silence_factor = SilenceWatch().factor
 
     def __call__(
-        self, state: GroupState | None, item: EmbeddedWindow | EmbeddedChange | Feedback
-    ) -> tuple[GroupState | None, Decided | FeedbackDone | None]:
+        self, state: GroupState | None, item: EmbeddedWindow | EmbeddedChange | Feedback | Silence
+    ) -> tuple[GroupState | None, Decided | FeedbackDone | Silenced | None]:
         if isinstance(item, Feedback):  # unknown group: not ours (maybe the sensor flow's)
             return state, (apply_group_feedback(state, item) if state is not None else None)
+        if isinstance(item, Silence):
+            alerts = silence_alerts(item, self.silence_factor)
+            for alert in alerts:
+                metrics.ALERTS.labels(source="log", kind=alert.kind).inc()
+            return state, Silenced(alerts)
         if isinstance(item, EmbeddedChange):
             if state is not None:
                 state.novelty.apply_change(item)
@@ -372,10 +432,12 @@ def novel_template_fields(r: WindowResult) -> dict[str, float | int | bool | str
     return {"novel_template": str(first["template"])[:256], "example": str(first["example"])[:256]}
 
 
-def to_points(d: Decided | FeedbackDone) -> list[Point]:
+def to_points(d: Decided | FeedbackDone | Silenced) -> list[Point]:
     """Points for a decided window (window, drift) or applied feedback; alert rows come from ``budget``."""
     if isinstance(d, FeedbackDone):
         return [feedback_point(d.feedback, d.site, "log")]
+    if isinstance(d, Silenced):
+        return []
     points = [window_point(d.result, d.stamp)]
     if d.drift is not None:
         points.append(drift_point(_split_source(d.result.source), d.drift, stream="log",
@@ -383,9 +445,11 @@ def to_points(d: Decided | FeedbackDone) -> list[Point]:
     return points
 
 
-def alert_of(d: Decided | FeedbackDone) -> Alert | None:
-    """The alert transition of a decided window, if any."""
-    return d.alert if isinstance(d, Decided) else None
+def alerts_of(d: Decided | FeedbackDone | Silenced) -> list[Alert]:
+    """The alert transitions of a decided window or an ended silence."""
+    if isinstance(d, Silenced):
+        return list(d.alerts)
+    return [d.alert] if isinstance(d, Decided) and d.alert is not None else []
 
 
 def build_flow(
@@ -428,10 +492,10 @@ def build_flow(
     embedded = op.stateful_map("embed", batches, EmbedStep(params, embedder))
     items = op.flat_map("unbatch", embedded, lambda kv: kv[1])
     by_group = op.key_on("novelty_key", op.merge("windows_and_feedback", items, feedback.trues), _group_of)
-    decided: Stream[Decided | FeedbackDone] = op.filter_map(
+    decided: Stream[Decided | FeedbackDone | Silenced] = op.filter_map(
         "novelty_out", op.stateful_map("novelty", by_group, NoveltyStep(settings, embedder)), value_of)
     points = op.flat_map("to_points", decided, to_points)
-    to_budget = op.key_on("budget_key", op.filter_map("alert_of", decided, alert_of), lambda _: "budget")
+    to_budget = op.key_on("budget_key", op.flat_map("alerts_of", decided, alerts_of), lambda _: "budget")
     budgeted = op.flat_map("unkey_budget", op.stateful_map("budget", to_budget, BudgetStep(settings.alerts, "logs")),
                            lambda kv: kv[1])
     alert_pts = op.flat_map("budget_points", budgeted, budget_points)
@@ -456,8 +520,10 @@ def is_feedback(x: object) -> TypeGuard[Feedback]:
     return isinstance(x, Feedback)
 
 
-def _group_of(item: EmbeddedWindow | EmbeddedChange | Feedback) -> str:
+def _group_of(item: EmbeddedWindow | EmbeddedChange | Feedback | Silence) -> str:
     if isinstance(item, Feedback):
         return route_key(item.alert_id)
+    if isinstance(item, Silence):
+        return item.source
     return item.change.source if isinstance(item, EmbeddedChange) else item.window.source
 

@@ -78,3 +78,28 @@ def test_a_burst_of_a_known_message_alerts() -> None:
     assert len(anomalous) == 1 and "Failed password" in str(anomalous[0].fields["example"])
     opened = [pt for pt in points if pt.measurement == "alert" and pt.tags["kind"] == "open"]
     assert opened and "Burst" in str(opened[0].fields["text"]) and "40 times" in str(opened[0].fields["text"])
+
+
+def test_a_source_that_goes_silent_alerts_when_it_sends_again() -> None:
+    msgs = []
+    t = T0
+    for i in range(400):
+        t += timedelta(seconds=1200 if i == 300 else 5)  # silent for 20 minutes before line 300
+        line = NORMAL[i % 3].format(u=i % 50)
+        msgs.append(Message("logs/s1/web1/sshd", json.dumps({"ts": t.isoformat(), "msg": line}).encode(), t))
+    points: list[Point] = []
+    out: list[Outgoing] = []
+    settings = Settings()
+    settings.logs.max_past_s = 1e12
+    p = settings.log_detector
+    p.window_mode, p.window_by, p.window_size_s, p.model, p.warmup = "tumbling", "time", 60.0, "hashing", 10
+    run_main(build_flow(settings, source=TestingSource(msgs), influx_sink=TestingSink(points),
+                        mqtt_sink=TestingSink(out), embedder=HashingEmbedder(dim=64)))
+    alerts = [pt for pt in points if pt.measurement == "alert"]
+    opened = [pt for pt in alerts if pt.tags["kind"] == "open" and "no log lines" in str(pt.fields.get("title"))]
+    assert len(opened) >= 1
+    silence_start = T0 + timedelta(seconds=5 * 300)
+    assert opened[0].ts == silence_start + timedelta(seconds=5)  # when the next line was due
+    assert "usually sends one every 5.0 s" in str(opened[0].fields["text"])
+    assert any(pt.tags["kind"] == "close" for pt in alerts)
+    assert any(m.topic == "oddwatch/alerts/s1/web1/sshd" and b"no log lines" in m.payload for m in out)
