@@ -20,6 +20,7 @@ b'{"ts": "2026-01-01T00:00:00Z", "value": 21.5, "unit": "degC"}'
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -96,24 +97,11 @@ def run_plant(settings: Settings, *, rate: float, duration_s: float, seed: int,
     sim = PlantSimulation(seed=seed, rate=rate, duration_s=duration_s, start=start, n_series=n_series,
                           sites=sites, sensors=sensors, day_s=day_s, faults=faults, n_faults=n_faults,
                           warmup_frac=warmup_frac)
-    total = sim.total
-    pub = publisher or _publisher(settings, client_id or f"{settings.mqtt.client_id}-sim-plant-{seed}")
-    labelled = 0
-
-    def count(r: SimReading) -> bytes:
-        nonlocal labelled
-        labelled += r.label is not None
-        return reading_payload(r)
-
-    try:
-        stats = publish_stream(sim, pub, topic_of=lambda r: r.topic, payload_of=count, ts_of=lambda r: r.ts,
-                               speed=speed, rate_limit=rate_limit, qos=settings.mqtt.qos,
-                               progress=Progress(total, label="plant", enabled=progress))
-    finally:
-        if publisher is None:
-            pub.close()
-    return {"kind": "plant", "seed": seed, "series": len(sim.lay.topics), "expected": total,
-            "labelled": labelled, "start": rfc3339(start), **stats, "plan": sim.plan.as_dict()}
+    stats = _publish(settings, sim, reading_payload, kind="plant", total=sim.total, speed=speed,
+                     rate_limit=rate_limit, progress=progress,
+                     client_id=client_id or f"{settings.mqtt.client_id}-sim-plant-{seed}", publisher=publisher)
+    return {"kind": "plant", "seed": seed, "series": len(sim.lay.topics), "expected": sim.total,
+            "start": rfc3339(start), **stats, "plan": sim.plan.as_dict()}
 
 
 def run_network(settings: Settings, *, rate: float, duration_s: float, seed: int,
@@ -132,20 +120,30 @@ def run_network(settings: Settings, *, rate: float, duration_s: float, seed: int
     sim = NetworkSimulation(seed=seed, rate=rate, duration_s=duration_s, start=start, sites=sites,
                             syslog_format=syslog_format, incidents=incidents, n_incidents=n_incidents,
                             warmup_frac=warmup_frac)
-    pub = publisher or _publisher(settings, client_id or f"{settings.mqtt.client_id}-sim-network-{seed}")
+    stats = _publish(settings, sim, log_payload, kind="network", total=int(rate * duration_s), speed=speed,
+                     rate_limit=rate_limit, progress=progress,
+                     client_id=client_id or f"{settings.mqtt.client_id}-sim-network-{seed}", publisher=publisher)
+    return {"kind": "network", "seed": seed, "sources": len(sim.sources),
+            "start": rfc3339(start), **stats, "plan": sim.plan.as_dict()}
+
+
+def _publish(settings: Settings, items: Iterable[Any], payload: Callable[[Any], bytes], *, kind: str, total: int,
+             speed: float | None, rate_limit: float | None, progress: bool, client_id: str,
+             publisher: Publisher | None) -> dict[str, Any]:
+    """Publish simulated items (readings or log lines) paced by their timestamps; counts included."""
+    pub = publisher or _publisher(settings, client_id)
     labelled = 0
 
-    def count(line: SimLogLine) -> bytes:
+    def count(item: Any) -> bytes:
         nonlocal labelled
-        labelled += line.label is not None
-        return log_payload(line)
+        labelled += item.label is not None
+        return payload(item)
 
     try:
-        stats = publish_stream(sim, pub, topic_of=lambda ln: ln.topic, payload_of=count, ts_of=lambda ln: ln.ts,
+        stats = publish_stream(items, pub, topic_of=lambda x: x.topic, payload_of=count, ts_of=lambda x: x.ts,
                                speed=speed, rate_limit=rate_limit, qos=settings.mqtt.qos,
-                               progress=Progress(int(rate * duration_s), label="network", enabled=progress))
+                               progress=Progress(total, label=kind, enabled=progress))
     finally:
         if publisher is None:
             pub.close()
-    return {"kind": "network", "seed": seed, "sources": len(sim.sources), "labelled": labelled,
-            "start": rfc3339(start), **stats, "plan": sim.plan.as_dict()}
+    return {"labelled": labelled, **stats}
