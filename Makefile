@@ -15,12 +15,12 @@ demo: system-deps $(STAMP)
 	$(VENV)/bin/oddwatch demo
 
 test: system-deps $(STAMP)
-	$(PY) -m ruff check flows detectors simulators tests scripts deploy
+	$(PY) -m ruff check oddwatch flows detectors simulators tests scripts deploy
 	$(PY) -m mypy
 	$(PY) -m pytest -q -ra
 
 lint: $(STAMP)
-	$(PY) -m ruff check flows detectors simulators tests scripts deploy
+	$(PY) -m ruff check oddwatch flows detectors simulators tests scripts deploy
 
 typecheck: $(STAMP)
 	$(PY) -m mypy

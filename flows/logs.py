@@ -4,11 +4,11 @@ usearch novelty -> InfluxDB and explained MQTT alerts.
 Run it with ``oddwatch run logs`` or ``python -m bytewax.run "flows.logs:build_flow()"``.
 
 Steps: ``mqtt_in`` -> ``parse_log`` -> ``split_errors`` -> ``group_key`` -> ``templates``
-(one :class:`~flows.log_pipeline.GroupTemplates` per site/host/app; windows close on event
+(one :class:`~oddwatch.core.log_pipeline.GroupTemplates` per site/host/app; windows close on event
 time, and on wall-clock idleness so a source that goes silent still closes its window) ->
 ``micro_batch`` (Bytewax ``collect``: up to ``micro_batch`` items or ``batch_wait_ms``) ->
 ``embed`` (one :class:`~detectors.embedders.TemplateEmbeddingCache`: the model sees only
-templates it never embedded) -> ``novelty`` (one :class:`~flows.log_pipeline.GroupNovelty` and
+templates it never embedded) -> ``novelty`` (one :class:`~oddwatch.core.log_pipeline.GroupNovelty` and
 alert tracker per group) -> ``influx_out`` / ``mqtt_out``.
 """
 
@@ -28,12 +28,11 @@ from detectors.drift import DriftEvent, DriftWatch
 from detectors.embedders import Embedder, TemplateEmbeddingCache
 from detectors.rates import TemplateRates
 from detectors.silence import SilenceWatch
-from flows import metrics
-from flows.alerts import AlertTracker
-from flows.budget import BudgetStep, budget_points
-from flows.config import LogSettings, Settings, load_settings
-from flows.drift import drift_point
-from flows.feedback import (
+from flows.runtime import connectors, value_of
+from oddwatch.core.alerts import AlertTracker
+from oddwatch.core.budget import BudgetStep, budget_points
+from oddwatch.core.drift import drift_point
+from oddwatch.core.feedback import (
     Feedback,
     FeedbackResult,
     RecentWindows,
@@ -44,9 +43,15 @@ from flows.feedback import (
     topic_prefix,
     window_meta,
 )
-from flows.log_outputs import Silence, log_alert, severity_of, silence_alerts, split_source, window_point
-from flows.log_parse import parse_log
-from flows.log_pipeline import (
+from oddwatch.core.log_outputs import (
+    Silence,
+    log_alert,
+    severity_of,
+    silence_alerts,
+    split_source,
+    window_point,
+)
+from oddwatch.core.log_pipeline import (
     EmbeddedChange,
     EmbeddedWindow,
     GroupNovelty,
@@ -58,11 +63,13 @@ from flows.log_pipeline import (
     build_embedder,
     embed_batch,
 )
-from flows.logsetup import configure_logging
-from flows.outputs import alert_message, deadletter_message, error_point
-from flows.records import UTC, Alert, IngestError, LogLine, Message, Point, spread_errors, utcnow
-from flows.runtime import connectors, value_of
-from flows.topics import matches
+from oddwatch.ingest.logs import parse_log
+from oddwatch.ingest.topics import matches
+from oddwatch.observe import metrics
+from oddwatch.observe.logsetup import configure_logging
+from oddwatch.records import UTC, Alert, IngestError, LogLine, Message, Point, spread_errors, utcnow
+from oddwatch.schema import alert_message, deadletter_message, error_point
+from oddwatch.settings import LogSettings, Settings, load_settings
 
 EMBED_KEY = "embed"
 
@@ -81,7 +88,7 @@ class LogParser:
 class SubscriptionParams:
     """The log detector settings for a topic: ``[log_detector]`` with its subscription's windows.
 
-    >>> from flows.config import Subscription
+    >>> from oddwatch.settings import Subscription
     >>> s = Settings()
     >>> s.logs.subscriptions = [Subscription("logs/+/+/+", "_/site/host/app", window_mode="tumbling"),
     ...                         Subscription("hdfs/+/+/+", "_/site/host/app")]

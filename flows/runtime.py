@@ -6,7 +6,7 @@ import signal
 import threading
 from typing import Any, TypeVar
 
-from flows.config import Settings
+from oddwatch.settings import Settings
 
 V = TypeVar("V")
 
@@ -38,21 +38,21 @@ def connectors(
     """``(source, influx_sink, mqtt_sink)``: MQTT in (plus feedback), InfluxDB and MQTT out.
 
     A real run (no source given) also starts the flow's health endpoint and ``pipeline``
-    points (:func:`flows.health.start_health`).
+    points (:func:`oddwatch.observe.health.start_health`).
     """
     if source is None:
-        from flows.connectors.mqtt import MqttSource
-        from flows.health import start_health
+        from oddwatch.connectors.mqtt import MqttSource
+        from oddwatch.observe.health import start_health
 
         start_health(settings, flow)
         stop_on_sigterm()
         source = MqttSource(settings.mqtt, [*topics, settings.mqtt.feedback_topic], flow=flow)
     if influx_sink is None:
-        from flows.connectors.influx import InfluxSink
+        from oddwatch.connectors.influx import InfluxSink
 
         influx_sink = InfluxSink(settings.influx)
     if mqtt_sink is None:
-        from flows.connectors.mqtt import MqttSink
+        from oddwatch.connectors.mqtt import MqttSink
 
         mqtt_sink = MqttSink(settings.mqtt, flow=flow)
     return source, influx_sink, mqtt_sink

@@ -3,7 +3,7 @@
 Run it with ``oddwatch run sensors`` or ``python -m bytewax.run "flows.sensors:build_flow()"``.
 
 Steps (ids match the functions): ``mqtt_in`` -> ``parse_reading`` -> ``split_errors`` ->
-``series_key`` -> ``score`` (one :class:`~flows.series.SeriesState` per series, pickled at
+``series_key`` -> ``score`` (one :class:`~oddwatch.core.series.SeriesState` per series, pickled at
 Bytewax snapshots) -> ``to_points`` / ``to_messages`` -> ``influx_out`` / ``mqtt_out``. Bad input
 goes to ``ingest_error`` points and the dead-letter topic.
 """
@@ -17,11 +17,10 @@ from typing import Any, TypeGuard, cast
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 
-from flows import metrics
-from flows.budget import BudgetStep, budget_points
-from flows.config import Settings, load_settings
-from flows.drift import drift_point
-from flows.feedback import (
+from flows.runtime import connectors, value_of
+from oddwatch.core.budget import BudgetStep, budget_points
+from oddwatch.core.drift import drift_point
+from oddwatch.core.feedback import (
     Feedback,
     FeedbackResult,
     apply_sensor_feedback,
@@ -31,12 +30,13 @@ from flows.feedback import (
     route_key,
     topic_prefix,
 )
-from flows.logsetup import configure_logging
-from flows.outputs import alert_message, deadletter_message, error_point
-from flows.records import Alert, IngestError, Outgoing, Point, Reading, utcnow
-from flows.runtime import connectors, value_of
-from flows.sensor_parse import SensorParser
-from flows.series import SeriesOutput, SeriesState
+from oddwatch.core.series import SeriesOutput, SeriesState
+from oddwatch.ingest.sensors import SensorParser
+from oddwatch.observe import metrics
+from oddwatch.observe.logsetup import configure_logging
+from oddwatch.records import Alert, IngestError, Outgoing, Point, Reading, utcnow
+from oddwatch.schema import alert_message, deadletter_message, error_point
+from oddwatch.settings import Settings, load_settings
 
 DETECTOR_TAG = "ensemble"
 

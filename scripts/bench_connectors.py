@@ -23,11 +23,11 @@ from bytewax.dataflow import Dataflow
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.testing import run_main
 
-from flows.config import InfluxSettings, MqttSettings
-from flows.connectors.influx import InfluxWriter
-from flows.connectors.mqtt import MqttPublisher, MqttSource
-from flows.records import Message
-from flows.services import LocalServices, free_port
+from oddwatch.connectors.influx import InfluxWriter
+from oddwatch.connectors.mqtt import MqttPublisher, MqttSource
+from oddwatch.records import Message
+from oddwatch.services import LocalServices, free_port
+from oddwatch.settings import InfluxSettings, MqttSettings
 
 PAYLOAD = b'{"ts": "2026-11-27T10:00:00Z", "value": 21.375, "unit": "C"}'
 

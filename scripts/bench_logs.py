@@ -2,7 +2,7 @@
 
 Modes:
 
-- default: throughput of :class:`flows.log_pipeline.LogScorer` (templates, windows, cached
+- default: throughput of :class:`oddwatch.core.log_pipeline.LogScorer` (templates, windows, cached
   template embeddings, novelty, calibration) in lines/s on pre-parsed HDFS lines with the
   default model, template-cache hit rate, model calls per 1,000 lines, micro-batch sizes, peak
   RSS, and the ratio against embedding every line with the same model;
@@ -35,12 +35,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from oddwatch.core.log_pipeline import LogParams, LogScorer, build_embedder
+from oddwatch.evaluation.logs import evaluate_logs, read_lines
+from oddwatch.records import utcnow
 
-from flows.evaluation.logs import evaluate_logs, read_lines  # noqa: E402
-from flows.log_pipeline import LogParams, LogScorer, build_embedder  # noqa: E402
-from flows.records import utcnow  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_LOG = ROOT.parent / "shared" / "data" / "hdfs" / "HDFS_dev.log"
 

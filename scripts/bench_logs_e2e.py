@@ -5,10 +5,10 @@ Usage::
     .venv/bin/python scripts/bench_logs_e2e.py [--lines 60000] [--per-message 1,100] [--quick]
 
 Mosquitto and InfluxDB 1.x are started on free loopback ports in a temp dir
-(:class:`flows.services.LocalServices`); the log flow (``flows.logs.build_flow`` with the
-default model, all-MiniLM-L6-v2, on CPU, and the default :class:`~flows.log_pipeline.LogParams`:
+(:class:`oddwatch.services.LocalServices`); the log flow (``flows.logs.build_flow`` with the
+default model, all-MiniLM-L6-v2, on CPU, and the default :class:`~oddwatch.core.log_pipeline.LogParams`:
 session windows by block id) runs in this process in a background thread
-(:class:`tests.flowrunner.FlowRunner`). The model is loaded and warmed before the clock starts
+(:class:`oddwatch.flowrunner.FlowRunner`). The model is loaded and warmed before the clock starts
 (``model.load_s``).
 
 Raw HDFS lines (``081109 203530 147 INFO ...``) carry no timestamp the log parser knows, so
@@ -27,10 +27,10 @@ taken every message (``messages_in``), the runner stops it: the source's end of 
 flushes every open session (the 1 h session gap of event time would otherwise keep most of
 them open). The clock runs from the first publish until ``COUNT(novelty)`` of ``log_window``
 in InfluxDB reaches the number of windows the same lines give offline
-(:class:`flows.log_windows.WindowAssembler`). Reported per run: lines/s, the split of that
+(:class:`oddwatch.core.log_windows.WindowAssembler`). Reported per run: lines/s, the split of that
 time (publish, consumed, stop and flush), CPU seconds of this process (the flow), the
 publisher, ``influxd`` and ``mosquitto``, the model calls and template-cache hit rate from
-:mod:`flows.metrics`, and RSS.
+:mod:`oddwatch.observe.metrics`, and RSS.
 
 Prints a markdown table and writes ``out/bench-logs-e2e.json`` for
 ``scripts/make_benchmarks.py``.
@@ -52,8 +52,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
 DEFAULT_LOG = ROOT.parent / "shared" / "data" / "hdfs" / "HDFS_dev.log"
 HOST, APP = "hdfs1", "hdfs"
@@ -65,8 +63,8 @@ def publish_child(path: Path, host: str, port: int, client_id: str) -> int:
 
     Runs in its own process so that its CPU time is apart from the flow's.
     """
-    from flows.config import MqttSettings
-    from flows.connectors.mqtt import MqttPublisher
+    from oddwatch.connectors.mqtt import MqttPublisher
+    from oddwatch.settings import MqttSettings
 
     messages: list[tuple[str, bytes]] = pickle.loads(path.read_bytes())
     with MqttPublisher(MqttSettings(host=host, port=port), client_id) as pub:
@@ -82,8 +80,8 @@ def publish_child(path: Path, host: str, port: int, client_id: str) -> int:
 
 # --------------------------------------------------------------------------- helpers
 def _settings(local: Any, tmp: Path, name: str) -> Any:
-    from flows.config import build_settings
-    from flows.services import free_port
+    from oddwatch.services import free_port
+    from oddwatch.settings import build_settings
 
     return build_settings({
         "mqtt": {"host": local.mqtt_host, "port": local.mqtt_port, "client_id": f"bench-{name}"},
@@ -106,7 +104,7 @@ def _vm_rss_mb() -> float:
 
 def read_hdfs(path: Path, limit: int) -> list[tuple[float, str]]:
     """The first *limit* HDFS lines as (epoch seconds, ``LEVEL component: message``)."""
-    from flows.evaluation.logs import read_lines
+    from oddwatch.evaluation.logs import read_lines
 
     out: list[tuple[float, str]] = []
     for ts, _src, msg, _label in read_lines(path, "hdfs"):
@@ -118,7 +116,7 @@ def read_hdfs(path: Path, limit: int) -> list[tuple[float, str]]:
 
 def stamp(lines: list[tuple[float, str]], *, now: float, second_stamps: bool) -> list[tuple[datetime, str]]:
     """Shift the lines' times so the last is 5 s before *now*; spread lines of one second by 1 ms."""
-    from flows.records import UTC
+    from oddwatch.records import UTC
 
     shift = float(int(now - 5.0 - lines[-1][0]))
     out: list[tuple[datetime, str]] = []
@@ -139,8 +137,8 @@ def payloads(stamped: list[tuple[datetime, str]], topic: str, per_message: int) 
 
 def expected_windows(stamped: list[tuple[datetime, str]], source: str) -> tuple[int, int]:
     """(windows, distinct window end times) the flow's window assembler gives these lines."""
-    from flows.log_pipeline import LogParams
-    from flows.log_windows import WindowAssembler
+    from oddwatch.core.log_pipeline import LogParams
+    from oddwatch.core.log_windows import WindowAssembler
 
     asm = WindowAssembler(source, LogParams().window_params())
     ends: list[float] = []
@@ -165,10 +163,10 @@ def bench_e2e(local: Any, tmp: Path, query: Any, embedder: Any, lines: list[tupl
     """Publish *lines* live with *per_message* lines per message; time until all windows are in InfluxDB."""
     from bench_sensors import _cpu_all, _rss_mb  # type: ignore[import-not-found]
 
-    from flows import metrics
-    from flows.connectors.mqtt import MqttSource
     from flows.logs import build_flow
-    from tests.flowrunner import FlowRunner, wait_for
+    from oddwatch.connectors.mqtt import MqttSource
+    from oddwatch.flowrunner import FlowRunner, wait_for
+    from oddwatch.observe import metrics
 
     site = f"benchk{per_message}"
     settings = _settings(local, tmp, f"logs-e2e-k{per_message}")
@@ -311,9 +309,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench_sensors import _machine, _rss_mb, write_results  # type: ignore[import-not-found]
 
-    from flows.connectors.influx import InfluxQuery
-    from flows.log_pipeline import LogParams, build_embedder
-    from flows.services import LocalServices, free_port
+    from oddwatch.connectors.influx import InfluxQuery
+    from oddwatch.core.log_pipeline import LogParams, build_embedder
+    from oddwatch.services import LocalServices, free_port
 
     machine = _machine()
     lines = read_hdfs(args.log, args.lines)

@@ -5,14 +5,14 @@ Usage::
     .venv/bin/python scripts/bench_sensors.py [--series 1000] [--readings 60000] [--quick]
 
 Mosquitto and InfluxDB 1.x are started on free loopback ports in a temp dir
-(:class:`flows.services.LocalServices`). Measures, in order:
+(:class:`oddwatch.services.LocalServices`). Measures, in order:
 
-1. ``step``: :meth:`flows.series.SeriesState.step` in µs per reading, by history depth (the
+1. ``step``: :meth:`oddwatch.core.series.SeriesState.step` in µs per reading, by history depth (the
    detector's nearest-neighbour search grows with its memory of past shapes up to
    ``memory`` = 4000), and over ``--series`` series round-robin; the pickled size of one
    series' state (what a Bytewax snapshot stores per series); one reading's points to line
    protocol;
-2. ``parse``: :meth:`flows.sensor_parse.SensorParser.parse` of one JSON message;
+2. ``parse``: :meth:`oddwatch.ingest.sensors.SensorParser.parse` of one JSON message;
 3. ``flow_null_sink``: the whole Bytewax sensor flow (parse, score, points, metrics) fed by
    a ``TestingSource`` of JSON messages in batches of 1000 (as ``MqttSource`` hands over a
    backlog) with null sinks: the in-process ceiling; ``flow_null_sink_batch_1`` the same with
@@ -53,25 +53,24 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.testing import TestingSource, run_main
+
+from flows.sensors import Scored, build_flow, to_points
+from oddwatch.connectors.influx import InfluxQuery
+from oddwatch.connectors.mqtt import MqttPublisher
+from oddwatch.core.series import SeriesState
+from oddwatch.flowrunner import FlowRunner, wait_for
+from oddwatch.ingest.sensors import SensorParser
+from oddwatch.lineproto import to_line
+from oddwatch.observe import metrics
+from oddwatch.records import UTC, Message, Reading, utcnow
+from oddwatch.services import LocalServices, free_port
+from oddwatch.settings import Settings, build_settings
+from oddwatch.simulate import reading_payload, rfc3339
+from simulators.plant import PlantSimulation
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bytewax.outputs import DynamicSink, StatelessSinkPartition  # noqa: E402
-from bytewax.testing import TestingSource, run_main  # noqa: E402
-
-from flows import metrics  # noqa: E402
-from flows.config import Settings, build_settings  # noqa: E402
-from flows.connectors.influx import InfluxQuery  # noqa: E402
-from flows.connectors.mqtt import MqttPublisher  # noqa: E402
-from flows.lineproto import to_line  # noqa: E402
-from flows.records import UTC, Message, Reading, utcnow  # noqa: E402
-from flows.sensor_parse import SensorParser  # noqa: E402
-from flows.sensors import Scored, build_flow, to_points  # noqa: E402
-from flows.series import SeriesState  # noqa: E402
-from flows.services import LocalServices, free_port  # noqa: E402
-from simulators.plant import PlantSimulation  # noqa: E402
-from simulators.publish import reading_payload, rfc3339  # noqa: E402
-from tests.flowrunner import FlowRunner, wait_for  # noqa: E402
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -343,7 +342,6 @@ def bench_latency(local: LocalServices, tmp: Path, query: InfluxQuery, *, series
 
 
 def _machine() -> dict[str, Any]:
-    sys.path.insert(0, str(ROOT / "scripts"))
     try:
         from make_benchmarks import machine  # type: ignore[import-not-found]
 

@@ -7,7 +7,7 @@ Reads, under ``--results DIR`` (default ``out/``):
 - ``DIR/bench-*.json``: benchmark scripts' results (``scripts/bench_*.py``).
 
 Any other ``DIR/*/summary.json`` is classified by its content. The ARTime reference scores
-are computed here with :mod:`flows.evaluation.nab` from NAB's published per-row output
+are computed here with :mod:`oddwatch.evaluation.nab` from NAB's published per-row output
 (``--nab``, default ``../shared/data/nab``); the Numenta HTM ones are quoted (its per-row
 output is not in the shared data). Usage::
 
@@ -28,10 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from oddwatch.evaluation import nab
 
-from flows.evaluation import nab  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PROFILE_COLUMNS = ["standard", "reward_low_FP_rate", "reward_low_FN_rate"]
 # Published NAB v1.1 scores of Numenta HTM restricted to the 35 shared files

@@ -1,4 +1,4 @@
-"""Quick NAB harness: run :class:`flows.series.SeriesState` over the NAB corpus and score it.
+"""Quick NAB harness: run :class:`oddwatch.core.series.SeriesState` over the NAB corpus and score it.
 
 Usage::
 
@@ -7,7 +7,7 @@ Usage::
 Runs one configuration over every file (no per-file tuning; the detector never sees labels
 or the future), then reports the NAB normalised score for the three profiles, both with the
 oracle threshold on ``SeriesOutput.score`` and for the pipeline's own decisions
-(``is_anomaly``, threshold fixed without labels). Uses ``flows.evaluation.nab`` when it
+(``is_anomaly``, threshold fixed without labels). Uses ``oddwatch.evaluation.nab`` when it
 provides ``score_corpus``; otherwise a built-in approximation of the NAB v1.1 rules.
 """
 
@@ -23,14 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from flows.config import AlertSettings  # noqa: E402
-from flows.records import Reading  # noqa: E402
-from flows.series import SeriesParams, SeriesState  # noqa: E402
+from oddwatch.core.series import SeriesParams, SeriesState
+from oddwatch.records import Reading
+from oddwatch.settings import AlertSettings
 
 try:  # the exact NAB v1.1 scorer (engineer E); the approximation below is the fallback
-    from flows.evaluation import nab
+    from oddwatch.evaluation import nab
 except ImportError:  # pragma: no cover
     nab = None  # type: ignore[assignment]
 
@@ -231,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     decided = {n: (corpus[n][0], d) for n, (d, _) in own_in.items()}
     for profile in PROFILES:
         oracle, thr, own = score_both(results, decided, oracle_in, own_in, args, profile)
-        scorer = "approx" if args.approx or nab is None else "flows.evaluation.nab"
+        scorer = "approx" if args.approx or nab is None else "oddwatch.evaluation.nab"
         print(f"{profile:20s} oracle {oracle:6.2f} (threshold {thr:.4f})  own decisions {own:6.2f}  [{scorer}]")
     if args.sweep:  # oracle (label-chosen) min_threshold for the alert decisions
         table: dict[str, list[tuple[float, float]]] = {profile: [] for profile in PROFILES}

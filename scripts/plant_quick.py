@@ -1,4 +1,4 @@
-"""Quick plant harness: run :class:`flows.series.SeriesState` over the plant simulator offline.
+"""Quick plant harness: run :class:`oddwatch.core.series.SeriesState` over the plant simulator offline.
 
 Usage::
 
@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from flows.config import AlertSettings  # noqa: E402
-from flows.records import Reading  # noqa: E402
-from flows.series import SeriesParams, SeriesState  # noqa: E402
-from simulators.plant import FAULT_KINDS, PlantSimulation  # noqa: E402
+from oddwatch.core.series import SeriesParams, SeriesState
+from oddwatch.records import Reading
+from oddwatch.settings import AlertSettings
+from simulators.plant import FAULT_KINDS, PlantSimulation
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -32,7 +32,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from flows.log_parse import SEVERITIES
+# RFC 5424 severity names, by numeric level
+SEVERITIES = ("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug")
 
 INCIDENT_KINDS = ("new_message", "burst", "silence")
 DEFAULT_SITES = ("north", "south")

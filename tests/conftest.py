@@ -1,6 +1,6 @@
 """Shared fixtures: real Mosquitto and InfluxDB on free loopback ports.
 
-``services`` (session scope) starts :class:`flows.services.LocalServices` in a temp dir and
+``services`` (session scope) starts :class:`oddwatch.services.LocalServices` in a temp dir and
 yields a :class:`RunningServices`. Any test that uses it is marked ``integration``
 automatically. ``unique`` gives a short unique string per test to isolate topics,
 measurements and client ids.
@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from flows.config import Settings, build_settings
-from flows.connectors.influx import InfluxQuery
-from flows.services import LocalServices, free_port
+from oddwatch.connectors.influx import InfluxQuery
+from oddwatch.services import LocalServices, free_port
+from oddwatch.settings import Settings, build_settings
 
 _counter = itertools.count()
 
@@ -45,7 +45,7 @@ class RunningServices:
     influx_url, database
         The InfluxDB HTTP API and the database created on start.
     local
-        The underlying :class:`~flows.services.LocalServices`.
+        The underlying :class:`~oddwatch.services.LocalServices`.
     """
 
     def __init__(self, local: LocalServices, root: Path) -> None:

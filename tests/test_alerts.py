@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from flows.alerts import AlertTracker
+from oddwatch.core.alerts import AlertTracker
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

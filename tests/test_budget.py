@@ -1,4 +1,4 @@
-"""Tests of flows.budget.AlertBudget (pure logic, no Bytewax)."""
+"""Tests of oddwatch.core.budget.AlertBudget (pure logic, no Bytewax)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from flows.budget import AlertBudget
-from flows.records import UTC, Alert
+from oddwatch.core.budget import AlertBudget
+from oddwatch.records import UTC, Alert
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 
@@ -155,8 +155,8 @@ def test_held_ids_bounded() -> None:
 
 
 def test_budget_step_and_points() -> None:
-    from flows.budget import BudgetStep, budget_points
-    from flows.config import AlertSettings
+    from oddwatch.core.budget import BudgetStep, budget_points
+    from oddwatch.settings import AlertSettings
 
     step = BudgetStep(AlertSettings(budget_per_source_per_hour=1, budget_global_per_hour=5), "sensors")
     budget, out = step(None, alert(0))

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import ConfigError, as_dict, load_settings, sample_toml
 from flows.logs import SubscriptionParams
+from oddwatch.settings import ConfigError, as_dict, load_settings, sample_toml
 
 
 def test_sample_round_trips(tmp_path: Path) -> None:

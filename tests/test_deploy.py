@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from flows.cli import build_parser
-from flows.config import load_settings
-from flows.services import MQTT_MAX_INFLIGHT, MQTT_MAX_QUEUED
+from oddwatch.cli import build_parser
+from oddwatch.services import MQTT_MAX_INFLIGHT, MQTT_MAX_QUEUED
+from oddwatch.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

@@ -1,4 +1,4 @@
-"""Tests of detectors.drift.DriftWatch and flows.drift (drift point, recalibration)."""
+"""Tests of detectors.drift.DriftWatch and oddwatch.core.drift (drift point, recalibration)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 
 from detectors.calibration import QuantileThreshold
 from detectors.drift import DriftEvent, DriftWatch
-from flows.config import AlertSettings
-from flows.drift import drift_point, recalibrate
-from flows.records import UTC, Reading
-from flows.series import SeriesParams, SeriesState
+from oddwatch.core.drift import drift_point, recalibrate
+from oddwatch.core.series import SeriesParams, SeriesState
+from oddwatch.records import UTC, Reading
+from oddwatch.settings import AlertSettings
 from tests.stubs import Scripted
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.flowrunner import FlowRunner, TopicCollector, count, mosquitto_pub, wait_for
+from oddwatch.flowrunner import FlowRunner, TopicCollector, count, mosquitto_pub, wait_for
 
 pytestmark = pytest.mark.integration
 

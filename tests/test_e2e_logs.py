@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from bytewax.dataflow import Dataflow
 
-from flows.config import Settings
-from flows.connectors.mqtt import MqttSource
-from flows.records import utcnow
-from tests.flowrunner import FlowRunner, TopicCollector, count, mosquitto_pub, wait_for
+from oddwatch.connectors.mqtt import MqttSource
+from oddwatch.flowrunner import FlowRunner, TopicCollector, count, mosquitto_pub, wait_for
+from oddwatch.records import utcnow
+from oddwatch.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -1,8 +1,8 @@
 """End to end: MQTT (real Mosquitto) -> the sensor dataflow -> InfluxDB (real 1.x) and MQTT alerts.
 
 The flow runs with its real connectors (``MqttSource``, ``InfluxSink``, ``MqttSink``) in a
-background thread (:class:`tests.flowrunner.FlowRunner`); inputs come from the plant simulator
-(:func:`simulators.publish.run_plant`) and from ``mosquitto_pub``, a client we did not write.
+background thread (:class:`oddwatch.flowrunner.FlowRunner`); inputs come from the plant simulator
+(:func:`oddwatch.simulate.run_plant`) and from ``mosquitto_pub``, a client we did not write.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from flows.records import UTC, utcnow
-from simulators.publish import run_plant
-from tests.flowrunner import FlowRunner, TopicCollector, count, mosquitto_pub, wait_for
+from oddwatch.flowrunner import FlowRunner, TopicCollector, count, mosquitto_pub, wait_for
+from oddwatch.records import UTC, utcnow
+from oddwatch.simulate import run_plant
 
 pytestmark = pytest.mark.integration
 
@@ -161,13 +161,13 @@ def test_sigterm_flushes_what_was_scored(services: Any, unique: str, tmp_path: A
     import subprocess
     import sys
 
-    from flows.config import as_dict, to_toml
+    from oddwatch.settings import as_dict, to_toml
 
     settings = services.settings(influx={"flush_interval_s": 60.0, "batch_size": 100000})
     config = tmp_path / "oddwatch.toml"
     config.write_text(to_toml(as_dict(settings, mask=False)))
     env = {**os.environ, "ODDWATCH_CONFIG": str(config)}
-    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "sensors"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "oddwatch.cli", "run", "sensors"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None

@@ -1,4 +1,4 @@
-"""Tests of ``eval series`` (flows/evaluation/series.py) on the vendored NAB sample."""
+"""Tests of ``eval series`` (oddwatch/evaluation/series.py) on the vendored NAB sample."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import AlertSettings
-from flows.evaluation import nab
-from flows.evaluation.series import evaluate_series, format_summary, run_file
-from flows.series import SeriesParams
+from oddwatch.core.series import SeriesParams
+from oddwatch.evaluation import nab
+from oddwatch.evaluation.series import evaluate_series, format_summary, run_file
+from oddwatch.settings import AlertSettings
 
 SAMPLE = Path(__file__).parent / "data" / "nab"
 KEYS = ["artificialWithAnomaly/art_daily_jumpsup.csv", "realKnownCause/rogue_agent_key_hold.csv"]

@@ -1,4 +1,4 @@
-"""Tests of flows.feedback: parsing, points, messages and learning from false positives."""
+"""Tests of oddwatch.core.feedback: parsing, points, messages and learning from false positives."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from detectors.embedders import HashingEmbedder
-from flows.config import AlertSettings
-from flows.feedback import (
+from oddwatch.core.feedback import (
     Feedback,
     RecentWindows,
     apply_log_feedback,
@@ -26,9 +25,10 @@ from flows.feedback import (
     topic_prefix,
     window_meta,
 )
-from flows.log_pipeline import LogParams, LogScorer
-from flows.records import UTC, IngestError, Message, Reading
-from flows.series import SeriesParams, SeriesState
+from oddwatch.core.log_pipeline import LogParams, LogScorer
+from oddwatch.core.series import SeriesParams, SeriesState
+from oddwatch.records import UTC, IngestError, Message, Reading
+from oddwatch.settings import AlertSettings
 from tests.stubs import Scripted
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -239,7 +239,7 @@ def test_log_false_positive_makes_similar_window_normal() -> None:
 
 def test_log_feedback_without_state_or_other_verdict() -> None:
     scorer = LogScorer(LogParams(model="hashing"), embedder=HashingEmbedder(dim=16))
-    from flows.log_pipeline import GroupNovelty
+    from oddwatch.core.log_pipeline import GroupNovelty
 
     group = GroupNovelty("s1/h/a", scorer.params)
     fb = Feedback("s1/h/a:10", "false_positive", "", "", T0)
@@ -265,8 +265,8 @@ def test_send_feedback_reaches_a_subscriber(services) -> None:  # type: ignore[n
     import time
     import uuid
 
-    from flows.connectors.mqtt import MqttSource
-    from flows.feedback import send_feedback
+    from oddwatch.connectors.mqtt import MqttSource
+    from oddwatch.core.feedback import send_feedback
 
     prefix = f"ow-fb-{uuid.uuid4().hex[:8]}/feedback"
     settings = services.settings(mqtt={"feedback_topic": f"{prefix}/#"})

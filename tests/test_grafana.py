@@ -3,7 +3,7 @@
 Every panel target, annotation and template-variable query is pulled out of the committed
 JSON, Grafana's macros are substituted the way Grafana would, and the query is run against a
 real InfluxDB (fixture ``services``) holding a realistic set of points for every measurement
-of ``docs/schema.md``, written through the real :class:`~flows.connectors.influx.InfluxWriter`.
+of ``docs/schema.md``, written through the real :class:`~oddwatch.connectors.influx.InfluxWriter`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from flows.config import InfluxSettings
-from flows.connectors.influx import InfluxQuery, InfluxWriter, ensure_database
-from flows.lineproto import to_line
-from flows.records import UTC, Point
+from oddwatch.connectors.influx import InfluxQuery, InfluxWriter, ensure_database
+from oddwatch.lineproto import to_line
+from oddwatch.records import UTC, Point
+from oddwatch.settings import InfluxSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "deploy" / "grafana"

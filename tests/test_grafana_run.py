@@ -20,14 +20,14 @@ import pytest
 from bytewax.testing import TestingSource, run_main
 
 from detectors.embedders import HashingEmbedder
-from flows import metrics
-from flows.connectors.influx import InfluxQuery, ensure_database
 from flows.logs import build_flow as build_log_flow
-from flows.records import Message, utcnow
 from flows.sensors import build_flow as build_sensor_flow
+from oddwatch.connectors.influx import InfluxQuery, ensure_database
+from oddwatch.observe import metrics
+from oddwatch.records import Message, utcnow
+from oddwatch.simulate import log_payload, reading_payload
 from simulators.network import NetworkSimulation
 from simulators.plant import PlantSimulation
-from simulators.publish import log_payload, reading_payload
 from tests.test_grafana import Query, all_queries, sample_points, substitute, write_points
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.evaluation.logs import evaluate_logs
-from flows.log_pipeline import LogParams
+from oddwatch.core.log_pipeline import LogParams
+from oddwatch.evaluation.logs import evaluate_logs
 
 DATA = Path(__file__).parent / "data"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hdfs"

@@ -14,12 +14,12 @@ from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 
-from flows.config import InfluxSettings
-from flows.connectors.influx import InfluxError, InfluxQuery, InfluxSink, InfluxWriter, Spool
-from flows.lineproto import to_line
-from flows.records import Point
-from flows.services import LocalServices, free_port
-from tests.flowrunner import wait_for
+from oddwatch.connectors.influx import InfluxError, InfluxQuery, InfluxSink, InfluxWriter, Spool
+from oddwatch.flowrunner import wait_for
+from oddwatch.lineproto import to_line
+from oddwatch.records import Point
+from oddwatch.services import LocalServices, free_port
+from oddwatch.settings import InfluxSettings
 
 T0 = 1_700_000_000_000_000_000
 

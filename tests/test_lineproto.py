@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from flows.lineproto import parse_lines, timestamp_ns, to_line
-from flows.records import Point
+from oddwatch.lineproto import parse_lines, timestamp_ns, to_line
+from oddwatch.records import Point
 
 TS = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 TS_NS = 1714979289123456000

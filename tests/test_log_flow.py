@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from detectors.embedders import HashingEmbedder
-from flows.config import Settings
 from flows.logs import build_flow
-from flows.records import UTC, Message, Outgoing, Point
+from oddwatch.records import UTC, Message, Outgoing, Point
+from oddwatch.settings import Settings
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 NORMAL = [

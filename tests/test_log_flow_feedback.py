@@ -8,9 +8,9 @@ from datetime import timedelta
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from detectors.embedders import HashingEmbedder
-from flows.config import Settings
 from flows.logs import build_flow
-from flows.records import Message, Outgoing, Point
+from oddwatch.records import Message, Outgoing, Point
+from oddwatch.settings import Settings
 from tests.test_log_flow import NORMAL, T0
 
 ERROR = "kernel: EXT4-fs error (device sda{d}): ext4_find_entry: reading directory lblock 0"

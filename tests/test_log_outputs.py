@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flows.alerts import Transition
-from flows.log_outputs import Silence, log_alert, silence_alerts, split_source, window_point
-from flows.log_pipeline import WindowResult
-from flows.records import UTC
+from oddwatch.core.alerts import Transition
+from oddwatch.core.log_outputs import Silence, log_alert, silence_alerts, split_source, window_point
+from oddwatch.core.log_pipeline import WindowResult
+from oddwatch.records import UTC
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

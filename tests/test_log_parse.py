@@ -1,4 +1,4 @@
-"""Tests for flows.log_parse: every payload format and every error reason."""
+"""Tests for oddwatch.ingest.logs: every payload format and every error reason."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from flows.log_parse import parse_log_message
-from flows.records import UTC, IngestError, LogLine, Message
+from oddwatch.ingest.logs import parse_log_message
+from oddwatch.records import UTC, IngestError, LogLine, Message
 
 NOW = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
 TOPIC = "logs/s1/topic-host/topic-app"
@@ -179,8 +179,8 @@ def test_json_numeric_severity() -> None:
 
 
 def test_parse_log_with_settings() -> None:
-    from flows.config import LogSettings
-    from flows.log_parse import parse_log
+    from oddwatch.ingest.logs import parse_log
+    from oddwatch.settings import LogSettings
 
     settings = LogSettings(max_payload_bytes=100)
     (line,) = parse_log(Message("logs/s2/h1/app1", b"hello", NOW), settings)

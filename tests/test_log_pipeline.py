@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from detectors.embedders import HashingEmbedder, TemplateEmbeddingCache
-from flows.log_pipeline import (
+from oddwatch.core.log_pipeline import (
     GroupNovelty,
     GroupTemplates,
     LogParams,

@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from flows.log_windows import LogWindowParams, WindowAssembler
+from oddwatch.core.log_windows import LogWindowParams, WindowAssembler
 
 
 def _ids(windows: list) -> list[str]:

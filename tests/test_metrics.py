@@ -1,4 +1,4 @@
-"""Tests of flows.metrics: snapshot, pipeline points and the HTTP server."""
+"""Tests of oddwatch.observe.metrics: snapshot, pipeline points and the HTTP server."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry
 
-from flows import metrics
-from flows.config import MetricsSettings
-from flows.metrics import Metrics, MetricsError, PipelineReporter, snapshot, start_metrics_server
-from flows.records import UTC
+from oddwatch.observe import metrics
+from oddwatch.observe.metrics import Metrics, MetricsError, PipelineReporter, snapshot, start_metrics_server
+from oddwatch.records import UTC
+from oddwatch.settings import MetricsSettings
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
@@ -131,7 +131,7 @@ def test_metrics_server_disabled() -> None:
 
 
 def test_pipeline_points_odd_group_names_and_line_protocol(m: Metrics) -> None:
-    from flows.lineproto import to_line
+    from oddwatch.lineproto import to_line
 
     m.index_size.labels(group="web,app=1 x").set(3)
     points = {p.tags["component"]: p for p in PipelineReporter("logs", m.registry).points(NOW)}

@@ -13,11 +13,11 @@ from bytewax import operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from flows.config import MqttSettings
-from flows.connectors.mqtt import MqttError, MqttPublisher, MqttSink, MqttSource
-from flows.records import Message, Outgoing
-from flows.services import free_port
-from tests.flowrunner import wait_for
+from oddwatch.connectors.mqtt import MqttError, MqttPublisher, MqttSink, MqttSource
+from oddwatch.flowrunner import wait_for
+from oddwatch.records import Message, Outgoing
+from oddwatch.services import free_port
+from oddwatch.settings import MqttSettings
 
 pytestmark = pytest.mark.integration
 
@@ -173,7 +173,7 @@ def test_source_needs_topics() -> None:
 
 @pytest.mark.slow
 def test_broker_restart_source_resumes_and_publisher_keeps_messages(tmp_path: Any) -> None:
-    from flows.services import LocalServices
+    from oddwatch.services import LocalServices
 
     local = LocalServices(tmp_path / "own", free_port(), free_port(), free_port())
     local.start()

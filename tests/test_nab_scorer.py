@@ -1,4 +1,4 @@
-"""Tests of the NAB v1.1 scorer (flows/evaluation/nab.py)."""
+"""Tests of the NAB v1.1 scorer (oddwatch/evaluation/nab.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.evaluation import nab
+from oddwatch.evaluation import nab
 
 SHARED_NAB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nab"
 T0 = datetime(2024, 1, 1)

@@ -17,10 +17,10 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from detectors.embedders import HashingEmbedder
-from flows.config import Settings
 from flows.logs import build_flow as build_log_flow
-from flows.records import Message, Point, utcnow
 from flows.sensors import build_flow as build_sensor_flow
+from oddwatch.records import Message, Point, utcnow
+from oddwatch.settings import Settings
 
 pytestmark = pytest.mark.slow
 

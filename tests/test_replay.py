@@ -1,4 +1,4 @@
-"""Tests for flows.replay: file reading and encoding, and a real replay over Mosquitto."""
+"""Tests for oddwatch.replay: file reading and encoding, and a real replay over Mosquitto."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import Settings
-from flows.records import UTC
-from flows.replay import ReplayError, iter_payloads, replay
+from oddwatch.records import UTC
+from oddwatch.replay import ReplayError, iter_payloads, replay
+from oddwatch.settings import Settings
 
 NAB_A = "timestamp,value\n2014-04-01 00:00:00,1.5\n2014-04-01 00:05:00,2.5\n2014-04-01 00:10:00,-3\n"
 NAB_B = "timestamp,value\n2014-04-01 00:02:00,10\n2014-04-01 00:07:00,20\n"

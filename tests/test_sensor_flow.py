@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from flows.config import Settings
-from flows.records import UTC, Message, Outgoing, Point
 from flows.sensors import build_flow
+from oddwatch.records import UTC, Message, Outgoing, Point
+from oddwatch.settings import Settings
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -6,9 +6,9 @@ import json
 
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from flows.config import Settings
-from flows.records import Message, Outgoing, Point
 from flows.sensors import build_flow
+from oddwatch.records import Message, Outgoing, Point
+from oddwatch.settings import Settings
 from tests.test_sensor_flow import _messages
 
 

@@ -4,9 +4,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from flows.config import SensorSettings, Subscription
-from flows.records import UTC, IngestError, Message, Reading
-from flows.sensor_parse import SensorParser
+from oddwatch.ingest.sensors import SensorParser
+from oddwatch.records import UTC, IngestError, Message, Reading
+from oddwatch.settings import SensorSettings, Subscription
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TOPIC = "plant/s1/pump1/temp"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.config import AlertSettings
-from flows.records import Reading
-from flows.series import SeriesOutput, SeriesParams, SeriesState
+from oddwatch.core.series import SeriesOutput, SeriesParams, SeriesState
+from oddwatch.records import Reading
+from oddwatch.settings import AlertSettings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 FAULT_AT = 2000

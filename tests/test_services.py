@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from flows import services as svc_mod
-from flows.config import build_settings
-from flows.services import LocalServices, ServiceError, free_port, from_settings, mqtt_connack
+from oddwatch import services as svc_mod
+from oddwatch.services import LocalServices, ServiceError, free_port, from_settings, mqtt_connack
+from oddwatch.settings import build_settings
 
 
 def test_fixture_services_answer(services) -> None:

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.config import Settings
-from flows.log_parse import parse_log_message
-from flows.progress import Pacer
-from flows.records import UTC, LogLine, Message
+from oddwatch.ingest.logs import parse_log_message
+from oddwatch.observe.progress import Pacer
+from oddwatch.records import UTC, LogLine, Message
+from oddwatch.settings import Settings
+from oddwatch.simulate import reading_payload, run_network, run_plant
 from simulators.network import NetworkSimulation, network_logs
 from simulators.plant import FAULT_KINDS, SENSORS, PlantSimulation, plant_readings
-from simulators.publish import reading_payload, run_network, run_plant
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 SIGMA = {s.name: s.sigma for s in SENSORS}

@@ -1,0 +1,549 @@
+"""The log scoring core: templates -> windows -> template embeddings -> novelty -> decision.
+
+Three stages with per-group state, so a Bytewax flow can place them on its own steps:
+
+1. :class:`GroupTemplates` (one per source group): lines -> Drain3 template ids -> windows
+   (:class:`TemplatedWindow`) and template-change events (:class:`TemplateChange`).
+2. :func:`embed_batch` (across groups, one micro-batch): attaches the embedding of every
+   template a window or change uses, through a :class:`~detectors.embedders.TemplateEmbeddingCache`;
+   the model sees only templates it never embedded, so windows of known templates cost no
+   model call.
+3. :class:`GroupNovelty` (one per source group): window vector -> novelty score against a
+   usearch index of normal windows -> calibrated threshold -> decision, admission of normal
+   windows, and explanation data.
+
+The window vector (measured on HDFS, see ``scripts/bench_logs.py`` and the report) is the
+concatenation of two unit parts, weighted by ``count_weight``:
+
+- semantic: the sum of the window's template embeddings weighted by ``(1 + log count) * idf``
+  (idf over this group's windows), normalised;
+- counts: ``(1 + log count) * idf`` of each template id hashed into ``count_dims`` slots,
+  normalised, so that a missing step or an unusual count moves the vector even when the
+  templates are semantically close.
+
+The score is the cosine distance to the nearest normal window, clipped to [0, 1]. A window
+is admitted to the index when it scores under the threshold (and is not a near duplicate of
+an entry) and every template in it is common (in at least ``rare_fraction`` of the group's
+windows so far and ``rare_min_windows``): a window with a rare template is never learnt. A
+shape that scores high but keeps recurring is promoted to normal once its templates are common
+and it recurred steadily (``promote_min`` times, in ``promote_rate`` of the windows since it
+first appeared) or in a burst (``burst_min`` times, in ``burst_rate`` of them): anomalies are
+rare, so a new common shape (e.g. the deletion phase of HDFS blocks, which starts hours into a
+log) stops alerting. The calibrator learns the scores of windows judged normal only, so
+alerts never raise the threshold.
+
+:class:`LogScorer` runs the three stages synchronously; ``oddwatch eval logs`` and the HDFS
+quality test use it, so they measure exactly the live logic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from detectors.calibration import QuantileThreshold
+from detectors.embedders import (
+    Embedder,
+    HashingEmbedder,
+    SentenceTransformerEmbedder,
+    TemplateEmbeddingCache,
+    fingerprint,
+)
+from detectors.novelty import NoveltyIndex
+from detectors.templates import TemplateMinerState
+from oddwatch.core.log_windows import ClosedWindow, LogWindowParams, WindowAssembler
+
+ModelKey = tuple[str, int | None]
+
+
+@dataclass
+class LogParams:
+    """Every tunable of the log detector, defaults written once (config section ``[log_detector]``)."""
+
+    # windows
+    window_mode: str = "session"  # session | tumbling | sliding
+    window_by: str = "time"  # tumbling/sliding by "time" or "count"
+    window_size_s: float = 60.0
+    window_slide_s: float = 30.0
+    window_size_lines: int = 100
+    window_slide_lines: int = 50
+    session_regex: str = r"blk_-?\d+"
+    session_gap_s: float = 3600.0
+    max_session_lines: int = 10000
+    max_open_windows: int = 100000
+    examples_per_template: int = 1
+    # templates
+    max_templates: int = 1000
+    template_sim_th: float = 0.4
+    template_depth: int = 4
+    # embeddings
+    model: str = "default"  # "default", "hashing" (tests), a local path or cached model name
+    device: str = "auto"
+    truncate_dim: int = 0  # 0: full size
+    prompt: str = ""
+    batch_size: int = 64
+    cache_capacity: int = 10000
+    micro_batch: int = 256  # windows per embedding micro-batch in the live flow
+    # window vector
+    weighting: str = "logtfidf"  # count | tfidf | logtfidf | idf (presence x idf)
+    count_weight: float = 0.7  # share of the template-count part in the window vector
+    count_dims: int = 256
+    # novelty index
+    index_capacity: int = 10000
+    index_k: int = 3
+    eviction: str = "oldest"
+    search_dims: int = 0  # 0: single-stage search at full size
+    admit_distance: float = 0.05  # store only windows this close to a normal one (or promoted)
+    dedupe_distance: float = 0.001  # do not store a window this close to an entry
+    refresh_every: int = 1000  # recompute stored vectors with the current idf every N windows
+    promote_min: int = 5  # a recurring high-scoring shape becomes normal after this many windows ...
+    promote_rate: float = 0.05  # ... if in at least this share of the windows since it first appeared
+    burst_min: int = 3  # or sooner, in a burst: this many windows ...
+    burst_rate: float = 0.25  # ... in at least this share of the windows since it first appeared
+    candidates: int = 1000  # most high-scoring shapes tracked for promotion
+    candidate_radius: float = 0.05  # a window this close to a tracked shape supports it
+    # calibration
+    q: float = 0.99
+    warmup: int = 20  # normal windows learnt before alerts
+    min_threshold: float = 0.11
+    margin: float = 0.0
+    # bursts: a known template far above its usual count per time window (detectors/rates.py)
+    rate_level: float = 8.0  # -log10 probability that alerts; 0 turns it off (time windows only)
+    # explanations
+    rare_fraction: float = 0.01  # a template in under this share of windows is "rare" ...
+    rare_min_windows: int = 3  # ... or in fewer windows than this; rare windows are never learnt
+    explain_lines: int = 3
+
+    def window_params(self) -> LogWindowParams:
+        return LogWindowParams(
+            mode=self.window_mode, by=self.window_by, size_s=self.window_size_s,
+            slide_s=self.window_slide_s, size_lines=self.window_size_lines,
+            slide_lines=self.window_slide_lines, session_regex=self.session_regex,
+            session_gap_s=self.session_gap_s, max_session_lines=self.max_session_lines,
+            max_open_windows=self.max_open_windows, examples_per_template=self.examples_per_template,
+        )
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field and value when a setting cannot work."""
+        self.window_params().validate()
+        if self.weighting not in ("count", "tfidf", "logtfidf", "idf"):
+            raise ValueError(f"LogParams: weighting = {self.weighting!r} must be count, tfidf, logtfidf or idf")
+        if not 0.0 <= self.count_weight <= 1.0:
+            raise ValueError(f"LogParams: count_weight = {self.count_weight!r} must be in [0, 1]")
+        for name in ("count_dims", "index_capacity", "index_k", "micro_batch", "promote_min", "max_templates"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"LogParams: {name} = {getattr(self, name)!r} must be >= 1")
+        if self.truncate_dim < 0 or self.search_dims < 0:
+            raise ValueError(
+                f"LogParams: truncate_dim = {self.truncate_dim!r} and search_dims = {self.search_dims!r} "
+                "must be >= 0 (0 = full size)"
+            )
+
+
+def build_embedder(params: LogParams) -> Embedder:
+    """The embedder named by ``params.model`` (``"hashing"`` is the cheap test embedder)."""
+    if params.model == "hashing":
+        return HashingEmbedder(dim=params.truncate_dim or 64)
+    return SentenceTransformerEmbedder(
+        params.model, device=params.device, truncate_dim=params.truncate_dim or None,
+        prompt=params.prompt or None, batch_size=params.batch_size,
+    )
+
+
+# ---------------------------------------------------------------- stage 1: templates, windows
+@dataclass(frozen=True, slots=True)
+class TemplatedWindow:
+    """A closed window with the current text of each of its templates."""
+
+    window: ClosedWindow
+    templates: Mapping[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateChange:
+    """Drain3 changed a template's text: its embedding and the entries using it are stale."""
+
+    source: str
+    template_id: int
+    old: str
+    new: str
+
+
+class GroupTemplates:
+    """Stage 1 for one source group: templates and window assembly (picklable)."""
+
+    def __init__(self, source: str, params: LogParams | None = None) -> None:
+        self.source = source
+        self.params = params or LogParams()
+        self.miner = TemplateMinerState(
+            max_clusters=self.params.max_templates, sim_th=self.params.template_sim_th,
+            depth=self.params.template_depth,
+        )
+        self.windows = WindowAssembler(source, self.params.window_params())
+        self._texts: dict[int, str] = {}
+
+    def process(self, ts: float, line: str) -> tuple[list[TemplatedWindow], list[TemplateChange]]:
+        """One line (event time in epoch seconds) -> windows it closed, template changes."""
+        match = self.miner.add(line)
+        changes: list[TemplateChange] = []
+        if match.change_type == "cluster_template_changed":
+            old = self._texts.get(match.template_id, "")
+            changes.append(TemplateChange(self.source, match.template_id, old, match.template))
+        self._texts[match.template_id] = match.template
+        if len(self._texts) > 2 * self.params.max_templates:
+            self._texts = self.miner.templates()
+        closed = self.windows.add(ts, match.template_id, line)
+        return [self._templated(w) for w in closed], changes
+
+    def advance(self, ts: float) -> list[TemplatedWindow]:
+        """Move event time forward without a line (idle sources still close windows)."""
+        return [self._templated(w) for w in self.windows.advance(ts)]
+
+    def flush(self) -> list[TemplatedWindow]:
+        """Close every open window (end of stream)."""
+        return [self._templated(w) for w in self.windows.flush()]
+
+    def _templated(self, win: ClosedWindow) -> TemplatedWindow:
+        texts = {tid: self.miner.template(tid) or self._texts.get(tid, f"<template {tid}>")
+                 for tid in win.template_counts}
+        return TemplatedWindow(win, dict(texts))
+
+
+# ---------------------------------------------------------------- stage 2: embeddings
+@dataclass(frozen=True, slots=True)
+class EmbeddedWindow:
+    """A window with one embedding per template, and which model made them."""
+
+    window: ClosedWindow
+    templates: Mapping[int, str]
+    vectors: Mapping[int, np.ndarray]
+    model: ModelKey
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedChange:
+    """A template change with the new text's embedding."""
+
+    change: TemplateChange
+    vector: np.ndarray
+    model: ModelKey
+
+
+def embed_batch(
+    cache: TemplateEmbeddingCache,
+    windows: list[TemplatedWindow],
+    changes: list[TemplateChange] = (),  # type: ignore[assignment]
+) -> tuple[list[EmbeddedWindow], list[EmbeddedChange]]:
+    """Stage 2: embed every distinct template of a micro-batch (windows of any groups).
+
+    One cache lookup per distinct text; the model runs once, on the texts never embedded.
+    """
+    texts: dict[str, None] = {}
+    for tw in windows:
+        texts.update(dict.fromkeys(tw.templates.values()))
+    for ch in changes:
+        texts[ch.new] = None
+    order = list(texts)
+    rows = cache.embed(order) if order else np.zeros((0, 1), dtype=np.float32)
+    by_text = dict(zip(order, rows, strict=True))
+    key = cache.key or ("", None)
+    out_w = [
+        EmbeddedWindow(tw.window, tw.templates,
+                       {tid: by_text[t] for tid, t in tw.templates.items()}, key)
+        for tw in windows
+    ]
+    out_c = [EmbeddedChange(ch, by_text[ch.new], key) for ch in changes]
+    return out_w, out_c
+
+
+# ---------------------------------------------------------------- stage 3: novelty
+@dataclass(frozen=True, slots=True)
+class WindowResult:
+    """The decision on one window, with what an alert needs to explain itself."""
+
+    source: str
+    window_id: str
+    start: float
+    end: float
+    lines: int
+    templates: int
+    score: float
+    threshold: float
+    is_anomaly: bool
+    warm: bool
+    admitted: bool
+    explanation: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def start_dt(self) -> datetime:
+        return datetime.fromtimestamp(self.start, UTC)
+
+
+def _slot(template_id: int, dims: int) -> int:
+    return (template_id * 2654435761) % dims
+
+
+class GroupNovelty:
+    """Stage 3 for one source group: window vector, novelty score, calibration, admission."""
+
+    def __init__(self, source: str, params: LogParams | None = None) -> None:
+        self.source = source
+        self.params = params or LogParams()
+        p = self.params
+        self.calibration = QuantileThreshold(q=p.q, warmup=p.warmup, min_threshold=p.min_threshold,
+                                             margin=p.margin)
+        self.index: NoveltyIndex | None = None
+        self.candidates: NoveltyIndex | None = None
+        self.model: ModelKey | None = None
+        self.table: dict[int, tuple[str, np.ndarray]] = {}  # template id -> (text, embedding)
+        self.df: dict[int, int] = {}  # template id -> windows containing it
+        self.n_windows = 0
+        self.recomputed = 0  # stored vectors recomputed after template or model changes
+
+    # -- vectors
+    def _idf(self, tid: int) -> float:
+        return math.log((1.0 + self.n_windows) / (1.0 + self.df.get(tid, 0))) + 1.0
+
+    def _weight(self, tid: int, count: int) -> float:
+        w = self.params.weighting
+        if w == "count":
+            return float(count)
+        tf = {"tfidf": float(count), "logtfidf": 1.0 + math.log(count), "idf": 1.0}[w]
+        return tf * self._idf(tid)
+
+    def vector(self, counts: Mapping[int, int]) -> np.ndarray:
+        """The window vector of template counts, using this group's embeddings and idf."""
+        p = self.params
+        dim = next(iter(self.table.values()))[1].shape[0]
+        sem = np.zeros(dim, dtype=np.float32)
+        cnt = np.zeros(p.count_dims, dtype=np.float32)
+        for tid, c in counts.items():
+            w = self._weight(tid, c)
+            sem += w * self.table[tid][1]
+            cnt[_slot(tid, p.count_dims)] += w if p.weighting != "count" else 1.0 + math.log(c)
+        parts = []
+        for part, share in ((sem, 1.0 - p.count_weight), (cnt, p.count_weight)):
+            norm = float(np.linalg.norm(part))
+            parts.append(part * (math.sqrt(share) / norm if norm > 0 else 0.0))
+        return np.concatenate(parts).astype(np.float32)
+
+    def _ensure_index(self, dim: int) -> None:
+        p = self.params
+        full = dim + p.count_dims
+        if self.index is None or self.index.dim != full:
+            self.index = NoveltyIndex(dim=full, k=p.index_k, capacity=p.index_capacity, eviction=p.eviction,
+                                      search_dims=p.search_dims or None)
+            self.candidates = NoveltyIndex(dim=full, k=1, capacity=p.candidates, eviction="oldest")
+
+    # -- events
+    def apply_change(self, ec: EmbeddedChange) -> int:
+        """A template's text changed: take its new embedding, recompute the entries using it."""
+        tid = ec.change.template_id
+        self.table[tid] = (ec.change.new, np.asarray(ec.vector, dtype=np.float32))
+        if self.model is not None and ec.model != self.model:
+            return 0  # a model change is handled by reembed()
+        return self._recompute(lambda meta: tid in meta["template_counts"])
+
+    def reembed(self, model: ModelKey, embed: Callable[[list[str]], np.ndarray]) -> int:
+        """The model (or truncate_dim) changed: re-embed every template, rebuild the index."""
+        ids = list(self.table)
+        rows: Any = embed([self.table[t][0] for t in ids]) if ids else []
+        self.table = {t: (self.table[t][0], np.asarray(r, dtype=np.float32)) for t, r in zip(ids, rows, strict=True)}
+        self.model = model
+        if self.index is None or not ids:
+            return 0
+        old, old_c = self.index, self.candidates
+        self.index = None
+        self._ensure_index(len(rows[0]))
+        n = 0
+        for store, new in ((old, self.index), (old_c, self.candidates)):
+            for _, meta in (store.items() if store is not None else []):
+                new.add(self.vector(meta["template_counts"]), meta)  # type: ignore[union-attr]
+                n += 1
+        self.recomputed += n
+        return n
+
+    def _recompute(self, which: Callable[[dict[str, Any]], bool]) -> int:
+        n = 0
+        for store in (self.index, self.candidates):
+            if store is None:
+                continue
+            for key, meta in store.items():
+                if which(meta):
+                    store.replace(key, self.vector(meta["template_counts"]))
+                    n += 1
+        self.recomputed += n
+        return n
+
+    # -- scoring
+    def process(self, ew: EmbeddedWindow) -> WindowResult:
+        """Score one window, update calibration and index, and explain the decision."""
+        p = self.params
+        if self.model is not None and ew.model != self.model:
+            raise RuntimeError(
+                f"GroupNovelty[{self.source}]: window {ew.window.window_id} embedded by {ew.model}, "
+                f"group state by {self.model}; call reembed() after changing the model"
+            )
+        self.model = ew.model
+        changed = [tid for tid, text in ew.templates.items() if tid in self.table and self.table[tid][0] != text]
+        for tid, text in ew.templates.items():
+            self.table[tid] = (text, np.asarray(ew.vectors[tid], dtype=np.float32))
+        if changed:
+            self._recompute(lambda meta: any(t in meta["template_counts"] for t in changed))
+        win = ew.window
+        dim = next(iter(ew.vectors.values())).shape[0]
+        self._ensure_index(dim)
+        assert self.index is not None and self.candidates is not None  # for mypy: set above
+        vec = self.vector(win.template_counts)
+        score, nearest, _ = self.index.score(vec)
+        threshold = self.calibration.threshold
+        warm = self.calibration.warm
+        is_anomaly = warm and score >= threshold
+        common = self._common(win.template_counts)
+        normal = nearest is None or (common and score < min(threshold, p.admit_distance))
+        if normal:
+            admitted = self._admit(vec, win, score)
+            self.calibration.learn_one(score)
+        else:
+            admitted = self._candidate(vec, win, common)
+        explanation = self._explain(win, ew, nearest, score, threshold) if is_anomaly else {}
+        self.n_windows += 1
+        for tid in win.template_counts:
+            self.df[tid] = self.df.get(tid, 0) + 1
+        if p.refresh_every and self.n_windows % p.refresh_every == 0:
+            self._recompute(lambda meta: True)
+        return WindowResult(self.source, win.window_id, win.start, win.end, win.lines,
+                            len(win.template_counts), score, threshold, is_anomaly, warm, admitted,
+                            dict(explanation))
+
+    def _meta(self, win: ClosedWindow) -> dict[str, Any]:
+        lines = [ex[0] for ex in win.examples.values() if ex][: self.params.explain_lines]
+        return {"source": win.source, "window_id": win.window_id, "start": win.start, "end": win.end,
+                "lines": win.lines, "examples": lines, "template_counts": dict(win.template_counts),
+                "support": 1, "first_seen": self.n_windows}
+
+    def _admit(self, vec: np.ndarray, win: ClosedWindow, score: float) -> bool:
+        assert self.index is not None
+        if len(self.index) and score < self.params.dedupe_distance:
+            return False
+        self.index.add(vec, self._meta(win))
+        return True
+
+    def _common(self, counts: Mapping[int, int]) -> bool:
+        """True when every template is in at least ``rare_fraction`` of the windows so far."""
+        need = max(float(self.params.rare_min_windows), self.params.rare_fraction * self.n_windows)
+        return all(self.df.get(tid, 0) >= need for tid in counts)
+
+    def _candidate(self, vec: np.ndarray, win: ClosedWindow, common: bool) -> bool:
+        """Track a high-scoring shape; promote it to normal once it is common."""
+        assert self.index is not None and self.candidates is not None
+        p = self.params
+        dist, key, _ = self.candidates.score(vec)
+        if key is None or dist >= p.candidate_radius:
+            self.candidates.add(vec, self._meta(win))
+            return False
+        meta = self.candidates.meta(key)
+        meta["support"] += 1
+        seen = self.n_windows - meta["first_seen"] + 1
+        support = meta["support"]
+        steady = support >= p.promote_min and support >= p.promote_rate * seen
+        burst = support >= p.burst_min and support >= p.burst_rate * seen
+        if common and (steady or burst):
+            self.candidates.remove(key)
+            self.index.add(vec, meta)
+            return True
+        return False
+
+    def _explain(self, win: ClosedWindow, ew: EmbeddedWindow, nearest: int | None, score: float,
+                 threshold: float) -> dict[str, Any]:
+        p = self.params
+        rare = []
+        for tid in win.template_counts:
+            share = self.df.get(tid, 0) / max(1, self.n_windows)
+            if share < p.rare_fraction:
+                ex = win.examples.get(tid, ())
+                rare.append({"template_id": tid, "template": ew.templates[tid], "windows_seen": self.df.get(tid, 0),
+                             "example": ex[0] if ex else ""})
+        near: dict[str, Any] = {}
+        if nearest is not None and self.index is not None:
+            m = self.index.meta(nearest)
+            near = {"window_id": m["window_id"], "start": m["start"], "end": m["end"],
+                    "examples": list(m["examples"])[: p.explain_lines]}
+        return {"score": score, "threshold": threshold, "rare_templates": rare, "nearest_normal": near,
+                "template_counts": dict(win.template_counts)}
+
+
+# ---------------------------------------------------------------- offline driver
+def _seconds(ts: float | datetime) -> float:
+    return ts.timestamp() if isinstance(ts, datetime) else float(ts)
+
+
+class LogScorer:
+    """The three stages run synchronously over (ts, source key, line): the live logic, offline.
+
+    Parameters
+    ----------
+    params
+        Detector settings.
+    embedder
+        The model; built from ``params.model`` when None.
+    """
+
+    def __init__(self, params: LogParams | None = None, *, embedder: Embedder | None = None) -> None:
+        self.params = params or LogParams()
+        self.params.validate()
+        self.cache = TemplateEmbeddingCache(embedder or build_embedder(self.params),
+                                            capacity=self.params.cache_capacity)
+        self.templates: dict[str, GroupTemplates] = {}
+        self.novelty: dict[str, GroupNovelty] = {}
+        self.lines = 0
+        self.windows = 0
+
+    def set_embedder(self, embedder: Embedder) -> int:
+        """Switch model; every group re-embeds its templates and rebuilds its index now."""
+        if not self.cache.set_embedder(embedder):
+            return 0
+        key = fingerprint(embedder)
+        return sum(g.reembed(key, self.cache.embed) for g in self.novelty.values())
+
+    def process(self, ts: float | datetime, source: str, line: str) -> list[WindowResult]:
+        """One line; returns the decisions on the windows it closed."""
+        self.lines += 1
+        group = self.templates.get(source)
+        if group is None:
+            group = self.templates[source] = GroupTemplates(source, self.params)
+        windows, changes = group.process(_seconds(ts), line)
+        if not windows and not changes:
+            return []
+        return self._score(windows, changes)
+
+    def flush(self) -> list[WindowResult]:
+        """End of stream: close and score every open window."""
+        windows = [w for g in self.templates.values() for w in g.flush()]
+        return self._score(windows, [])
+
+    def run(self, items: Iterable[tuple[float | datetime, str, str]]) -> Iterator[WindowResult]:
+        """Score a whole stream, flushing at the end."""
+        for ts, source, line in items:
+            yield from self.process(ts, source, line)
+        yield from self.flush()
+
+    def _score(self, windows: list[TemplatedWindow], changes: list[TemplateChange]) -> list[WindowResult]:
+        ew, ec = embed_batch(self.cache, windows, changes)
+        for change in ec:
+            group = self.novelty.get(change.change.source)
+            if group is not None:
+                group.apply_change(change)
+        out = []
+        for w in ew:
+            group = self.novelty.get(w.window.source)
+            if group is None:
+                group = self.novelty[w.window.source] = GroupNovelty(w.window.source, self.params)
+            out.append(group.process(w))
+        self.windows += len(out)
+        return out

@@ -1,0 +1,184 @@
+"""Turn raw MQTT messages on sensor topics into readings, or into typed ingest errors.
+
+Accepted payloads (docs: README "Topics and payloads"):
+
+- JSON ``{"ts": ..., "value": ..., "unit"?: ..., "quality"?: ...}`` where ``ts`` is RFC 3339
+  or epoch seconds / milliseconds / microseconds / nanoseconds; a missing ``ts`` means arrival
+  time. A JSON list of such objects is accepted too.
+- a bare number, e.g. ``21.5``;
+- InfluxDB line protocol, one or more lines. Tags ``site``, ``asset``, ``sensor`` override the
+  topic's; every numeric field is one reading: the field ``value`` keeps the sensor name, any
+  other field ``f`` becomes sensor ``<sensor>.<f>`` (or ``f`` when no sensor is named).
+
+Nothing raises: bad input comes back as :class:`~oddwatch.records.IngestError`.
+
+>>> from oddwatch.records import Message, UTC
+>>> from datetime import datetime
+>>> now = datetime(2026, 1, 1, tzinfo=UTC)
+>>> p = SensorParser(SensorSettings())
+>>> p.parse(Message("plant/s1/p1/temp", b'{"ts": "2026-01-01T00:00:00Z", "value": 3}', now), now)
+[Reading(site='s1', asset='p1', sensor='temp', ts=datetime.datetime(2026, 1, 1, 0, 0, tzinfo=datetime.timezone.utc), value=3.0, unit=None, quality=None, topic='plant/s1/p1/temp', received=datetime.datetime(2026, 1, 1, 0, 0, tzinfo=datetime.timezone.utc))]
+>>> p.parse(Message("plant/s1/p1/temp", b'nan', now), now)[0].reason
+'non_finite'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from oddwatch.ingest.timestamps import TimestampError, parse_timestamp
+from oddwatch.ingest.topics import parse_topic
+from oddwatch.lineproto import parse_lines
+from oddwatch.records import UTC, IngestError, Message, Reading, excerpt, spread_errors
+from oddwatch.settings import SensorSettings
+
+STEP = "parse_reading"
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def parse_ts(raw: Any) -> datetime:
+    """A timezone-aware UTC datetime (see :func:`oddwatch.ingest.timestamps.parse_timestamp`)."""
+    try:
+        return parse_timestamp(raw)
+    except TimestampError as exc:
+        raise _Reject("bad_type", str(exc)) from None
+
+
+def parse_value(raw: Any, what: str = "value") -> float:
+    """A finite float, rejecting booleans, strings and non-finite numbers."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise _Reject("bad_type", f"{what} must be a number, got {raw!r}")
+    value = float(raw)
+    if not math.isfinite(value):
+        raise _Reject("non_finite", f"{what} is {raw!r}; only finite numbers are scored")
+    return value
+
+
+class SensorParser:
+    """Parses sensor messages with the limits of :class:`~oddwatch.settings.SensorSettings`."""
+
+    def __init__(self, settings: SensorSettings) -> None:
+        self.settings = settings
+        self._max_future = timedelta(seconds=settings.max_future_s)
+        self._max_past = timedelta(seconds=settings.max_past_s)
+
+    def parse(self, msg: Message, now: datetime | None = None) -> list[Reading | IngestError]:
+        """Readings and errors from one message; never raises."""
+        now = now or msg.received
+        try:
+            tags = self._tags(msg.topic)
+            return spread_errors(self._parse_payload(msg, tags, now))  # type: ignore[return-value]
+        except _Reject as rej:
+            return [self._error(msg, rej.reason, rej.detail, now)]
+
+    def _error(self, msg: Message, reason: str, detail: str, now: datetime) -> IngestError:
+        return IngestError(
+            stream="sensor", step=STEP, reason=reason, topic=msg.topic,
+            payload=excerpt(msg.payload), detail=detail, ts=now,
+        )
+
+    def _tags(self, topic: str) -> dict[str, str]:
+        tags = parse_topic(topic, self.settings.subscriptions)
+        if tags is None:
+            known = ", ".join(s.topic for s in self.settings.subscriptions)
+            raise _Reject("unknown_topic", f"topic {topic!r} matches no sensor subscription ({known})")
+        return tags
+
+    def _parse_payload(self, msg: Message, tags: dict[str, str], now: datetime) -> list[Reading | IngestError]:
+        size = len(msg.payload)
+        if size > self.settings.max_payload_bytes:
+            raise _Reject(
+                "too_large",
+                f"payload is {size} bytes, over [sensors].max_payload_bytes = {self.settings.max_payload_bytes}",
+            )
+        try:
+            text = msg.payload.decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise _Reject("bad_encoding", f"payload is not UTF-8: {exc}") from None
+        if not text:
+            raise _Reject("empty", "payload is empty")
+        if text[0] in '{["':
+            return self._from_json(msg, text, tags, now)
+        try:
+            number = float(text)
+        except ValueError:
+            return self._from_line_protocol(msg, text, tags, now)
+        return [self._reading(msg, tags, now, value=parse_value(number), ts=now)]
+
+    def _from_json(self, msg: Message, text: str, tags: dict[str, str], now: datetime) -> list[Reading | IngestError]:
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:  # includes NaN-free JSON decode errors
+            raise _Reject("bad_json", f"payload is not valid JSON: {exc}") from None
+        docs = doc if isinstance(doc, list) else [doc]
+        out: list[Reading | IngestError] = []
+        for item in docs:
+            try:
+                if not isinstance(item, dict):
+                    raise _Reject("bad_type", f"expected a JSON object with 'value', got {item!r}")
+                if "value" not in item:
+                    raise _Reject("bad_type", f"JSON object has no 'value' key (keys: {sorted(item)})")
+                value = parse_value(item["value"])
+                ts = parse_ts(item["ts"]) if item.get("ts") is not None else now
+                unit = item.get("unit")
+                quality = item.get("quality")
+                out.append(self._reading(
+                    msg, tags, now, value=value, ts=ts,
+                    unit=None if unit is None else str(unit),
+                    quality=None if quality is None else str(quality),
+                ))
+            except _Reject as rej:
+                out.append(self._error(msg, rej.reason, rej.detail, now))
+        return out
+
+    def _from_line_protocol(self, msg: Message, text: str, tags: dict[str, str], now: datetime) -> list[Reading | IngestError]:
+        try:
+            lines = parse_lines(text)
+        except ValueError as exc:
+            raise _Reject("bad_line_protocol", f"payload is neither a number, JSON nor line protocol: {exc}") from None
+        out: list[Reading | IngestError] = []
+        for _measurement, lp_tags, fields, ts_ns in lines:
+            merged = {**tags, **{k: v for k, v in lp_tags.items() if k in ("site", "asset", "sensor")}}
+            base = merged.get("sensor", "")
+            ts = datetime.fromtimestamp(ts_ns / 1e9, UTC) if ts_ns is not None else now
+            for name, raw in fields.items():
+                try:
+                    value = parse_value(raw, f"field {name!r}")
+                    sensor = base if name == "value" else (f"{base}.{name}" if base else name)
+                    out.append(self._reading(msg, {**merged, "sensor": sensor}, now, value=value, ts=ts))
+                except _Reject as rej:
+                    out.append(self._error(msg, rej.reason, rej.detail, now))
+        return out
+
+    def _reading(
+        self, msg: Message, tags: dict[str, str], now: datetime, *, value: float, ts: datetime,
+        unit: str | None = None, quality: str | None = None,
+    ) -> Reading:
+        for name in ("site", "asset", "sensor"):
+            if not tags.get(name):
+                raise _Reject("unknown_topic", f"topic {msg.topic!r} gives no {name!r} (empty or missing level)")
+        if ts - now > self._max_future:
+            raise _Reject(
+                "ts_future",
+                f"ts {ts.isoformat()} is {(ts - now).total_seconds():.0f} s ahead of now; "
+                f"limit [sensors].max_future_s = {self.settings.max_future_s:g}",
+            )
+        if now - ts > self._max_past:
+            raise _Reject(
+                "ts_past",
+                f"ts {ts.isoformat()} is {(now - ts).total_seconds():.0f} s old; "
+                f"limit [sensors].max_past_s = {self.settings.max_past_s:g} (raise it to replay history)",
+            )
+        return Reading(
+            site=tags["site"], asset=tags["asset"], sensor=tags["sensor"], ts=ts, value=value,
+            unit=unit, quality=quality, topic=msg.topic, received=msg.received,
+        )
