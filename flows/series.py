@@ -42,6 +42,7 @@ class SeriesParams(SensorDetectorParams):
     drift_min_samples: int = 300  # readings of a regime before a drift of it is reported
     rewarm: int = 1  # readings without alerts after a re-fit (0: warmup); NAB standard -0.1 (1), -4 (50)
     quiet_after_alert: int = 48  # readings after an alert closes during which the series raises no new one
+    onset_score: bool = False  # score capped below min_threshold where no alert can open (SeriesOutput.score)
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting whose value cannot work."""
@@ -60,8 +61,9 @@ class SeriesOutput:
     Attributes
     ----------
     score
-        The onset score in [0, 1]: the detector's score where an alert could open at this
-        reading; where it could not (warm-up, an alert already open, the quiet readings
+        The detector's score in [0, 1] (computed before learning the reading). With
+        ``onset_score`` it is the onset score: the detector's score where an alert could
+        open at this reading; where it could not (warm-up, an alert already open, the quiet readings
         after one), the detector's score capped just below the alert level
         ``min_threshold``, since that episode is already reported. It peaks where alerts open and falls back after; it is what
         dashboards graph.
@@ -161,7 +163,8 @@ class SeriesState:
         if recalibrated:
             recalibrate(self.calibration, warmup=self.params.rewarm or None)
         return SeriesOutput(
-            score=score if can_open else min(score, math.nextafter(self.params.min_threshold, 0.0)),
+            score=score if can_open or not self.params.onset_score
+            else min(score, math.nextafter(self.params.min_threshold, 0.0)),
             threshold=threshold,
             is_anomaly=transition is not None and transition.kind == "open",
             expected_low=low,

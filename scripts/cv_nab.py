@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cv_nab: no NAB data (data/<category>/<file>.csv and {labels}) under {args.data}", file=sys.stderr)
         return 2
     windows = nab.load_windows(labels)
-    base = SeriesParams()
+    base = SeriesParams(onset_score=True)
     names = list(GRID)
     settings = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*GRID.values())]
     candidates = [dataclasses.replace(base, **s) for s in settings]
