@@ -100,7 +100,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.kind == "series":
         from oddwatch.evaluation.series import evaluate_series
 
-        evaluate_series(Path(args.path), Path(args.labels) if args.labels else None, Path(args.out))
+        settings = _settings(args)
+        evaluate_series(Path(args.path), Path(args.labels) if args.labels else None, Path(args.out),
+                        series_params=settings.series, alert_settings=settings.alerts)
     else:
         from oddwatch.evaluation.logs import evaluate_logs
 

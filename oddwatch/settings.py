@@ -133,7 +133,7 @@ class LogSettings:
 class AlertSettings:
     open_after: int = 1  # readings at or above the threshold before an alert opens
     close_after: int = 10  # readings below the threshold before it closes
-    cooldown_s: float = 14400.0  # no new alert for a series this soon after one closed (NAB-tuned)
+    cooldown_s: float = 0.0  # no new alert for a series this soon after one closed ([series] quiet_after_alert counts readings)
     log_close_after: int = 3  # normal windows before a log alert closes
     log_cooldown_s: float = 600.0  # no new log alert for a source this soon after one closed
     budget_per_source_per_hour: int = 6

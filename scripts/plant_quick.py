@@ -57,7 +57,7 @@ def run_seed(seed: int, *, n_series: int = 32, readings: int = 1200, grace: int 
     sim = PlantSimulation(seed=seed, rate=n_series / tick_s, duration_s=readings * tick_s, start=START,
                           n_series=n_series, day_s=400 * tick_s, warmup_frac=0.33)
     states: dict[str, SeriesState] = {}
-    rows: dict[str, list[tuple[float, bool, bool, str | None, str]]] = defaultdict(list)
+    rows: dict[str, list[tuple[float, bool, bool, str | None, str, float]]] = defaultdict(list)
     elapsed = 0.0
     for r in sim:
         key = r.series
@@ -70,7 +70,7 @@ def run_seed(seed: int, *, n_series: int = 32, readings: int = 1200, grace: int 
         out = st.step(Reading(st.site, st.asset, st.sensor, r.ts, r.value))
         elapsed += time.perf_counter() - t0
         why = max(comps, key=comps.__getitem__) if comps else ""
-        rows[key].append((out.score, out.is_anomaly, st.tracker.is_open, r.fault_id, why))
+        rows[key].append((out.score, out.is_anomaly, st.tracker.is_open, r.fault_id, why, out.raw_score))
     matched: set[tuple[str, int]] = set()
     results = []
     by_id = {f.fault_id: f for f in sim.plan.faults}
@@ -82,7 +82,7 @@ def run_seed(seed: int, *, n_series: int = 32, readings: int = 1200, grace: int 
         matched.update((f.series, i) for i in opens)
         results.append(FaultResult(
             seed, f.kind, f.series, by_id[f.fault_id].magnitude_sigma, bool(opens),
-            opens[0] - first if opens else None, max(rs[i][0] for i in range(first, last + 1)),
+            opens[0] - first if opens else None, max(rs[i][5] for i in range(first, last + 1)),
             first > 0 and rs[first - 1][2]))
     false_alerts = [(k, i, row[4]) for k, rs in rows.items() for i, row in enumerate(rs)
                     if row[1] and (k, i) not in matched]

@@ -130,7 +130,7 @@ def test_recalibrate_keeps_floor_and_uses_reset_when_present() -> None:
 def _regime_change(values: list[float], change: int, with_drift: bool) -> tuple[list[int], int]:
     """Alert opens (reading indexes) after ``change``, and readings with an alert open after it."""
     alerts = AlertSettings(open_after=1, close_after=10, cooldown_s=300.0)  # pinned: defaults get tuned
-    params = SeriesParams(warmup=300, q=0.999, min_threshold=0.5)
+    params = SeriesParams(warmup=300, q=0.999, min_threshold=0.5, quiet_after_alert=0)
     if hasattr(params, "drift"):  # once SeriesState watches drift itself: the test drives it here
         params.drift = False
     st = SeriesState("s1", "pump1", "temp", params, alerts)
@@ -145,7 +145,7 @@ def _regime_change(values: list[float], change: int, with_drift: bool) -> tuple[
             open_readings += st.tracker.is_open
             if out.alert is not None and out.alert.kind == "open":
                 opens.append(i)
-        ev = watch.update(ts, out.score)
+        ev = watch.update(ts, out.raw_score)  # what SeriesState's own drift watch learns
         if with_drift and ev is not None and ev.kind == "score":
             recalibrate(st.calibration, warmup=None)
     return opens, open_readings

@@ -41,6 +41,8 @@ class SeriesParams(SensorDetectorParams):
     drift_delta: float = 0.002  # ADWIN confidence: smaller gives fewer, later drift events
     drift_min_samples: int = 300  # readings of a regime before a drift of it is reported
     rewarm: int = 1  # readings without alerts after a re-fit (0: warmup); NAB standard -0.1 (1), -4 (50)
+    quiet_after_alert: int = 48  # readings after an alert closes during which the series raises no new one
+    onset_score: bool = False  # score capped below min_threshold where no alert can open (SeriesOutput.score)
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting whose value cannot work."""
@@ -59,7 +61,12 @@ class SeriesOutput:
     Attributes
     ----------
     score
-        The detector's score in [0, 1] for this reading (computed before learning it).
+        The detector's score in [0, 1] (computed before learning the reading). With
+        ``onset_score`` it is the onset score: the detector's score where an alert could
+        open at this reading; where it could not (warm-up, an alert already open, the quiet readings
+        after one), the detector's score capped just below the alert level
+        ``min_threshold``, since that episode is already reported. It peaks where alerts open and falls back after; it is what
+        dashboards graph.
     threshold
         The calibrated threshold in force at this reading.
     is_anomaly
@@ -80,6 +87,7 @@ class SeriesOutput:
     alert: Alert | None = None
     drift: DriftEvent | None = None  # a lasting change of the score level or input rate
     recalibrated: bool = False  # the threshold was re-fitted because of ``drift``
+    raw_score: float = 0.0  # the detector's score, uncapped (calibration and drift watch learn it)
 
 
 RECENT_ALERTS = 16  # alerts per series whose peak score operator feedback can still use
@@ -125,6 +133,7 @@ class SeriesState:
         self.tracker = AlertTracker(alerts.open_after, alerts.close_after, alerts.cooldown_s)
         self.drift = DriftWatch(delta=p.drift_delta, min_samples=p.drift_min_samples) if p.drift else None
         self.recent_alerts: dict[str, float] = {}  # alert_id -> peak score (oddwatch.core.feedback)
+        self.since_close = p.quiet_after_alert  # readings since the last alert closed
 
     @property
     def key(self) -> str:
@@ -137,9 +146,11 @@ class SeriesState:
         if not math.isfinite(score):
             score = 0.0
         threshold = self.calibration.threshold
-        armed = self.calibration.warm
+        armed = self.calibration.warm and self.since_close >= self.params.quiet_after_alert
+        can_open = armed and not self.tracker.is_open
         low, high = self.detector.expected_range()
         transition = self.tracker.update(reading.ts, score, threshold, armed)
+        self.since_close = 0 if transition is not None and transition.kind == "close" else self.since_close + 1
         alert = self._alert(transition, reading, low, high) if transition else None
         self.detector.learn_one(x)
         self.calibration.learn_one(score)
@@ -152,7 +163,8 @@ class SeriesState:
         if recalibrated:
             recalibrate(self.calibration, warmup=self.params.rewarm or None)
         return SeriesOutput(
-            score=score,
+            score=score if can_open or not self.params.onset_score
+            else min(score, math.nextafter(self.params.min_threshold, 0.0)),
             threshold=threshold,
             is_anomaly=transition is not None and transition.kind == "open",
             expected_low=low,
@@ -160,6 +172,7 @@ class SeriesState:
             alert=alert,
             drift=drift,
             recalibrated=recalibrated,
+            raw_score=score,
         )
 
     def _alert(self, t: Transition, r: Reading, low: float, high: float) -> Alert:

@@ -274,9 +274,25 @@ def summarize(runs: list[dict[str, Any]], windows: Mapping[str, Any], seconds: f
             for name in nab.PROFILES
         },
         "events": events.to_dict(),
+        "per_category": per_category(runs, windows),
         "no_anomaly": {"files": len(quiet_files), "alerts": sum(quiet_files.values()), "per_file": quiet_files},
         "per_file": per_file,
     }
+
+
+def per_category(runs: list[dict[str, Any]], windows: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Standard-profile NAB scores per category: own decisions, and the score column with the
+    oracle threshold chosen on that category alone (NaN for a category without windows)."""
+    out: dict[str, dict[str, Any]] = {}
+    for cat in sorted({r["key"].split("/")[0] for r in runs}):
+        rs = [r for r in runs if r["key"].startswith(cat + "/")]
+        wins = {r["key"]: windows[r["key"]] for r in rs}
+        oracle = nab.score_corpus({r["key"]: (r["timestamps"], r["scores"]) for r in rs}, wins, "standard")
+        own = nab.score_decisions({r["key"]: (r["timestamps"], r["is_anomaly"]) for r in rs}, wins, "standard")
+        out[cat] = {"files": len(rs), "windows": sum(len(w) for w in wins.values()),
+                    "alerts": int(sum(r["is_anomaly"].sum() for r in rs)),
+                    "standard_oracle": oracle.score, "standard_decisions": own.score}
+    return out
 
 
 def _without_per_file(d: dict[str, Any]) -> dict[str, Any]:
@@ -294,6 +310,9 @@ def format_summary(s: Mapping[str, Any]) -> str:
     for name, body in s["nab"].items():
         o, d = body["oracle"], body["decisions"]
         lines.append(f"  {name:<18} {o['score']:7.2f} (t={o['threshold']:.4g})   {d['score']:7.2f}")
+    for cat, c in s.get("per_category", {}).items():
+        lines.append(f"  {cat:<24} {c['files']:3d} files {c['windows']:3d} windows {c['alerts']:4d} alerts   "
+                     f"standard oracle {c['standard_oracle']:7.2f}   own decisions {c['standard_decisions']:7.2f}")
     e = s["events"]
     delay = "n/a" if e["mean_delay_s"] is None else f"{e['mean_delay_s'] / 60:.1f} min"
     lines += [

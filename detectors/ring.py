@@ -1,0 +1,172 @@
+"""Compact streaming buffers: a numpy ring of the newest values and its sorted view.
+
+Both pickle only the filled part of their buffer (in its storage dtype); the sorted view
+is derived state, rebuilt on load.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any
+
+import numpy as np
+
+
+class Ring:
+    """The newest ``size`` values in a numpy buffer, readable oldest first without copying.
+
+    Every value is written twice (at ``pos`` and ``pos + size``) so that the newest ``k``
+    values are always one contiguous slice.
+
+    Parameters
+    ----------
+    size
+        Values kept.
+    dtype
+        Storage type; ``float32`` halves the memory and pickled bytes of references whose
+        precision does not matter (quantiles of past statistics).
+
+    Examples
+    --------
+    >>> r = Ring(3)
+    >>> [r.append(v) for v in (1.0, 2.0, 3.0, 4.0)]
+    [None, None, None, 1.0]
+    >>> r.last(2).tolist(), len(r)
+    ([3.0, 4.0], 3)
+    """
+
+    def __init__(self, size: int, dtype: Any = np.float64) -> None:
+        if size < 1:
+            raise ValueError(f"Ring: size = {size!r} must be >= 1")
+        self.size = size
+        self._buf = np.zeros(2 * size, dtype=dtype)
+        self._pos = 0
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def append(self, value: float) -> float | None:
+        """Add ``value``; return the value it pushed out (None while not full)."""
+        pos, buf = self._pos, self._buf
+        old = float(buf[pos]) if self._n == self.size else None
+        buf[pos] = value
+        buf[pos + self.size] = value
+        self._pos = pos + 1 if pos + 1 < self.size else 0
+        if self._n < self.size:
+            self._n += 1
+        return old
+
+    def last(self, k: int) -> np.ndarray:
+        """The newest ``min(k, len)`` values, oldest first (a view: do not keep it)."""
+        end = self._pos + self.size
+        return self._buf[end - min(k, self._n) : end]
+
+    def values(self) -> np.ndarray:
+        """A copy of every value held, oldest first."""
+        return self.last(self._n).copy()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"size": self.size, "values": self.values()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        values = state["values"]
+        Ring.__init__(self, state["size"], values.dtype)
+        n = len(values)
+        self._buf[:n] = values
+        self._buf[self.size : self.size + n] = values
+        self._n = n
+        self._pos = n % self.size
+
+
+class SortedRing(Ring):
+    """A :class:`Ring` that also keeps its values sorted (O(log n) search, quantiles).
+
+    Examples
+    --------
+    >>> w = SortedRing(3)
+    >>> for v in [5.0, 1.0, 3.0, 9.0]:
+    ...     _ = w.append(v)
+    >>> w.sorted, w.median, w.quantile(1.0)
+    ([1.0, 3.0, 9.0], 3.0, 9.0)
+    """
+
+    def __init__(self, size: int, dtype: Any = np.float64) -> None:
+        super().__init__(size, dtype)
+        self._type = self._buf.dtype.type
+        self.sorted: list[float] = []
+
+    def append(self, value: float) -> float | None:
+        value = float(self._type(value))  # as stored, so the sorted view matches a reload
+        old = super().append(value)
+        s = self.sorted
+        if old is not None:
+            del s[bisect.bisect_left(s, old)]
+        bisect.insort(s, value)
+        return old
+
+    def quantile(self, q: float) -> float:
+        """Quantile by linear interpolation (numpy's default method)."""
+        s = self.sorted
+        pos = q * (len(s) - 1)
+        lo = int(pos)
+        hi = min(lo + 1, len(s) - 1)
+        return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+    @property
+    def median(self) -> float:
+        return self.quantile(0.5)
+
+    @property
+    def max(self) -> float:
+        return self.sorted[-1]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._type = self._buf.dtype.type
+        self.sorted = sorted(self.values().tolist())
+
+
+class SelfReference:
+    """Past values of a statistic, and the alert level they set for its present value.
+
+    A value joins the reference ``lag`` readings after it was computed, once its window no
+    longer overlaps the present. The alert level is ``max(level x the q-quantile, max_level x
+    the maximum)`` of the reference: the quantile term sets the false-alert rate on ordinary
+    noise, the maximum term keeps a series that is naturally spiky quiet.
+
+    Examples
+    --------
+    >>> ref = SelfReference(lag=1, size=100, q=0.9, level=2.0, max_level=1.0, min_samples=10)
+    >>> for i in range(100):
+    ...     ref.learn(1.0 + (i % 2))  # 1, 2, 1, 2, ...: quantile 2, maximum 2
+    >>> ref.ratio(2.0), ref.ratio(8.0)  # alert level max(2.0 x 2, 1.0 x 2) = 4
+    (0.5, 2.0)
+    """
+
+    def __init__(self, *, lag: int, size: int, q: float, level: float, max_level: float,
+                 min_samples: int) -> None:
+        if lag < 1:
+            raise ValueError(f"SelfReference: lag = {lag!r} must be >= 1")
+        self.q = q
+        self.level = level
+        self.max_level = max_level
+        self.min_samples = min_samples
+        self._delay = Ring(lag - 1) if lag > 1 else None
+        self.past = SortedRing(size, np.float32)
+
+    def learn(self, stat: float) -> None:
+        if self._delay is not None:
+            old = self._delay.append(stat)
+            if old is None:
+                return
+            stat = old
+        self.past.append(stat)
+
+    def ratio(self, stat: float, floor: float = 0.0) -> float:
+        """``stat`` over its alert level (1 = the alert level; 0 before ``min_samples``)."""
+        past = self.past
+        if self.level <= 0 or stat <= 0 or len(past) < self.min_samples:
+            return 0.0
+        ref = max(self.level * past.quantile(self.q), self.max_level * past.sorted[-1])
+        return stat / max(ref, floor, 1e-300)
