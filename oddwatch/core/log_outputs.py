@@ -126,11 +126,12 @@ def _open_text(r: WindowResult, start: datetime, end: datetime) -> tuple[str, st
         return f"{what}: {_q(rare[0]['template'], 60)}", text
     changes = ex.get("count_changes") or []
     if changes:
-        named = "; ".join(f"{_q(c['template'])} {c['count']} times (there {c['usual']})"
+        named = "; ".join(f"{_q(c['template'])} {c['count']} times (nearest normal window: {c['usual']})"
                           + (f", e.g. {_q(c['example'])}" if c.get("example") else "") for c in changes)
         text = (f"{head} has no new message but an unusual mix. Templates whose counts differ most from the "
                 f"nearest normal window {near.get('window_id')}: {named}. {decided}")
-        return f"unusual mix of log messages ({_q(changes[0]['template'], 60)} {changes[0]['count']} times)", text
+        top = changes[0]
+        return f"unusual mix of log messages: {_q(top['template'], 60)} {top['count']} times, usually {top['usual']}", text
     text = f"{head} has no new message, but its mix of messages is far from every normal window.{near_txt} {decided}"
     return "unusual mix of log messages", text
 

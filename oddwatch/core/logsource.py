@@ -338,13 +338,15 @@ class LogSourceState:
     def _bursts(self, tw: TemplatedWindow, result: WindowResult) -> tuple[WindowResult, float]:
         """Mark a time window anomalous when a known template is far above its usual count.
 
-        Returns the (possibly marked) result and the score the alert hysteresis sees.
+        A window the novelty index flagged too keeps its decision and gets the burst as its
+        explanation (a count is what an operator can check). Returns the (possibly marked)
+        result and the score the alert hysteresis sees.
         """
         if self.rates is None or tw.kind != "time":
             return result, result.score
         counts = dict(tw.window.template_counts)
         score, tid = self.rates.score_one(counts)
-        if result.is_anomaly or not result.warm or tid is None or score < 0.5:
+        if not result.warm or tid is None or score < 0.5:
             if not result.is_anomaly:
                 self.rates.learn_one(counts)
             return result, result.score
