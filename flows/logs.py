@@ -43,9 +43,8 @@ from oddwatch.core.log_pipeline import LogParams, ModelKey, build_embedder
 from oddwatch.core.logsource import Decided, Drifted, LogOutput, LogSourceState, RawLine
 from oddwatch.ingest.logs import parse_log
 from oddwatch.ingest.topics import matches
-from oddwatch.observe import metrics as metrics_module
 from oddwatch.observe.logsetup import configure_logging
-from oddwatch.observe.metrics import Metrics
+from oddwatch.observe.metrics import METRICS, Metrics
 from oddwatch.records import Alert, IngestError, LogLine, Message, Outgoing, Point, spread_errors, utcnow
 from oddwatch.schema import alert_message, deadletter_message, error_point
 from oddwatch.settings import AlertSettings, LogSettings, Settings, load_settings
@@ -54,13 +53,21 @@ Decision = LogOutput | FeedbackDone
 
 
 class LogParser:
-    """The ``parse_log`` step: topic -> site/host/app, payload -> lines or errors."""
+    """The ``parse_log`` step: topic -> site/host/app, payload -> lines or errors; counts the
+    messages and the errors by reason in *meters* when given."""
 
-    def __init__(self, settings: LogSettings) -> None:
+    def __init__(self, settings: LogSettings, meters: Metrics | None = None) -> None:
         self.settings = settings
+        self.meters = meters
 
     def __call__(self, msg: Message) -> list[LogLine | IngestError]:
-        return spread_errors(parse_log(msg, self.settings))  # type: ignore[return-value]
+        items: list[LogLine | IngestError] = spread_errors(parse_log(msg, self.settings))  # type: ignore[assignment]
+        if self.meters is not None:
+            self.meters.messages_in.labels(stream="log").inc()
+            for item in items:
+                if isinstance(item, IngestError):
+                    self.meters.parse_errors.labels(stream="log", reason=item.reason).inc()
+        return items
 
 
 class SubscriptionParams:
@@ -160,7 +167,10 @@ class SourceLogic(StatefulBatchLogic[LogLine | Feedback, Decision, LogSourceStat
     def _step(self, run: list[RawLine]) -> list[Decision]:
         if not run or self.state is None:
             return []
-        return self.decide.record(self.state, self.state.step(run))
+        held = self.state.templates_held
+        out = self.state.step(run)
+        self.decide.meters.template_cache_hits.inc(self.state.templates_held - held)  # the state's own vectors
+        return self.decide.record(self.state, out)
 
     def on_notify(self) -> tuple[list[Decision], bool]:
         if self.state is None or self.last_event is None or self.last_wall is None:
@@ -313,7 +323,7 @@ def build_flow(
     settings = settings or load_settings()
     params: LogParams = settings.log_detector
     params.validate()
-    meters = meters or metrics_module.METRICS
+    meters = meters or METRICS
     embeddings = SharedEmbeddings(
         TemplateEmbeddingCache(embedder or build_embedder(params), capacity=params.cache_capacity), meters)
     topics = [sub.topic for sub in settings.logs.subscriptions]
@@ -327,7 +337,7 @@ def build_flow(
     by_topic = op.branch("split_feedback", messages, SplitFeedback(fb_prefix))
     feedback = op.branch("split_feedback_errors", op.map("parse_feedback", by_topic.trues, ParseFeedback(fb_prefix)),
                          is_feedback)
-    parsed = op.flat_map("parse_log", by_topic.falses, metrics_module.counted("log", LogParser(settings.logs)))
+    parsed = op.flat_map("parse_log", by_topic.falses, LogParser(settings.logs, meters))
     lines = op.branch("split_errors", parsed, is_line)
     keyed = op.key_on("source_key", op.merge("lines_and_feedback", lines.trues, feedback.trues), source_key)
     decided: Stream[Decision] = op.map("unkey", op.stateful_batch("decide", keyed, decide), value_of)

@@ -7,9 +7,11 @@ import json
 from datetime import datetime, timedelta
 
 from bytewax.testing import TestingSink, TestingSource, run_main
+from prometheus_client import CollectorRegistry
 
 from detectors.embedders import HashingEmbedder
 from flows.logs import build_flow
+from oddwatch.observe.metrics import Metrics, snapshot
 from oddwatch.records import UTC, Message, Outgoing, Point
 from oddwatch.settings import Settings
 
@@ -42,9 +44,15 @@ def test_log_flow_scores_windows_and_alerts_on_a_new_message() -> None:
     settings.logs.max_past_s = 1e12
     p = settings.log_detector
     p.window_mode, p.window_by, p.window_size_s, p.model, p.warmup = "tumbling", "time", 60.0, "hashing", 50
+    meters = Metrics(CollectorRegistry())
     flow = build_flow(settings, source=TestingSource(_messages()), influx_sink=TestingSink(points),
-                      mqtt_sink=TestingSink(out), embedder=HashingEmbedder(dim=64))
+                      mqtt_sink=TestingSink(out), embedder=HashingEmbedder(dim=64), meters=meters)
     run_main(flow, epoch_interval=timedelta(milliseconds=50))  # snapshots state often: it must pickle
+    counted = snapshot(meters.registry)
+    assert counted["windows_scored"] == 240 and counted["alerts{source=log,kind=open}"] >= 1
+    assert counted["model_calls"] >= 1 and counted["template_cache_hits"] > 500
+    assert counted["messages_in{stream=log}"] == len(_messages())
+    assert counted["parse_errors{stream=log,reason=bad_encoding}"] == 1
     windows = [pt for pt in points if pt.measurement == "log_window"]
     assert len(windows) == 240
     anomalous = [pt for pt in windows if pt.fields["is_anomaly"]]

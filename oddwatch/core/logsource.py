@@ -215,6 +215,7 @@ class LogSourceState:
         self.last_stamp_us = 0
         self.lines = 0
         self.windows = 0
+        self.templates_held = 0  # template lookups served from the state's own vectors
         self._embeddings: TemplateVectors | None = None
         if embeddings is not None:
             self.bind(embeddings)
@@ -296,7 +297,11 @@ class LogSourceState:
             if isinstance(ev, TemplateChange):
                 texts[ev.new] = None
             elif isinstance(ev, TemplatedWindow):
-                texts.update((t, None) for tid, t in ev.templates.items() if tid not in table or table[tid][0] != t)
+                for tid, t in ev.templates.items():
+                    if tid in table and table[tid][0] == t:
+                        self.templates_held += 1
+                    else:
+                        texts[t] = None
         if not texts:
             return {}
         order = list(texts)
