@@ -133,3 +133,16 @@ def test_the_streams_hold_a_new_message_a_burst_and_a_silence(both: dict[str, An
                             "2026-03-01 03:10:00Z: 1222 s without a log line") for t in sshd), sshd
     assert any(a["alert_id"].startswith(HDFS) for a in opens)
     assert any(a["kind"] == "close" for a in both["eval_alerts"])
+
+
+def test_eval_logs_honours_the_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from oddwatch.cli import main
+
+    config = tmp_path / "oddwatch.toml"
+    config.write_text('[log_detector]\nmodel = "hashing"\nwarmup = 7\n\n[alerts]\nlog_close_after = 2\n')
+    for argv in (["eval", "logs", str(DATA / "hdfs_sample.log"), "--out", str(tmp_path / "a"), "--config", str(config)],
+                 ["--config", str(config), "eval", "logs", str(DATA / "hdfs_sample.log"), "--out", str(tmp_path / "b")]):
+        assert main(argv) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["params"]["model"] == "hashing" and summary["params"]["warmup"] == 7
+        assert summary["windows"] > 500 and summary["alerts_opened"] >= 1

@@ -111,3 +111,25 @@ def test_a_source_that_goes_silent_alerts_when_it_sends_again() -> None:
     assert "usually sends one every 5.0 s" in str(opened[0].fields["text"])
     assert any(pt.tags["kind"] == "close" for pt in alerts)
     assert any(m.topic == "oddwatch/alerts/s1/web1/sshd" and b"no log lines" in m.payload for m in out)
+
+
+def test_an_idle_source_has_its_window_decided_on_wall_clock_time() -> None:
+    from detectors.embedders import TemplateEmbeddingCache
+    from flows.logs import Decide, SharedEmbeddings, SubscriptionParams
+    from oddwatch.core.logsource import Decided
+    from oddwatch.records import LogLine, utcnow
+
+    settings = Settings()
+    p = settings.log_detector
+    p.window_mode, p.window_by, p.window_size_s, p.model = "tumbling", "time", 60.0, "hashing"
+    meters = Metrics(CollectorRegistry())
+    decide = Decide(SubscriptionParams(settings), settings.alerts,
+                    SharedEmbeddings(TemplateEmbeddingCache(HashingEmbedder(dim=64)), meters), meters, 5.0)
+    logic = decide(None)
+    line = LogLine("s1", "web1", "sshd", T0 + timedelta(seconds=10), "session closed for user u1", topic="logs/s1/web1/sshd")
+    assert logic.on_batch([line]) == ([], False)
+    assert logic.on_notify() == ([], False)  # not idle yet
+    logic.last_wall = utcnow() - timedelta(seconds=65)  # silent for a minute beyond the idle period
+    out, _ = logic.on_notify()
+    (decided,) = [o for o in out if isinstance(o, Decided)]
+    assert decided.result.window_id == "s1/web1/sshd:time:1772323200" and decided.result.lines == 1
