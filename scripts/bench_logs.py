@@ -38,7 +38,7 @@ from pathlib import Path
 from detectors.embedders import TemplateEmbeddingCache
 from oddwatch.core.log_pipeline import LogParams, build_embedder
 from oddwatch.core.logsource import Decided, LogSourceState
-from oddwatch.evaluation.logs import decide_lines, evaluate_logs, read_lines
+from oddwatch.evaluation.logs import decide_lines, evaluate_logs, read_lines, template_hit_rate
 from oddwatch.records import utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ def bench_core(path: Path, limit: int | None, device: str) -> dict[str, object]:
     rate = len(items) / core_s
     row = {
         "lines": len(items), "windows": windows, "templates": sum(len(st.templates.miner) for st in states.values()),
-        "core lines/s": rate, "model load s": load_s, "cache hit rate": cache.hit_rate,
+        "core lines/s": rate, "model load s": load_s, "cache hit rate": template_hit_rate(cache, states),
         "model calls / 1k lines": 1000.0 * cache.model_calls / len(items),
         "mean batch": sum(sizes) / len(sizes), "max batch": max(sizes), "peak RSS MiB": _rss_mib(),
         "embed-every-line lines/s": per_line, "speed-up": rate / per_line,

@@ -329,10 +329,6 @@ class GroupNovelty:
             return 0  # a model change is handled by reembed()
         return self._recompute(lambda meta: tid in meta["template_counts"])
 
-    def knows(self, template_id: int) -> bool:
-        """Whether this group holds an embedding of the template."""
-        return template_id in self.table
-
     def learn_normal(self, counts: Mapping[int, int], meta: Mapping[str, Any], score: float | None = None,
                      ) -> tuple[bool, int] | None:
         """An operator's false positive: learn a window of these template counts as normal.

@@ -143,7 +143,7 @@ def read_labels(path: str | Path) -> dict[str, int]:
     return out
 
 
-def _hit_rate(cache: TemplateEmbeddingCache, states: dict[str, LogSourceState]) -> float:
+def template_hit_rate(cache: TemplateEmbeddingCache, states: dict[str, LogSourceState]) -> float:
     """Template lookups served without the model: the states' own vectors, then the cache."""
     held = sum(st.templates_held for st in states.values())
     total = held + cache.hits + cache.misses
@@ -267,7 +267,7 @@ def evaluate_logs(
         "alerts_per_hour": sum(r.is_anomaly for r in results) / hours,
         "alerts_opened": opened,
         "log_hours": hours, "seconds": elapsed, "lines_per_s": n_lines / elapsed if elapsed else 0.0,
-        "model_calls": cache.model_calls, "cache_hit_rate": _hit_rate(cache, states),
+        "model_calls": cache.model_calls, "cache_hit_rate": template_hit_rate(cache, states),
         "templates": sum(len(st.templates.miner) for st in states.values()),
         "params": {k: v for k, v in vars(params).items()},
     }
