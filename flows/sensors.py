@@ -22,7 +22,7 @@ from oddwatch.core.budget import BudgetStep, budget_points
 from oddwatch.core.drift import drift_point
 from oddwatch.core.feedback import (
     Feedback,
-    FeedbackResult,
+    FeedbackDone,
     apply_sensor_feedback,
     feedback_point,
     is_quiet,
@@ -63,7 +63,7 @@ class ScoreStep:
         if isinstance(reading, Feedback):  # unknown series: not ours (maybe the log flow's)
             if state is None:
                 return None, None
-            return state, FeedbackDone(reading, state.site, apply_sensor_feedback(state, reading))
+            return state, FeedbackDone(reading, state.site, (apply_sensor_feedback(state, reading),))
         if state is None:
             state = SeriesState(reading.site, reading.asset, reading.sensor, self.params, self.alerts)
         out = state.step(reading)
@@ -74,16 +74,6 @@ class ScoreStep:
         return state, Scored(reading, out, state.tracker.is_open)
 
 
-
-@dataclass(frozen=True, slots=True)
-class FeedbackDone:
-    """Operator feedback applied to a series (``result.alert``: a quiet close, InfluxDB only)."""
-
-    feedback: Feedback
-    site: str
-    result: FeedbackResult
-
-
 def series_key(item: Reading | Feedback) -> str:
     """The ``series_key`` step: readings by their key, feedback by its alert's key."""
     return route_key(item.alert_id) if isinstance(item, Feedback) else item.key
@@ -91,7 +81,7 @@ def series_key(item: Reading | Feedback) -> str:
 
 def alert_of(item: Scored | FeedbackDone) -> Alert | None:
     """The alert transition an item carries, if any (a scored reading's, or a quiet close)."""
-    return item.out.alert if isinstance(item, Scored) else item.result.alert
+    return item.out.alert if isinstance(item, Scored) else item.alert
 
 
 def score_point(s: Scored) -> Point:

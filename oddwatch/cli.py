@@ -106,8 +106,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         from oddwatch.evaluation.logs import evaluate_logs
 
+        settings = _settings(args)
         summary = evaluate_logs(Path(args.path), fmt=args.format, labels=Path(args.labels) if args.labels else None,
-                                out_dir=Path(args.out), params=_settings(args).log_detector,
+                                out_dir=Path(args.out), params=settings.log_detector, alerts=settings.alerts,
                                 session_regex=args.session_regex)
         print(json.dumps(summary, indent=2, default=str))
     return 0
@@ -225,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--format", default="hdfs", choices=["hdfs", "bgl", "raw", "jsonl"])
     p.add_argument("--session-regex", default=None, help=r"session id regex (default: [log_detector] session_regex, blk_-?\d+)")
+    p.add_argument("--config", default=argparse.SUPPRESS,
+                   help="TOML config file: [log_detector] and [alerts] (also accepted before the sub-command)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("feedback", help="tell oddwatch an alert was a false positive (or right)")

@@ -2,8 +2,8 @@
 
 Modes:
 
-- default: throughput of :class:`oddwatch.core.log_pipeline.LogScorer` (templates, windows, cached
-  template embeddings, novelty, calibration) in lines/s on pre-parsed HDFS lines with the
+- default: throughput of :class:`oddwatch.core.logsource.LogSourceState` (templates, windows, cached
+  template embeddings, novelty, bursts, calibration, alerts), driven as ``oddwatch eval logs`` does, in lines/s on pre-parsed HDFS lines with the
   default model, template-cache hit rate, model calls per 1,000 lines, micro-batch sizes, peak
   RSS, and the ratio against embedding every line with the same model;
 - ``--batch-sizes 32,64,...``: pure model throughput (texts/s) per batch size on whatever device
@@ -35,8 +35,10 @@ import sys
 import time
 from pathlib import Path
 
-from oddwatch.core.log_pipeline import LogParams, LogScorer, build_embedder
-from oddwatch.evaluation.logs import evaluate_logs, read_lines
+from detectors.embedders import TemplateEmbeddingCache
+from oddwatch.core.log_pipeline import LogParams, build_embedder
+from oddwatch.core.logsource import Decided, LogSourceState
+from oddwatch.evaluation.logs import decide_lines, evaluate_logs, read_lines, template_hit_rate
 from oddwatch.records import utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,18 +75,16 @@ def write_result(out: Path, name: str, command: str, results: dict[str, object])
 def bench_core(path: Path, limit: int | None, device: str) -> dict[str, object]:
     items = [(ts, src, msg) for ts, src, msg, _ in read_lines(path, "hdfs")][:limit]
     t0 = time.perf_counter()
-    scorer = LogScorer(LogParams(device=device))
+    params = LogParams(device=device)
+    cache = TemplateEmbeddingCache(build_embedder(params), capacity=params.cache_capacity)
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    windows = 0
-    for ts, src, msg in items:
-        windows += len(scorer.process(ts, src, msg))
-    windows += len(scorer.flush())
+    states: dict[str, LogSourceState] = {}
+    windows = sum(isinstance(o, Decided) for o in decide_lines(items, params, cache, states=states))
     core_s = time.perf_counter() - t0
-    cache = scorer.cache
     sizes = cache.batch_sizes or [0]
     model = cache.embedder
-    assert model is not None  # set by LogScorer
+    assert model is not None  # set above
     sample = [msg for _, _, msg in items[:512]]
     model.encode(sample[:32])
     t0 = time.perf_counter()
@@ -92,8 +92,8 @@ def bench_core(path: Path, limit: int | None, device: str) -> dict[str, object]:
     per_line = len(sample) / (time.perf_counter() - t0)
     rate = len(items) / core_s
     row = {
-        "lines": len(items), "windows": windows, "templates": sum(len(g.miner) for g in scorer.templates.values()),
-        "core lines/s": rate, "model load s": load_s, "cache hit rate": cache.hit_rate,
+        "lines": len(items), "windows": windows, "templates": sum(len(st.templates.miner) for st in states.values()),
+        "core lines/s": rate, "model load s": load_s, "cache hit rate": template_hit_rate(cache, states),
         "model calls / 1k lines": 1000.0 * cache.model_calls / len(items),
         "mean batch": sum(sizes) / len(sizes), "max batch": max(sizes), "peak RSS MiB": _rss_mib(),
         "embed-every-line lines/s": per_line, "speed-up": rate / per_line,

@@ -181,7 +181,7 @@ def bench_e2e(local: Any, tmp: Path, query: Any, embedder: Any, lines: list[tupl
     batch.write_bytes(pickle.dumps(messages))
 
     def factory(s: Any, source: MqttSource) -> Any:
-        return build_flow(s, source=source, embedder=embedder)  # default batch_wait_ms, idle_check_s
+        return build_flow(s, source=source, embedder=embedder)  # default idle_check_s
 
     runner = FlowRunner(settings, factory, topics=[f"logs/{site}/+/+"], flow="logs")
     runner.start()

@@ -28,7 +28,7 @@ NOVEL = "kernel: EXT4-fs error (device sda1): ext4_find_entry:1455: inode #2: co
 def _log_flow(settings: Settings, source: MqttSource) -> Dataflow:
     from flows.logs import build_flow
 
-    return build_flow(settings, source=source, batch_wait_ms=50, idle_check_s=30.0)
+    return build_flow(settings, source=source, idle_check_s=30.0)
 
 
 def test_novel_log_window_raises_an_explained_alert(services: Any, unique: str) -> None:

@@ -11,21 +11,20 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from detectors.embedders import HashingEmbedder
+from detectors.embedders import HashingEmbedder, TemplateEmbeddingCache
 from oddwatch.core.feedback import (
     Feedback,
-    RecentWindows,
-    apply_log_feedback,
     apply_sensor_feedback,
     feedback_message,
     feedback_point,
+    is_quiet,
     parse_feedback,
     route_key,
     split_alert_id,
     topic_prefix,
-    window_meta,
 )
-from oddwatch.core.log_pipeline import LogParams, LogScorer
+from oddwatch.core.log_pipeline import GroupNovelty, LogParams, WindowResult
+from oddwatch.core.logsource import Decided, LogSourceState, RecentWindows, window_meta
 from oddwatch.core.series import SeriesParams, SeriesState
 from oddwatch.records import UTC, IngestError, Message, Reading
 from oddwatch.settings import AlertSettings
@@ -197,17 +196,18 @@ def _lines(rng: random.Random, anomaly: str | None = None) -> list[str]:
 def test_log_false_positive_makes_similar_window_normal() -> None:
     params = LogParams(model="hashing", window_mode="tumbling", window_by="count", window_size_lines=10,
                        warmup=30, q=0.95)
-    scorer = LogScorer(params, embedder=HashingEmbedder(dim=64))
+    cache = TemplateEmbeddingCache(HashingEmbedder(dim=64))
+    src = "s1/web01/app"
+    state = LogSourceState(src, params, embeddings=cache)
     rng = random.Random(3)
     t = 1_767_225_600.0
-    src = "s1/web01/app"
 
-    def window(anomaly: str | None = None, on: LogScorer = scorer) -> list:
+    def window(anomaly: str | None = None, on: LogSourceState = state) -> list[WindowResult]:
         nonlocal t
         results = []
         for line in _lines(rng, anomaly):
             t += 1.0
-            results += on.process(t, src, line)
+            results += [o.result for o in on.step([(t, line)]) if isinstance(o, Decided)]
         return results
 
     for _ in range(120):
@@ -217,36 +217,37 @@ def test_log_false_positive_makes_similar_window_normal() -> None:
     anomalous = [r for r in first if r.is_anomaly]
     assert anomalous, [(r.score, r.threshold) for r in first]
     res = anomalous[0]
-    group = scorer.novelty[src]
     meta = window_meta(res)
     assert meta["template_counts"] and meta["score"] == res.score
     alert_id = f"{src}:{int(res.end)}"
-    before = len(group.index)  # type: ignore[arg-type]
-    control, state, t_before = copy.deepcopy(scorer), rng.getstate(), t
-    control.cache.set_embedder(scorer.cache.embedder)  # the cache does not pickle its model
+    assert state.tracker.is_open
+    before = len(state.novelty.index)  # type: ignore[arg-type]
+    control, rng_state, t_before = copy.deepcopy(state), rng.getstate(), t
+    control.bind(cache)  # the state does not pickle its embeddings
     assert [r.is_anomaly for r in window(flush, control) + window(None, control)] == [True, False]
-    rng.setstate(state)
+    rng.setstate(rng_state)
     t = t_before
-    result = apply_log_feedback(group, meta, Feedback(alert_id, "false_positive", "ana", "", T0))
-    assert result.applied and "added to the normal index" in str(result)
-    assert len(group.index) == before + 1  # type: ignore[arg-type]
+    done = state.apply_feedback(Feedback(alert_id, "false_positive", "ana", "", T0))
+    learnt, closed = done.results
+    assert learnt.applied and "added to the normal index" in str(learnt)
+    assert done.alert is not None and is_quiet(done.alert) and not state.tracker.is_open
+    assert len(state.novelty.index) == before + 1  # type: ignore[arg-type]
     again = [r for r in window(flush) + window() if r.window_id != res.window_id]
     similar = again[0]
     assert similar.score < similar.threshold and not similar.is_anomaly
-    # feedback survives a snapshot of the group
-    assert len(pickle.loads(pickle.dumps(group)).index) == len(group.index)  # type: ignore[arg-type]
+    # feedback survives a snapshot of the state
+    assert len(pickle.loads(pickle.dumps(state)).novelty.index) == len(state.novelty.index)  # type: ignore[arg-type]
 
 
 def test_log_feedback_without_state_or_other_verdict() -> None:
-    scorer = LogScorer(LogParams(model="hashing"), embedder=HashingEmbedder(dim=16))
-    from oddwatch.core.log_pipeline import GroupNovelty
-
-    group = GroupNovelty("s1/h/a", scorer.params)
-    fb = Feedback("s1/h/a:10", "false_positive", "", "", T0)
-    assert not apply_log_feedback(group, {"template_counts": {1: 2}}, fb).applied
-    assert "nothing learnt" in str(apply_log_feedback(group, {}, Feedback("s1/h/a:10", "ack", "", "", T0)))
-    with pytest.raises(ValueError, match="routed to log group 's1/h/a'"):
-        apply_log_feedback(group, {}, Feedback("s1/h/b:10", "ack", "", "", T0))
+    state = LogSourceState("s1/h/a", LogParams(model="hashing"), embeddings=TemplateEmbeddingCache(HashingEmbedder()))
+    done = state.apply_feedback(Feedback("s1/h/a:10", "false_positive", "", "", T0))
+    assert not any(r.applied for r in done.results) and "nothing learnt" in str(done.results[0])
+    assert done.alert is None and done.site == "s1"
+    assert "noted; nothing learnt" in str(state.apply_feedback(Feedback("s1/h/a:10", "ack", "", "", T0)).results[0])
+    with pytest.raises(ValueError, match="routed to log source 's1/h/a'"):
+        state.apply_feedback(Feedback("s1/h/b:10", "ack", "", "", T0))
+    assert GroupNovelty("s1/h/a").learn_normal({1: 2}, {}) is None  # no index yet: nothing to rebuild
 
 
 def test_recent_windows_finds_the_windows_of_an_alert() -> None:

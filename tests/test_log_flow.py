@@ -7,9 +7,11 @@ import json
 from datetime import datetime, timedelta
 
 from bytewax.testing import TestingSink, TestingSource, run_main
+from prometheus_client import CollectorRegistry
 
 from detectors.embedders import HashingEmbedder
 from flows.logs import build_flow
+from oddwatch.observe.metrics import Metrics, snapshot
 from oddwatch.records import UTC, Message, Outgoing, Point
 from oddwatch.settings import Settings
 
@@ -42,9 +44,15 @@ def test_log_flow_scores_windows_and_alerts_on_a_new_message() -> None:
     settings.logs.max_past_s = 1e12
     p = settings.log_detector
     p.window_mode, p.window_by, p.window_size_s, p.model, p.warmup = "tumbling", "time", 60.0, "hashing", 50
+    meters = Metrics(CollectorRegistry())
     flow = build_flow(settings, source=TestingSource(_messages()), influx_sink=TestingSink(points),
-                      mqtt_sink=TestingSink(out), embedder=HashingEmbedder(dim=64))
+                      mqtt_sink=TestingSink(out), embedder=HashingEmbedder(dim=64), meters=meters)
     run_main(flow, epoch_interval=timedelta(milliseconds=50))  # snapshots state often: it must pickle
+    counted = snapshot(meters.registry)
+    assert counted["windows_scored"] == 240 and counted["alerts{source=log,kind=open}"] >= 1
+    assert counted["model_calls"] >= 1 and counted["template_cache_hits"] > 500
+    assert counted["messages_in{stream=log}"] == len(_messages())
+    assert counted["parse_errors{stream=log,reason=bad_encoding}"] == 1
     windows = [pt for pt in points if pt.measurement == "log_window"]
     assert len(windows) == 240
     anomalous = [pt for pt in windows if pt.fields["is_anomaly"]]
@@ -103,3 +111,25 @@ def test_a_source_that_goes_silent_alerts_when_it_sends_again() -> None:
     assert "usually sends one every 5.0 s" in str(opened[0].fields["text"])
     assert any(pt.tags["kind"] == "close" for pt in alerts)
     assert any(m.topic == "oddwatch/alerts/s1/web1/sshd" and b"no log lines" in m.payload for m in out)
+
+
+def test_an_idle_source_has_its_window_decided_on_wall_clock_time() -> None:
+    from detectors.embedders import TemplateEmbeddingCache
+    from flows.logs import Decide, SharedEmbeddings, SubscriptionParams
+    from oddwatch.core.logsource import Decided
+    from oddwatch.records import LogLine, utcnow
+
+    settings = Settings()
+    p = settings.log_detector
+    p.window_mode, p.window_by, p.window_size_s, p.model = "tumbling", "time", 60.0, "hashing"
+    meters = Metrics(CollectorRegistry())
+    decide = Decide(SubscriptionParams(settings), settings.alerts,
+                    SharedEmbeddings(TemplateEmbeddingCache(HashingEmbedder(dim=64)), meters), meters, 5.0)
+    logic = decide(None)
+    line = LogLine("s1", "web1", "sshd", T0 + timedelta(seconds=10), "session closed for user u1", topic="logs/s1/web1/sshd")
+    assert logic.on_batch([line]) == ([], False)
+    assert logic.on_notify() == ([], False)  # not idle yet
+    logic.last_wall = utcnow() - timedelta(seconds=65)  # silent for a minute beyond the idle period
+    out, _ = logic.on_notify()
+    (decided,) = [o for o in out if isinstance(o, Decided)]
+    assert decided.result.window_id == "s1/web1/sshd:time:1772323200" and decided.result.lines == 1

@@ -38,9 +38,8 @@ def _run(msgs: list[Message]) -> tuple[list[Point], list[Outgoing]]:
     settings.logs.max_past_s = 1e12
     p = settings.log_detector
     p.window_mode, p.window_by, p.window_size_s, p.model, p.warmup = "tumbling", "time", 60.0, "hashing", 50
-    p.micro_batch = 1
     flow = build_flow(settings, source=TestingSource(msgs), influx_sink=TestingSink(points),
-                      mqtt_sink=TestingSink(out), embedder=HashingEmbedder(dim=64), batch_wait_ms=1)
+                      mqtt_sink=TestingSink(out), embedder=HashingEmbedder(dim=64))
     run_main(flow, epoch_interval=timedelta(milliseconds=50))
     return points, out
 

@@ -85,7 +85,7 @@ def test_log_state_survives_an_abort(tmp_path: Path) -> None:
 
     def build(source: Any, sink: list[Point]) -> Any:
         return build_log_flow(settings, source=source, influx_sink=TestingSink(sink), mqtt_sink=TestingSink([]),
-                              embedder=HashingEmbedder(dim=64), batch_wait_ms=1)
+                              embedder=HashingEmbedder(dim=64))
 
     first, second = _run_with_abort(build, _log_messages(), tmp_path)
     windows = {pt.fields["window_id"] for pt in first + second if pt.measurement == "log_window"}

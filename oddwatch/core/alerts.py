@@ -73,6 +73,24 @@ class AlertTracker:
         """True while no alert may open because one closed less than ``cooldown_s`` ago."""
         return self.closed_at is not None and (ts - self.closed_at).total_seconds() < self.cooldown_s
 
+    @property
+    def peak_score(self) -> float:
+        """The highest score since the open alert opened (0 when none is open)."""
+        return self._peak if self.is_open else 0.0
+
+    def close(self, ts: datetime, score: float = 0.0, threshold: float = 0.0) -> Transition | None:
+        """Close the open alert now (an operator said it is a false positive); None if none is open.
+
+        The cooldown starts at *ts*, as after any close.
+        """
+        if not self.is_open:
+            return None
+        self.is_open = False
+        self.closed_at = ts
+        self._below = 0
+        opened = self.opened_at or ts
+        return Transition("close", ts, opened, score, threshold, self._peak, self._readings)
+
     def update(self, ts: datetime, score: float, threshold: float, armed: bool) -> Transition | None:
         """Feed one reading's score; return the transition it causes, if any."""
         high = score >= threshold

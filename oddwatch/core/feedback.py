@@ -7,23 +7,21 @@ bare verdict word. Alert ids are ``f"{key}:{epoch_seconds}"`` (``key`` is ``site
 or ``site/host/app``), so the id spans several topic levels: subscribe to
 ``oddwatch/feedback/#``.
 
-Learning (pure functions on the flows' existing state objects):
+Learning:
 
 - sensors, :func:`apply_sensor_feedback`: a false positive raises the series' threshold
   floor (``calibration.min_threshold``) just above the alert's peak score, so the same score
   no longer alerts (a stronger anomaly still does), and closes the alert if it is still open
   without an MQTT message (the returned close :class:`~oddwatch.records.Alert` is for the
   InfluxDB rows only);
-- logs, :func:`apply_log_feedback`: a false positive admits the window's vector to the group's
-  novelty index as normal (similar windows then score low) and learns its score into the
-  calibration.
+- logs, :meth:`oddwatch.core.logsource.LogSourceState.apply_feedback`: a false positive admits
+  the alert's windows to the source's novelty index as normal (similar windows then score low),
+  learns their scores into the calibration and closes the alert quietly if still open.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 from oddwatch.records import Alert, IngestError, Message, Outgoing, Point, excerpt
 
 if TYPE_CHECKING:  # imported for types only: keeps this module light for the CLI
-    from oddwatch.core.log_pipeline import GroupNovelty, WindowResult
     from oddwatch.core.series import SeriesState
     from oddwatch.settings import Settings
 
@@ -43,7 +40,7 @@ DEFAULT_PREFIX = "oddwatch/feedback"
 MAX_PAYLOAD_BYTES = 4096
 FP_MARGIN = 0.02  # the new floor is this far above the false positive's peak score
 MAX_FLOOR = 0.999  # scores are < 1: never mute a series entirely
-RECENT_WINDOWS = 64
+RECENT_WINDOWS = 64  # anomalous windows a log source remembers for feedback
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +73,20 @@ class FeedbackResult:
 
     def __str__(self) -> str:
         return self.description
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackDone:
+    """Operator feedback applied to one series or log source: what each part of it changed."""
+
+    feedback: Feedback
+    site: str
+    results: tuple[FeedbackResult, ...]
+
+    @property
+    def alert(self) -> Alert | None:
+        """The quiet close of the alert this feedback closed, if any (InfluxDB rows only)."""
+        return next((r.alert for r in self.results if r.alert is not None), None)
 
 
 def is_quiet(alert: Alert) -> bool:
@@ -310,92 +321,3 @@ def _quiet_close(state: SeriesState, fb: Feedback, epoch: int, peak: float) -> A
         details={"key": state.key, "sensor": state.sensor, "peak_score": peak, "closed_by": "feedback",
                  "user": fb.user, "open_severity": severity},
     )
-
-
-# ---------------------------------------------------------------- learning: logs
-def window_meta(result: WindowResult) -> dict[str, Any]:
-    """What feedback needs of an anomalous window, from its :class:`WindowResult`.
-
-    Its explanation (present on anomalous windows) carries the template counts.
-    """
-    ex = result.explanation
-    return {"source": result.source, "window_id": result.window_id, "start": result.start, "end": result.end,
-            "lines": result.lines, "score": result.score, "template_counts": dict(ex.get("template_counts", {})),
-            "examples": [r.get("example", "") for r in ex.get("rare_templates", [])][:3]}
-
-
-class RecentWindows:
-    """The last ``capacity`` anomalous windows of a log group, found again by alert id.
-
-    A log alert's id is ``f"{source}:{int(opened_at)}"`` where ``opened_at`` is the end of the
-    window that opened it; the windows of one alert are those ending from then on until the
-    next alert opened.
-
-    >>> rw = RecentWindows(capacity=2)
-    >>> for end in (100.5, 160.0, 220.0):
-    ...     rw.add({"window_id": f"w{end}", "end": end, "template_counts": {1: 1}})
-    >>> [m["window_id"] for m in rw.find("s/h/a:160")], len(rw)
-    (['w160.0', 'w220.0'], 2)
-    """
-
-    def __init__(self, capacity: int = RECENT_WINDOWS) -> None:
-        if capacity < 1:
-            raise ValueError(f"RecentWindows: capacity = {capacity!r} must be >= 1")
-        self.capacity = capacity
-        self._by_end: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._opens: list[int] = []  # epochs of alert opens seen (bounded like the windows)
-
-    def __len__(self) -> int:
-        return len(self._by_end)
-
-    def add(self, meta: Mapping[str, Any], *, opened_alert: bool = False) -> None:
-        """Remember one anomalous window (``opened_alert``: it opened an alert)."""
-        self._by_end[str(meta["window_id"])] = dict(meta)
-        if opened_alert:
-            self._opens.append(int(meta["end"]))
-            del self._opens[: -self.capacity]
-        while len(self._by_end) > self.capacity:
-            self._by_end.popitem(last=False)
-
-    def find(self, alert_id: str) -> list[dict[str, Any]]:
-        """The remembered windows of an alert, oldest first."""
-        epoch = split_alert_id(alert_id)[1]
-        later = [e for e in self._opens if e > epoch]
-        stop = min(later) if later else math.inf
-        return [m for m in self._by_end.values() if epoch <= int(m["end"]) < stop]
-
-
-def apply_log_feedback(group: GroupNovelty, meta: Mapping[str, Any], fb: Feedback) -> FeedbackResult:
-    """Learn an operator's verdict on one log window into its group's novelty state.
-
-    A false positive adds the window's vector (from its template counts) to the novelty index
-    as a normal window, drops the matching candidate, and learns the window's score into the
-    calibration, so similar windows score low from now on. Templates the group no longer knows
-    are left out of the vector. Other verdicts change nothing.
-    """
-    key, _ = split_alert_id(fb.alert_id)
-    if key != group.source:
-        raise ValueError(f"apply_log_feedback: feedback for {fb.alert_id!r} routed to log group {group.source!r}")
-    wid = meta.get("window_id", "?")
-    if fb.verdict != "false_positive":
-        return FeedbackResult(f"{fb.verdict} on {fb.alert_id} (window {wid}) noted; nothing learnt")
-    counts = {int(t): int(c) for t, c in dict(meta.get("template_counts", {})).items() if int(t) in group.table}
-    if not counts or group.index is None or group.candidates is None:
-        return FeedbackResult(f"false positive on {fb.alert_id}: window {wid} of {key} cannot be rebuilt "
-                              "(templates or index no longer known); nothing learnt")
-    vec = group.vector(counts)
-    score, _, _ = group.index.score(vec)
-    added = score >= group.params.dedupe_distance or not len(group.index)
-    if added:
-        entry = {"source": key, "window_id": str(wid), "start": meta.get("start", 0.0), "end": meta.get("end", 0.0),
-                 "lines": meta.get("lines", 0), "examples": list(meta.get("examples", [])),
-                 "template_counts": counts, "support": 1, "first_seen": group.n_windows, "feedback": fb.alert_id}
-        group.index.add(vec, entry)
-    dist, ckey, _ = group.candidates.score(vec)
-    if ckey is not None and dist < group.params.admit_distance:
-        group.candidates.remove(ckey)
-    learnt = float(meta.get("score", score))
-    group.calibration.learn_one(learnt)
-    what = "added to the normal index" if added else "already in the normal index"
-    return FeedbackResult(f"false positive on {fb.alert_id}: window {wid} of {key} (novelty {learnt:.3f}) {what}; "
-                          f"index size {len(group.index)}", True)

@@ -1,16 +1,16 @@
 """The log scoring core: templates -> windows -> template embeddings -> novelty -> decision.
 
-Three stages with per-group state, so a Bytewax flow can place them on its own steps:
+The components of a log source's decision object
+(:class:`oddwatch.core.logsource.LogSourceState`, which runs them in order):
 
-1. :class:`GroupTemplates` (one per source group): lines -> Drain3 template ids -> windows
-   (:class:`TemplatedWindow`) and template-change events (:class:`TemplateChange`).
-2. :func:`embed_batch` (across groups, one micro-batch): attaches the embedding of every
-   template a window or change uses, through a :class:`~detectors.embedders.TemplateEmbeddingCache`;
-   the model sees only templates it never embedded, so windows of known templates cost no
-   model call.
-3. :class:`GroupNovelty` (one per source group): window vector -> novelty score against a
-   usearch index of normal windows -> calibrated threshold -> decision, admission of normal
-   windows, and explanation data.
+1. :class:`GroupTemplates`: lines -> Drain3 template ids -> windows (:class:`TemplatedWindow`,
+   with the window's kind) and template-change events (:class:`TemplateChange`).
+2. Embeddings: the state attaches the embedding of every template a window or change uses
+   (:class:`EmbeddedWindow`, :class:`EmbeddedChange`); only templates never embedded reach the
+   model.
+3. :class:`GroupNovelty`: window vector -> novelty score against a usearch index of normal
+   windows -> calibrated threshold -> decision, admission of normal windows, and explanation
+   data.
 
 The window vector (measured on HDFS, see ``scripts/bench_logs.py`` and the report) is the
 concatenation of two unit parts, weighted by ``count_weight``:
@@ -31,15 +31,12 @@ first appeared) or in a burst (``burst_min`` times, in ``burst_rate`` of them): 
 rare, so a new common shape (e.g. the deletion phase of HDFS blocks, which starts hours into a
 log) stops alerting. The calibrator learns the scores of windows judged normal only, so
 alerts never raise the threshold.
-
-:class:`LogScorer` runs the three stages synchronously; ``oddwatch eval logs`` and the HDFS
-quality test use it, so they measure exactly the live logic.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,13 +44,7 @@ from typing import Any
 import numpy as np
 
 from detectors.calibration import QuantileThreshold
-from detectors.embedders import (
-    Embedder,
-    HashingEmbedder,
-    SentenceTransformerEmbedder,
-    TemplateEmbeddingCache,
-    fingerprint,
-)
+from detectors.embedders import Embedder, HashingEmbedder, SentenceTransformerEmbedder
 from detectors.novelty import NoveltyIndex
 from detectors.templates import TemplateMinerState
 from oddwatch.core.log_windows import ClosedWindow, LogWindowParams, WindowAssembler
@@ -88,7 +79,7 @@ class LogParams:
     prompt: str = ""
     batch_size: int = 64
     cache_capacity: int = 10000
-    micro_batch: int = 256  # windows per embedding micro-batch in the live flow
+    micro_batch: int = 256  # lines per source and embedding call in the evaluator (the flow takes Bytewax's batches)
     # window vector
     weighting: str = "logtfidf"  # count | tfidf | logtfidf | idf (presence x idf)
     count_weight: float = 0.7  # share of the template-count part in the window vector
@@ -156,12 +147,27 @@ def build_embedder(params: LogParams) -> Embedder:
 
 
 # ---------------------------------------------------------------- stage 1: templates, windows
+WINDOW_KINDS = ("session", "time", "count")
+
+
+def window_kind(params: LogParams) -> str:
+    """What a source's windows span: ``"session"``, ``"time"`` (a fixed event-time span, where a
+    template's count per window has a usual rate) or ``"count"`` (a fixed number of lines).
+
+    >>> window_kind(LogParams()), window_kind(LogParams(window_mode="tumbling", window_by="time"))
+    ('session', 'time')
+    """
+    return "session" if params.window_mode == "session" else params.window_by
+
+
 @dataclass(frozen=True, slots=True)
 class TemplatedWindow:
-    """A closed window with the current text of each of its templates."""
+    """A closed window with the current text of each of its templates and its kind
+    (:func:`window_kind`)."""
 
     window: ClosedWindow
     templates: Mapping[int, str]
+    kind: str = "session"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +191,7 @@ class GroupTemplates:
             depth=self.params.template_depth,
         )
         self.windows = WindowAssembler(source, self.params.window_params())
+        self.kind = window_kind(self.params)
         self._texts: dict[int, str] = {}
 
     def process(self, ts: float, line: str) -> tuple[list[TemplatedWindow], list[TemplateChange]]:
@@ -211,10 +218,10 @@ class GroupTemplates:
     def _templated(self, win: ClosedWindow) -> TemplatedWindow:
         texts = {tid: self.miner.template(tid) or self._texts.get(tid, f"<template {tid}>")
                  for tid in win.template_counts}
-        return TemplatedWindow(win, dict(texts))
+        return TemplatedWindow(win, dict(texts), self.kind)
 
 
-# ---------------------------------------------------------------- stage 2: embeddings
+# ---------------------------------------------------------------- embedded windows and changes
 @dataclass(frozen=True, slots=True)
 class EmbeddedWindow:
     """A window with one embedding per template, and which model made them."""
@@ -232,33 +239,6 @@ class EmbeddedChange:
     change: TemplateChange
     vector: np.ndarray
     model: ModelKey
-
-
-def embed_batch(
-    cache: TemplateEmbeddingCache,
-    windows: list[TemplatedWindow],
-    changes: list[TemplateChange] = (),  # type: ignore[assignment]
-) -> tuple[list[EmbeddedWindow], list[EmbeddedChange]]:
-    """Stage 2: embed every distinct template of a micro-batch (windows of any groups).
-
-    One cache lookup per distinct text; the model runs once, on the texts never embedded.
-    """
-    texts: dict[str, None] = {}
-    for tw in windows:
-        texts.update(dict.fromkeys(tw.templates.values()))
-    for ch in changes:
-        texts[ch.new] = None
-    order = list(texts)
-    rows = cache.embed(order) if order else np.zeros((0, 1), dtype=np.float32)
-    by_text = dict(zip(order, rows, strict=True))
-    key = cache.key or ("", None)
-    out_w = [
-        EmbeddedWindow(tw.window, tw.templates,
-                       {tid: by_text[t] for tid, t in tw.templates.items()}, key)
-        for tw in windows
-    ]
-    out_c = [EmbeddedChange(ch, by_text[ch.new], key) for ch in changes]
-    return out_w, out_c
 
 
 # ---------------------------------------------------------------- stage 3: novelty
@@ -348,6 +328,32 @@ class GroupNovelty:
         if self.model is not None and ec.model != self.model:
             return 0  # a model change is handled by reembed()
         return self._recompute(lambda meta: tid in meta["template_counts"])
+
+    def learn_normal(self, counts: Mapping[int, int], meta: Mapping[str, Any], score: float | None = None,
+                     ) -> tuple[bool, int] | None:
+        """An operator's false positive: learn a window of these template counts as normal.
+
+        Adds the window's vector to the novelty index (unless an entry is a near duplicate),
+        drops the matching candidate, and learns *score* (default: the vector's score now) into
+        the calibration, so similar windows score low from now on. Templates this group holds
+        no embedding of are left out. Returns ``(added, index size)``, or None when nothing
+        can be rebuilt (no known template, no index yet).
+        """
+        counts = {int(t): int(c) for t, c in counts.items() if int(t) in self.table}
+        if not counts or self.index is None or self.candidates is None:
+            return None
+        vec = self.vector(counts)
+        now, _, _ = self.index.score(vec)
+        added = now >= self.params.dedupe_distance or not len(self.index)
+        if added:
+            entry = {"source": self.source, "window_id": "", "start": 0.0, "end": 0.0, "lines": 0, "examples": [],
+                     **dict(meta), "template_counts": counts, "support": 1, "first_seen": self.n_windows}
+            self.index.add(vec, entry)
+        dist, ckey, _ = self.candidates.score(vec)
+        if ckey is not None and dist < self.params.admit_distance:
+            self.candidates.remove(ckey)
+        self.calibration.learn_one(float(now if score is None else score))
+        return added, len(self.index)
 
     def reembed(self, model: ModelKey, embed: Callable[[list[str]], np.ndarray]) -> int:
         """The model (or truncate_dim) changed: re-embed every template, rebuild the index."""
@@ -473,77 +479,7 @@ class GroupNovelty:
         if nearest is not None and self.index is not None:
             m = self.index.meta(nearest)
             near = {"window_id": m["window_id"], "start": m["start"], "end": m["end"],
-                    "examples": list(m["examples"])[: p.explain_lines]}
+                    "examples": list(m["examples"])[: p.explain_lines],
+                    "template_counts": dict(m["template_counts"])}
         return {"score": score, "threshold": threshold, "rare_templates": rare, "nearest_normal": near,
                 "template_counts": dict(win.template_counts)}
-
-
-# ---------------------------------------------------------------- offline driver
-def _seconds(ts: float | datetime) -> float:
-    return ts.timestamp() if isinstance(ts, datetime) else float(ts)
-
-
-class LogScorer:
-    """The three stages run synchronously over (ts, source key, line): the live logic, offline.
-
-    Parameters
-    ----------
-    params
-        Detector settings.
-    embedder
-        The model; built from ``params.model`` when None.
-    """
-
-    def __init__(self, params: LogParams | None = None, *, embedder: Embedder | None = None) -> None:
-        self.params = params or LogParams()
-        self.params.validate()
-        self.cache = TemplateEmbeddingCache(embedder or build_embedder(self.params),
-                                            capacity=self.params.cache_capacity)
-        self.templates: dict[str, GroupTemplates] = {}
-        self.novelty: dict[str, GroupNovelty] = {}
-        self.lines = 0
-        self.windows = 0
-
-    def set_embedder(self, embedder: Embedder) -> int:
-        """Switch model; every group re-embeds its templates and rebuilds its index now."""
-        if not self.cache.set_embedder(embedder):
-            return 0
-        key = fingerprint(embedder)
-        return sum(g.reembed(key, self.cache.embed) for g in self.novelty.values())
-
-    def process(self, ts: float | datetime, source: str, line: str) -> list[WindowResult]:
-        """One line; returns the decisions on the windows it closed."""
-        self.lines += 1
-        group = self.templates.get(source)
-        if group is None:
-            group = self.templates[source] = GroupTemplates(source, self.params)
-        windows, changes = group.process(_seconds(ts), line)
-        if not windows and not changes:
-            return []
-        return self._score(windows, changes)
-
-    def flush(self) -> list[WindowResult]:
-        """End of stream: close and score every open window."""
-        windows = [w for g in self.templates.values() for w in g.flush()]
-        return self._score(windows, [])
-
-    def run(self, items: Iterable[tuple[float | datetime, str, str]]) -> Iterator[WindowResult]:
-        """Score a whole stream, flushing at the end."""
-        for ts, source, line in items:
-            yield from self.process(ts, source, line)
-        yield from self.flush()
-
-    def _score(self, windows: list[TemplatedWindow], changes: list[TemplateChange]) -> list[WindowResult]:
-        ew, ec = embed_batch(self.cache, windows, changes)
-        for change in ec:
-            group = self.novelty.get(change.change.source)
-            if group is not None:
-                group.apply_change(change)
-        out = []
-        for w in ew:
-            group = self.novelty.get(w.window.source)
-            if group is None:
-                group = self.novelty[w.window.source] = GroupNovelty(w.window.source, self.params)
-            out.append(group.process(w))
-        self.windows += len(out)
-        return out

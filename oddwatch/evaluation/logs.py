@@ -1,11 +1,12 @@
-"""``oddwatch eval logs``: run the live log scoring core over a labelled log file.
+"""``oddwatch eval logs``: run the live log decision objects over a labelled log file.
 
-Lines are read in file order and scored online from the first line (no training, no labels);
-labels are joined afterwards by session id. A session's decision is the OR over its windows
+Lines are read in file order and decided online from the first line (no training, no labels)
+by one :class:`~oddwatch.core.logsource.LogSourceState` per source, the object the log
+dataflow steps (:func:`decide_lines`); labels are joined afterwards by session id. A session's decision is the OR over its windows
 (a block split into several windows is anomalous when any of them alerted) and its score the
 maximum. Outputs ``OUT/windows.csv`` (``id,start,end,lines,score,threshold,is_anomaly,label``)
 and ``OUT/summary.json`` (precision/recall/F1 of the decisions, AUROC/AUPRC of the scores,
-alerts per hour of log time, lines/s).
+alerts per hour of log time, alerts opened by the hysteresis, lines/s).
 
 Examples
 --------
@@ -20,17 +21,22 @@ Examples
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from oddwatch.core.log_pipeline import LogParams, LogScorer, WindowResult
+from detectors.embedders import Embedder, TemplateEmbeddingCache
+from oddwatch.core.log_pipeline import LogParams, WindowResult, build_embedder
+from oddwatch.core.logsource import Decided, LogOutput, LogSourceState, RawLine, TemplateVectors
+from oddwatch.records import Alert
+from oddwatch.settings import AlertSettings
 
 FORMATS = ("hdfs", "raw", "jsonl", "bgl")
 _DAYS: dict[str, float] = {}
@@ -137,6 +143,52 @@ def read_labels(path: str | Path) -> dict[str, int]:
     return out
 
 
+def template_hit_rate(cache: TemplateEmbeddingCache, states: dict[str, LogSourceState]) -> float:
+    """Template lookups served without the model: the states' own vectors, then the cache."""
+    held = sum(st.templates_held for st in states.values())
+    total = held + cache.hits + cache.misses
+    return (held + cache.hits) / total if total else 0.0
+
+
+def decide_lines(
+    items: Iterable[tuple[float, str, str]],
+    params: LogParams,
+    embeddings: TemplateVectors,
+    *,
+    alerts: AlertSettings | None = None,
+    batch_lines: int | None = None,
+    states: dict[str, LogSourceState] | None = None,
+) -> list[LogOutput]:
+    """Decide ``(ts, source key, message)`` items with one :class:`LogSourceState` per source.
+
+    Each source's lines go to its state in batches of ``batch_lines`` (default
+    ``params.micro_batch``), its new templates embedded in one call per batch, as in the
+    flow; every open window is decided at the end. Outputs are in order within a source.
+    *states* (filled here) gives the caller the states afterwards.
+    """
+    size = batch_lines or params.micro_batch
+    states = {} if states is None else states
+    pending: dict[str, list[RawLine]] = {}
+    out: list[LogOutput] = []
+
+    def run(key: str) -> None:
+        state = states.get(key)
+        if state is None:
+            state = states[key] = LogSourceState(key, params, alerts=alerts, embeddings=embeddings)
+        out.extend(state.step(pending.pop(key)))
+
+    for ts, key, msg in items:
+        batch = pending.setdefault(key, [])
+        batch.append((ts, msg))
+        if len(batch) >= size:
+            run(key)
+    for key in list(pending):
+        run(key)
+    for state in states.values():
+        out.extend(state.flush())
+    return out
+
+
 def evaluate_logs(
     path: str | Path,
     *,
@@ -145,9 +197,10 @@ def evaluate_logs(
     session_regex: str | None = r"blk_-?\d+",
     out_dir: str | Path | None = None,
     params: LogParams | None = None,
-    scorer: LogScorer | None = None,
+    alerts: AlertSettings | None = None,
+    embedder: Embedder | None = None,
 ) -> dict[str, Any]:
-    """Score *path* online and compare the decisions with per-session *labels*.
+    """Decide *path* online and compare the decisions with per-session *labels*.
 
     Parameters
     ----------
@@ -163,27 +216,36 @@ def evaluate_logs(
     out_dir
         Where ``windows.csv`` and ``summary.json`` go; None writes nothing.
     params
-        Detector settings.
-    scorer
-        A ready scorer (tests pass one with a cheap embedder); built from *params* when None.
+        Detector settings (``[log_detector]``).
+    alerts
+        Alert hysteresis settings (``[alerts]``: ``log_close_after``, ``log_cooldown_s``).
+    embedder
+        The model; built from ``params.model`` when None.
     """
     params = params or LogParams()
     if session_regex is not None:
-        params.session_regex = session_regex
-    scorer = scorer or LogScorer(params)
-    regex = re.compile(scorer.params.session_regex)
+        params = dataclasses.replace(params, session_regex=session_regex)
+    params.validate()
+    cache = TemplateEmbeddingCache(embedder or build_embedder(params), capacity=params.cache_capacity)
+    regex = re.compile(params.session_regex)
     label_of = read_labels(labels) if labels is not None else {}
     t0 = time.perf_counter()
-    results: list[WindowResult] = []
     n_lines = 0
     first_ts = last_ts = None
-    for ts, source, msg, _line_label in read_lines(path, fmt):
-        n_lines += 1
-        first_ts = ts if first_ts is None else first_ts
-        last_ts = ts
-        results.extend(scorer.process(ts, source, msg))
-    results.extend(scorer.flush())
+
+    def counted() -> Iterator[tuple[float, str, str]]:
+        nonlocal n_lines, first_ts, last_ts
+        for ts, source, msg, _line_label in read_lines(path, fmt):
+            n_lines += 1
+            first_ts = ts if first_ts is None else first_ts
+            last_ts = ts
+            yield ts, source, msg
+
+    states: dict[str, LogSourceState] = {}
+    outputs = decide_lines(counted(), params, cache, alerts=alerts, states=states)
     elapsed = time.perf_counter() - t0
+    results: list[WindowResult] = [o.result for o in outputs if isinstance(o, Decided)]
+    opened = sum(1 for o in outputs if isinstance(o, Alert) and o.kind == "open")
 
     def session_of(window_id: str) -> str:
         found = regex.search(window_id)
@@ -203,10 +265,11 @@ def evaluate_logs(
         **prf(pred, y), "auroc": auroc(score, y), "auprc": auprc(score, y),
         "alerts": int(sum(r.is_anomaly for r in results)),
         "alerts_per_hour": sum(r.is_anomaly for r in results) / hours,
+        "alerts_opened": opened,
         "log_hours": hours, "seconds": elapsed, "lines_per_s": n_lines / elapsed if elapsed else 0.0,
-        "model_calls": scorer.cache.model_calls, "cache_hit_rate": scorer.cache.hit_rate,
-        "templates": sum(len(g.miner) for g in scorer.templates.values()),
-        "params": {k: v for k, v in vars(scorer.params).items()},
+        "model_calls": cache.model_calls, "cache_hit_rate": template_hit_rate(cache, states),
+        "templates": sum(len(st.templates.miner) for st in states.values()),
+        "params": {k: v for k, v in vars(params).items()},
     }
     if out_dir is not None:
         out = Path(out_dir)

@@ -1,0 +1,425 @@
+"""One log source's decision object: lines in; decided windows, alerts and drift out.
+
+:class:`LogSourceState` (one per source key ``site/host/app``) owns every stage from a parsed
+line to an explained alert, with no Bytewax and no I/O; the log dataflow (``flows/logs.py``)
+and ``oddwatch eval logs`` (``oddwatch/evaluation/logs.py``) both call it, so evaluation runs
+exactly what runs live:
+
+1. silences: the gap before each line against the source's usual gap
+   (:class:`~detectors.silence.SilenceWatch`), reported when the source sends again;
+2. templates and windows (:class:`~oddwatch.core.log_pipeline.GroupTemplates`);
+3. embeddings of the windows' templates: the state keeps the vector of every template it
+   uses (inside :class:`~oddwatch.core.log_pipeline.GroupNovelty`), so a restored state needs
+   no re-embedding; texts it never embedded go to the injected :class:`TemplateVectors`
+   (the worker's :class:`~detectors.embedders.TemplateEmbeddingCache`, shared by every source,
+   never pickled with the state);
+4. novelty, calibration and admission (:class:`~oddwatch.core.log_pipeline.GroupNovelty`);
+5. bursts (:class:`~detectors.rates.TemplateRates`) on time windows only (the window's
+   ``kind``): a known template far above its usual count per window;
+6. hysteresis and cooldown (:class:`~oddwatch.core.alerts.AlertTracker`), drift of the window
+   scores (:class:`~detectors.drift.DriftWatch`, reported, not acted on), and the explained
+   :class:`~oddwatch.records.Alert` (:mod:`oddwatch.core.log_outputs`);
+7. operator feedback (:meth:`LogSourceState.apply_feedback`) on the anomalous windows it
+   remembers (:class:`RecentWindows`).
+
+Micro-batching: :meth:`LogSourceState.step` takes a batch of lines. It runs stages 1-2 over
+the whole batch, embeds the new template texts of the batch in one call, then decides the
+windows in line order. The flow hands each source's lines over with Bytewax
+``op.stateful_batch``: a batch is whatever arrived for the key in one activation, so it adds
+no waiting (unlike ``op.collect``, which holds items for a timeout), and it grows with the
+load, when batching pays. Only the embedding call is shared within a batch, so decisions do
+not depend on where batches end: the evaluator, with batches of its own size, decides the
+same windows with the same scores and alerts.
+
+Examples
+--------
+>>> from detectors.embedders import HashingEmbedder, TemplateEmbeddingCache
+>>> from oddwatch.core.log_pipeline import LogParams
+>>> cache = TemplateEmbeddingCache(HashingEmbedder(dim=16))
+>>> state = LogSourceState("s1/web1/app", LogParams(window_mode="tumbling", window_size_s=60, warmup=3),
+...                        embeddings=cache)
+>>> lines = [(60.0 * w + i, f"GET /item/{w} 200") for w in range(10) for i in range(3)]
+>>> decided = [o for o in state.step(lines) + state.flush() if isinstance(o, Decided)]
+>>> len(decided), any(d.result.is_anomaly for d in decided), cache.model_calls
+(10, False, 1)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from detectors.drift import DriftEvent, DriftWatch
+from detectors.rates import TemplateRates
+from detectors.silence import SilenceWatch
+from oddwatch.core.alerts import AlertTracker
+from oddwatch.core.feedback import (
+    RECENT_WINDOWS,
+    Feedback,
+    FeedbackDone,
+    FeedbackResult,
+    split_alert_id,
+)
+from oddwatch.core.log_outputs import (
+    Silence,
+    feedback_close,
+    log_alert,
+    severity_of,
+    silence_alerts,
+    split_source,
+)
+from oddwatch.core.log_pipeline import (
+    EmbeddedChange,
+    EmbeddedWindow,
+    GroupNovelty,
+    GroupTemplates,
+    LogParams,
+    ModelKey,
+    TemplateChange,
+    TemplatedWindow,
+    WindowResult,
+)
+from oddwatch.records import UTC, Alert
+from oddwatch.settings import AlertSettings
+
+RawLine = tuple[float, str]  # (event time in epoch seconds, message)
+COUNT_CHANGES = 3  # templates named when a window's mix differs from its nearest normal window
+
+
+class TemplateVectors(Protocol):
+    """Where a state gets embeddings of template texts it never embedded (a
+    :class:`~detectors.embedders.TemplateEmbeddingCache`, or a wrapper of one)."""
+
+    @property
+    def key(self) -> ModelKey | None: ...
+
+    def embed(self, templates: list[str]) -> np.ndarray: ...
+
+
+# ---------------------------------------------------------------- outputs
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """The decision on one window; ``stamp`` is its ``log_window`` point's time, unique per
+    source (windows ending in the same second would overwrite each other in InfluxDB)."""
+
+    result: WindowResult
+    stamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Drifted:
+    """A lasting change of a source's window scores or window rate."""
+
+    source: str
+    event: DriftEvent
+    threshold: float
+
+
+LogOutput = Decided | Alert | Drifted
+
+
+# ---------------------------------------------------------------- window memory for feedback
+def window_meta(result: WindowResult) -> dict[str, Any]:
+    """What feedback needs of an anomalous window, from its :class:`WindowResult`.
+
+    Its explanation (present on anomalous windows) carries the template counts.
+    """
+    ex = result.explanation
+    return {"source": result.source, "window_id": result.window_id, "start": result.start, "end": result.end,
+            "lines": result.lines, "score": result.score, "template_counts": dict(ex.get("template_counts", {})),
+            "examples": [r.get("example", "") for r in ex.get("rare_templates", [])][:3]}
+
+
+class RecentWindows:
+    """The last ``capacity`` anomalous windows of a log source, found again by alert id.
+
+    A log alert's id is ``f"{source}:{int(opened_at)}"`` where ``opened_at`` is the end of the
+    window that opened it; the windows of one alert are those ending from then on until the
+    next alert opened.
+
+    >>> rw = RecentWindows(capacity=2)
+    >>> for end in (100.5, 160.0, 220.0):
+    ...     rw.add({"window_id": f"w{end}", "end": end, "template_counts": {1: 1}})
+    >>> [m["window_id"] for m in rw.find("s/h/a:160")], len(rw)
+    (['w160.0', 'w220.0'], 2)
+    """
+
+    def __init__(self, capacity: int = RECENT_WINDOWS) -> None:
+        if capacity < 1:
+            raise ValueError(f"RecentWindows: capacity = {capacity!r} must be >= 1")
+        self.capacity = capacity
+        self._by_end: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._opens: list[int] = []  # epochs of alert opens seen (bounded like the windows)
+
+    def __len__(self) -> int:
+        return len(self._by_end)
+
+    def add(self, meta: Mapping[str, Any], *, opened_alert: bool = False) -> None:
+        """Remember one anomalous window (``opened_alert``: it opened an alert)."""
+        self._by_end[str(meta["window_id"])] = dict(meta)
+        if opened_alert:
+            self._opens.append(int(meta["end"]))
+            del self._opens[: -self.capacity]
+        while len(self._by_end) > self.capacity:
+            self._by_end.popitem(last=False)
+
+    def find(self, alert_id: str) -> list[dict[str, Any]]:
+        """The remembered windows of an alert, oldest first."""
+        epoch = split_alert_id(alert_id)[1]
+        later = [e for e in self._opens if e > epoch]
+        stop = min(later) if later else math.inf
+        return [m for m in self._by_end.values() if epoch <= int(m["end"]) < stop]
+
+
+# ---------------------------------------------------------------- the decision object
+class LogSourceState:
+    """Every decision about one log source; picklable (the embeddings source is not pickled).
+
+    Parameters
+    ----------
+    key
+        The source key, ``site/host/app``.
+    params
+        Detector settings (the source's subscription's windows applied).
+    alerts
+        ``log_close_after`` and ``log_cooldown_s`` are used.
+    embeddings
+        Embeddings of template texts the state never embedded; after unpickling, pass one
+        to :meth:`bind` before stepping.
+    recent
+        Anomalous windows remembered for feedback.
+    """
+
+    def __init__(self, key: str, params: LogParams | None = None, *, alerts: AlertSettings | None = None,
+                 embeddings: TemplateVectors | None = None, recent: int = RECENT_WINDOWS) -> None:
+        self.key = key
+        self.params = params or LogParams()
+        self.params.validate()
+        a = alerts or AlertSettings()
+        p = self.params
+        self.templates = GroupTemplates(key, p)
+        self.novelty = GroupNovelty(key, p)
+        self.silence = SilenceWatch()
+        self.rates = TemplateRates(level=p.rate_level) if p.rate_level > 0 else None
+        self.tracker = AlertTracker(1, a.log_close_after, a.log_cooldown_s)
+        self.drift = DriftWatch()  # drift points only: the log threshold is not re-fitted
+        self.recent = RecentWindows(recent)
+        self.open_severity = "warning"
+        self.last_stamp_us = 0
+        self.lines = 0
+        self.windows = 0
+        self.templates_held = 0  # template lookups served from the state's own vectors
+        self._embeddings: TemplateVectors | None = None
+        if embeddings is not None:
+            self.bind(embeddings)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_embeddings"] = None  # a model is not state
+        return state
+
+    def bind(self, embeddings: TemplateVectors) -> int:
+        """Use *embeddings* from now on; when its model differs from the one the state's vectors
+        came from, re-embed every template and rebuild the index now. Returns the index entries
+        recomputed."""
+        self._embeddings = embeddings
+        model = embeddings.key
+        if model is None or self.novelty.model is None or model == self.novelty.model:
+            return 0
+        return self.novelty.reembed(model, embeddings.embed)
+
+    @property
+    def index_size(self) -> int:
+        """Normal windows in the novelty index."""
+        return len(self.novelty.index) if self.novelty.index is not None else 0
+
+    # -- stepping
+    def step(self, lines: Iterable[RawLine]) -> list[LogOutput]:
+        """Decide a batch of lines ``(event time in epoch seconds, message)``, in order.
+
+        Returns the decisions on the windows the lines closed, the alert transitions (window
+        alerts, and a silence's open and close when a line ends one) and drift events.
+        """
+        self._model()  # fail before any change when no embeddings are bound
+        events: list[Silence | TemplateChange | TemplatedWindow] = []
+        for ts, text in lines:
+            self.lines += 1
+            gap = self.silence.update(ts)
+            if gap is not None:
+                events.append(Silence(self.key, *gap))
+            windows, changes = self.templates.process(ts, text)
+            events.extend(changes)
+            events.extend(windows)
+        return self._decide(events)
+
+    def advance(self, ts: float) -> list[LogOutput]:
+        """Move event time to *ts* without a line: decide the windows that are now complete."""
+        self._model()
+        return self._decide(list(self.templates.advance(ts)))
+
+    def flush(self) -> list[LogOutput]:
+        """End of stream: decide every open window."""
+        self._model()
+        return self._decide(list(self.templates.flush()))
+
+    def _decide(self, events: Sequence[Silence | TemplateChange | TemplatedWindow]) -> list[LogOutput]:
+        if not events:
+            return []
+        fresh = self._embed_new(events)
+        out: list[LogOutput] = []
+        for ev in events:
+            if isinstance(ev, Silence):
+                out.extend(silence_alerts(ev, self.silence.factor))
+            elif isinstance(ev, TemplateChange):
+                self.novelty.apply_change(EmbeddedChange(ev, self._vector(ev.template_id, ev.new, fresh),
+                                                         self._model()))
+            else:
+                out.extend(self._decide_window(ev, fresh))
+        return out
+
+    def _model(self) -> ModelKey:
+        if self._embeddings is None:
+            raise RuntimeError(f"LogSourceState[{self.key}]: no embeddings bound (call bind() after unpickling)")
+        return self._embeddings.key or ("", None)
+
+    def _embed_new(self, events: Sequence[Silence | TemplateChange | TemplatedWindow]) -> dict[str, np.ndarray]:
+        """One embedding call for every template text of the batch that the state does not hold."""
+        table = self.novelty.table
+        texts: dict[str, None] = {}
+        for ev in events:
+            if isinstance(ev, TemplateChange):
+                texts[ev.new] = None
+            elif isinstance(ev, TemplatedWindow):
+                for tid, t in ev.templates.items():
+                    if tid in table and table[tid][0] == t:
+                        self.templates_held += 1
+                    else:
+                        texts[t] = None
+        if not texts:
+            return {}
+        order = list(texts)
+        assert self._embeddings is not None  # checked by _model()
+        return dict(zip(order, self._embeddings.embed(order), strict=True))
+
+    def _vector(self, tid: int, text: str, fresh: dict[str, np.ndarray]) -> np.ndarray:
+        if text in fresh:
+            return fresh[text]
+        held = self.novelty.table.get(tid)
+        if held is not None and held[0] == text:
+            return held[1]
+        assert self._embeddings is not None
+        fresh[text] = self._embeddings.embed([text])[0]  # a text this batch changed twice
+        return fresh[text]
+
+    def _decide_window(self, tw: TemplatedWindow, fresh: dict[str, np.ndarray]) -> list[LogOutput]:
+        vectors = {tid: self._vector(tid, text, fresh) for tid, text in tw.templates.items()}
+        result = self.novelty.process(EmbeddedWindow(tw.window, tw.templates, vectors, self._model()))
+        result, effective = self._bursts(tw, result)
+        if result.is_anomaly and not result.explanation.get("rare_templates") and "burst" not in result.explanation:
+            result = dataclasses.replace(result, explanation={**result.explanation,
+                                                              "count_changes": self._count_changes(tw, result)})
+        self.windows += 1
+        end = datetime.fromtimestamp(result.end, UTC)
+        t = self.tracker.update(end, effective, result.threshold, result.warm)
+        if t is not None and t.kind == "open":
+            self.open_severity = severity_of(t.score)
+        if result.is_anomaly:
+            self.recent.add(window_meta(result), opened_alert=t is not None and t.kind == "open")
+        out: list[LogOutput] = [Decided(result, self._stamp(result.end))]
+        if t is not None:
+            out.append(log_alert(result, t, self.open_severity))
+        drift = self.drift.update(end, result.score)
+        if drift is not None:
+            out.append(Drifted(self.key, drift, result.threshold))
+        return out
+
+    def _bursts(self, tw: TemplatedWindow, result: WindowResult) -> tuple[WindowResult, float]:
+        """Mark a time window anomalous when a known template is far above its usual count.
+
+        A window the novelty index flagged too keeps its decision and gets the burst as its
+        explanation (a count is what an operator can check). Returns the (possibly marked)
+        result and the score the alert hysteresis sees.
+        """
+        if self.rates is None or tw.kind != "time":
+            return result, result.score
+        counts = dict(tw.window.template_counts)
+        score, tid = self.rates.score_one(counts)
+        if not result.warm or tid is None or score < 0.5:
+            if not result.is_anomaly:
+                self.rates.learn_one(counts)
+            return result, result.score
+        examples = tw.window.examples.get(tid, ())
+        burst = {"template": tw.templates[tid], "count": counts[tid], "expected": self.rates.expected(tid),
+                 "example": examples[0] if examples else "", "score": score}
+        explanation = {**result.explanation, "burst": burst, "template_counts": counts}
+        marked = dataclasses.replace(result, is_anomaly=True, explanation=explanation)
+        return marked, max(result.score, result.threshold)
+
+    def _count_changes(self, tw: TemplatedWindow, result: WindowResult) -> list[dict[str, Any]]:
+        """The templates whose counts differ most from the nearest normal window's."""
+        near = result.explanation.get("nearest_normal") or {}
+        usual = {int(k): int(v) for k, v in dict(near.get("template_counts", {})).items()}
+        counts = dict(tw.window.template_counts)
+        texts = {tid: text for tid, (text, _) in self.novelty.table.items()}
+        diff = sorted(set(counts) | set(usual), key=lambda t: (-abs(counts.get(t, 0) - usual.get(t, 0)), t))
+        out = []
+        for tid in diff[:COUNT_CHANGES]:
+            if counts.get(tid, 0) == usual.get(tid, 0):
+                break
+            ex = tw.window.examples.get(tid, ())
+            out.append({"template": tw.templates.get(tid) or texts.get(tid, f"<template {tid}>"),
+                        "count": counts.get(tid, 0), "usual": usual.get(tid, 0), "example": ex[0] if ex else ""})
+        return out
+
+    def _stamp(self, end: float) -> datetime:
+        us = max(round(end * 1e6), self.last_stamp_us + 1)
+        self.last_stamp_us = us
+        return datetime.fromtimestamp(us / 1e6, UTC)
+
+    # -- feedback
+    def apply_feedback(self, fb: Feedback) -> FeedbackDone:
+        """Learn an operator's verdict on one of this source's alerts.
+
+        A false positive learns every remembered window of the alert as normal (similar
+        windows then score low) and closes the alert if it is still open, quietly (the close
+        is for InfluxDB, not MQTT). Other verdicts change nothing.
+        """
+        key, epoch = split_alert_id(fb.alert_id)
+        if key != self.key:
+            raise ValueError(f"LogSourceState.apply_feedback: feedback for {fb.alert_id!r} routed to log "
+                             f"source {self.key!r}")
+        site = split_source(self.key)[0]
+        if fb.verdict != "false_positive":
+            return FeedbackDone(fb, site, (FeedbackResult(f"{fb.verdict} on {fb.alert_id} noted; nothing learnt"),))
+        windows = self.recent.find(fb.alert_id)
+        results = [self._learn_false_positive(meta, fb) for meta in windows] or [
+            FeedbackResult(f"false positive on {fb.alert_id}: no remembered window of {self.key}; nothing learnt")]
+        tr = self.tracker
+        if tr.is_open and tr.opened_at is not None and int(tr.opened_at.timestamp()) == epoch:
+            peak = tr.peak_score
+            t = tr.close(max(fb.ts, tr.opened_at), peak, self.novelty.calibration.threshold)
+            if t is not None:
+                close = feedback_close(self.key, fb, t, self.open_severity)
+                results.append(FeedbackResult(f"false positive on {fb.alert_id}: open alert closed", True, close))
+        return FeedbackDone(fb, site, tuple(results))
+
+    def _learn_false_positive(self, meta: Mapping[str, Any], fb: Feedback) -> FeedbackResult:
+        wid = meta.get("window_id", "?")
+        entry = {k: meta[k] for k in ("window_id", "start", "end", "lines", "examples") if k in meta}
+        learnt = self.novelty.learn_normal(dict(meta.get("template_counts", {})), {**entry, "feedback": fb.alert_id},
+                                           meta.get("score"))
+        if learnt is None:
+            return FeedbackResult(f"false positive on {fb.alert_id}: window {wid} of {self.key} cannot be rebuilt "
+                                  "(templates or index no longer known); nothing learnt")
+        added, size = learnt
+        what = "added to the normal index" if added else "already in the normal index"
+        score = float(meta.get("score", 0.0))
+        return FeedbackResult(f"false positive on {fb.alert_id}: window {wid} of {self.key} (novelty {score:.3f}) "
+                              f"{what}; index size {size}", True)
