@@ -119,6 +119,9 @@ class SensorSettings:
     max_future_s: float = 300.0  # readings stamped further ahead than this are rejected
     max_past_s: float = 7 * 86400.0  # readings older than this are rejected
     detector: str = "ensemble"
+    payload_overrides: list[str] = field(default_factory=list)  # line-protocol tags (site, asset, sensor) that may replace the topic's
+    max_series: int = 10000  # series with state per flow worker (~150 KB each); more: over_capacity
+    idle_evict_s: float = 86400.0  # a series silent this long gives its place to a new one
 
 
 @dataclass
@@ -127,6 +130,9 @@ class LogSettings:
     max_payload_bytes: int = 65536
     max_future_s: float = 300.0
     max_past_s: float = 7 * 86400.0
+    payload_overrides: list[str] = field(default_factory=list)  # payload fields (host, app) that may replace the topic's
+    max_sources: int = 1000  # log sources (site/host/app) with state per flow worker; more: over_capacity
+    idle_evict_s: float = 86400.0  # a source silent this long gives its place to a new one
 
 
 @dataclass
@@ -293,6 +299,15 @@ def validate(s: Settings) -> None:
                     f"{len(sub.topic.split('/'))} levels but tags {sub.tags!r} has "
                     f"{len(sub.tags.split('/'))}"
                 )
+    for section, allowed in (("sensors", ("site", "asset", "sensor")), ("logs", ("host", "app"))):
+        for name in getattr(s, section).payload_overrides:
+            if name not in allowed:
+                raise ConfigError(f"[{section}].payload_overrides names {name!r}; it may name {', '.join(allowed)}")
+    for section, key in (("sensors", "max_series"), ("logs", "max_sources")):
+        if getattr(getattr(s, section), key) < 1:
+            raise ConfigError(f"[{section}].{key} = {getattr(getattr(s, section), key)!r}: must be at least 1")
+        if getattr(s, section).idle_evict_s < 0:
+            raise ConfigError(f"[{section}].idle_evict_s = {getattr(s, section).idle_evict_s!r}: must be >= 0")
     if s.alerts.open_after < 1 or s.alerts.close_after < 1:
         raise ConfigError("[alerts].open_after and close_after must be at least 1")
 

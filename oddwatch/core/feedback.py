@@ -137,7 +137,7 @@ def topic_prefix(topic_filter: str) -> str:
 
 
 def parse_feedback(msg: Message, *, prefix: str = DEFAULT_PREFIX, stream: str = "feedback") -> Feedback | IngestError:
-    """Parse one feedback message; bad input comes back as an :class:`IngestError`.
+    """Parse one feedback message; bad input comes back as an :class:`IngestError`, never raises.
 
     Examples
     --------
@@ -152,7 +152,15 @@ def parse_feedback(msg: Message, *, prefix: str = DEFAULT_PREFIX, stream: str = 
     >>> parse_feedback(Message("oddwatch/feedback/nope", b"ack", t)).reason
     'unknown_topic'
     """
+    try:
+        return _parse_feedback(msg, prefix, stream)
+    except Exception as exc:  # the last resort: one message never stops the flow
+        from oddwatch.ingest.guard import failure  # lazy: keeps this module light for the CLI
 
+        return failure(stream, "parse_feedback", msg, exc)
+
+
+def _parse_feedback(msg: Message, prefix: str, stream: str) -> Feedback | IngestError:
     def error(reason: str, detail: str) -> IngestError:
         return IngestError(stream, "parse_feedback", reason, msg.topic, excerpt(msg.payload), detail, msg.received)
 
@@ -178,6 +186,8 @@ def parse_feedback(msg: Message, *, prefix: str = DEFAULT_PREFIX, stream: str = 
             body = json.loads(text)
         except json.JSONDecodeError as exc:
             return error("bad_json", f"feedback for {alert_id} is not valid JSON: {exc}")
+        except (RecursionError, ValueError):
+            return error("bad_json", f"feedback for {alert_id} is JSON nested too deeply or with a number too long")
     else:
         body = {"verdict": text}
     if isinstance(body, str):
@@ -187,7 +197,7 @@ def parse_feedback(msg: Message, *, prefix: str = DEFAULT_PREFIX, stream: str = 
     user, comment = body.get("user", ""), body.get("comment", "")
     if not isinstance(user, str) or not isinstance(comment, str):
         return error("bad_type", f"feedback for {alert_id}: 'user' and 'comment' must be strings, got "
-                                 f"{user!r} and {comment!r}")
+                                 f"{type(user).__name__} and {type(comment).__name__}")
     try:
         verdict = normalise_verdict(body["verdict"])
     except ValueError as exc:
