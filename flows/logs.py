@@ -29,6 +29,7 @@ from detectors.embedders import Embedder, TemplateEmbeddingCache
 from detectors.rates import TemplateRates
 from detectors.silence import SilenceWatch
 from flows.runtime import connectors, value_of
+from oddwatch.core.admission import Evict, admit_sources
 from oddwatch.core.alerts import AlertTracker
 from oddwatch.core.budget import BudgetStep, budget_points
 from oddwatch.core.drift import drift_point
@@ -63,6 +64,7 @@ from oddwatch.core.log_pipeline import (
     build_embedder,
     embed_batch,
 )
+from oddwatch.ingest.guard import guarded
 from oddwatch.ingest.logs import parse_log
 from oddwatch.ingest.topics import matches
 from oddwatch.observe import metrics
@@ -122,7 +124,7 @@ class TemplatesState:
     silence: SilenceWatch = field(default_factory=SilenceWatch)
 
 
-class TemplatesLogic(StatefulLogic[LogLine, Any, TemplatesState]):
+class TemplatesLogic(StatefulLogic[LogLine | Evict, Any, TemplatesState]):
     """Bytewax logic around :class:`GroupTemplates`; closes idle windows on wall-clock time.
 
     Event time of an idle source is estimated as its last line's time plus the wall time it
@@ -139,7 +141,9 @@ class TemplatesLogic(StatefulLogic[LogLine, Any, TemplatesState]):
         self.last_event: float | None = None
         self.last_wall: datetime | None = None
 
-    def on_item(self, value: LogLine) -> tuple[list[Any], bool]:
+    def on_item(self, value: LogLine | Evict) -> tuple[list[Any], bool]:
+        if isinstance(value, Evict):  # idle, and its place went to a new source: drop the state
+            return [], StatefulLogic.DISCARD
         if self.state is None:
             self.state = TemplatesState(GroupTemplates(value.key, self.params(value.topic)))
         ts = value.ts.timestamp()
@@ -384,7 +388,8 @@ def build_flow(
                          op.map("parse_feedback", by_topic.trues,
                                 lambda m: parse_feedback(m, prefix=fb_prefix, stream="log")),
                          is_feedback)
-    parsed = op.flat_map("parse_log", by_topic.falses, metrics.counted("log", LogParser(settings.logs)))
+    parsed = op.flat_map("parse_log", by_topic.falses,
+                         metrics.counted("log", guarded("log", "parse_log", admit_sources(LogParser(settings.logs), settings.logs))))
     split = op.branch("split_errors", parsed, is_line)
     keyed = op.key_on("group_key", split.trues, lambda line: line.key)
     params_for = SubscriptionParams(settings)
@@ -413,9 +418,9 @@ def build_flow(
     return flow
 
 
-def is_line(x: object) -> TypeGuard[LogLine]:
-    """Log lines go on to the templates; everything else is an ingest error."""
-    return isinstance(x, LogLine)
+def is_line(x: object) -> TypeGuard[LogLine | Evict]:
+    """Log lines (and evictions) go on to the templates; everything else is an ingest error."""
+    return isinstance(x, (LogLine, Evict))
 
 
 def is_feedback(x: object) -> TypeGuard[Feedback]:
