@@ -307,7 +307,8 @@ def _quiet_close(state: SeriesState, fb: Feedback, epoch: int, peak: float) -> A
     ts = max(fb.ts, opened)
     tr.is_open = False
     tr.closed_at = ts  # cooldown from now on, as after any close
-    severity = "critical" if peak >= state.params.critical_score else "warning"
+    peak_severity = "critical" if peak >= state.params.critical_score else "warning"
+    severity = getattr(state, "open_severity", peak_severity)  # the open row's severity tag
     where = f"{state.sensor} on {state.site}/{state.asset}"
     who = f" by {fb.user}" if fb.user else ""
     return Alert(
@@ -318,7 +319,7 @@ def _quiet_close(state: SeriesState, fb: Feedback, epoch: int, peak: float) -> A
               f"(peak score {peak:.3f})."),
         score=peak, threshold=state.calibration.threshold, opened_at=opened, ts=ts,
         details={"key": state.key, "sensor": state.sensor, "peak_score": peak, "closed_by": "feedback",
-                 "user": fb.user, "open_severity": severity},
+                 "user": fb.user, "open_severity": severity, "peak_severity": peak_severity},
     )
 
 
