@@ -388,8 +388,8 @@ def build_flow(
                          op.map("parse_feedback", by_topic.trues,
                                 lambda m: parse_feedback(m, prefix=fb_prefix, stream="log")),
                          is_feedback)
-    parsed = op.flat_map("parse_log", by_topic.falses,
-                         metrics.counted("log", guarded("log", "parse_log", admit_sources(LogParser(settings.logs), settings.logs))))
+    parse = guarded("log", "parse_log", admit_sources(LogParser(settings.logs), settings.logs))
+    parsed = op.flat_map("parse_log", by_topic.falses, metrics.counted("log", parse))
     split = op.branch("split_errors", parsed, is_line)
     keyed = op.key_on("group_key", split.trues, lambda line: line.key)
     params_for = SubscriptionParams(settings)

@@ -160,8 +160,8 @@ def build_flow(
     by_topic = op.branch("split_feedback", messages, lambda m: m.topic.startswith(fb_prefix + "/"))
     feedback = op.map("parse_feedback", by_topic.trues,
                       lambda m: parse_feedback(m, prefix=fb_prefix, stream="sensor"))
-    parsed = op.flat_map("parse_reading", by_topic.falses,
-                         metrics.counted("sensor", guarded("sensor", "parse_reading", admit_series(parser.parse, settings.sensors))))
+    parse = guarded("sensor", "parse_reading", admit_series(parser.parse, settings.sensors))
+    parsed = op.flat_map("parse_reading", by_topic.falses, metrics.counted("sensor", parse))
     split = op.branch("split_errors", op.merge("inputs", parsed, feedback), is_input)
     errors = cast("Stream[IngestError]", split.falses)
     keyed = op.key_on("series_key", split.trues, series_key)
