@@ -74,7 +74,7 @@ class InfluxSettings:
 @dataclass
 class ServicesSettings:
     state_dir: str = "~/.local/state/oddwatch/services"
-    influx_rpc_port: int = 8088  # InfluxDB 1.x backup/restore RPC bind port (loopback)
+    influx_rpc_port: int = 0  # InfluxDB 1.x backup/restore RPC bind port (loopback); 0: a free port
     start_timeout_s: float = 30.0
 
 
@@ -275,11 +275,13 @@ def validate(s: Settings) -> None:
     """Cross-field checks with messages that name the setting and its value."""
     for section, key, value in (
         ("mqtt", "port", s.mqtt.port),
-        ("services", "influx_rpc_port", s.services.influx_rpc_port),
         ("metrics", "port", s.metrics.port),
     ):
         if not 0 < value < 65536:
             raise ConfigError(f"[{section}].{key} = {value!r}: must be a port 1..65535")
+    if not 0 <= s.services.influx_rpc_port < 65536:
+        raise ConfigError(f"[services].influx_rpc_port = {s.services.influx_rpc_port!r}: must be a port "
+                          "1..65535, or 0 for a free port chosen at start")
     if s.mqtt.qos not in (0, 1, 2):
         raise ConfigError(f"[mqtt].qos = {s.mqtt.qos!r}: must be 0, 1 or 2")
     if s.influx.version not in (1, 2, 3):
