@@ -51,6 +51,10 @@ LOG_TAIL_LINES = 20
 #: session instead of Mosquitto's default 1000, and let 1000 QoS 1 messages be in flight.
 MQTT_MAX_QUEUED = 1_000_000
 MQTT_MAX_INFLIGHT = 1000
+#: The largest MQTT packet the local broker accepts; it disconnects a client that sends a
+#: larger one. Above the parsers' ``max_payload_bytes`` (64 KiB) so that payloads up to this
+#: size still reach them and become ``too_large`` ingest errors.
+MQTT_MAX_PACKET = 1024 * 1024
 
 
 class ServiceError(RuntimeError):
@@ -441,6 +445,7 @@ class LocalServices:
             "autosave_interval 30\n"
             f"max_queued_messages {MQTT_MAX_QUEUED}\n"
             f"max_inflight_messages {MQTT_MAX_INFLIGHT}\n"
+            f"max_packet_size {MQTT_MAX_PACKET}\n"
             f"log_dest file {self._mqtt.log_file}\n"
             "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
             "connection_messages true\n"

@@ -315,14 +315,31 @@ def validate(s: Settings) -> None:
 
 
 def as_dict(s: Settings, *, mask: bool = True) -> dict[str, Any]:
-    """The effective settings as plain data, secrets masked."""
+    """The effective settings as plain data, secrets masked (also passwords inside URLs)."""
     out = dataclasses.asdict(s)
     if mask:
         for body in out.values():
             for key in body:
                 if key in SECRET_KEYS and body[key]:
                     body[key] = "****"
+                elif isinstance(body[key], str) and "://" in body[key]:
+                    body[key] = mask_url(body[key])
     return out
+
+
+def mask_url(url: str) -> str:
+    """*url* with the password of its ``user:password@`` part masked.
+
+    >>> mask_url("http://admin:s3cret@db:8086/x"), mask_url("http://db:8086")
+    ('http://admin:****@db:8086/x', 'http://db:8086')
+    """
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:****@{host}{slash}{path}"
 
 
 def to_toml(data: Mapping[str, Any]) -> str:

@@ -49,6 +49,7 @@ def test_start_twice_status_stop(tmp_path: Path) -> None:
         conf = (tmp_path / "st" / f"mosquitto-{local.mqtt_port}" / "mosquitto.conf").read_text()
         assert f"listener {local.mqtt_port} 127.0.0.1" in conf
         assert "allow_anonymous true" in conf
+        assert f"max_packet_size {svc_mod.MQTT_MAX_PACKET}" in conf
         influx_conf = (tmp_path / "st" / f"influxd-{local.influx_port}" / "influxdb.conf").read_text()
         assert "reporting-disabled = true" in influx_conf
     finally:
