@@ -142,8 +142,9 @@ class TemplatesLogic(StatefulLogic[LogLine | Evict, Any, TemplatesState]):
         self.last_wall: datetime | None = None
 
     def on_item(self, value: LogLine | Evict) -> tuple[list[Any], bool]:
-        if isinstance(value, Evict):  # idle, and its place went to a new source: drop the state
-            return [], StatefulLogic.DISCARD
+        if isinstance(value, Evict):  # idle, and its place went to a new source: score what is left, drop the state
+            flushed = list(self.state.templates.flush()) if self.state is not None else []
+            return [*flushed, value], StatefulLogic.DISCARD  # the novelty step drops its state too
         if self.state is None:
             self.state = TemplatesState(GroupTemplates(value.key, self.params(value.topic)))
         ts = value.ts.timestamp()
@@ -186,15 +187,15 @@ class EmbedStep:
         self.embedder = embedder
 
     def __call__(
-        self, cache: TemplateEmbeddingCache | None, batch: list[TemplatedWindow | TemplateChange | Silence]
-    ) -> tuple[TemplateEmbeddingCache, list[EmbeddedWindow | EmbeddedChange | Silence]]:
+        self, cache: TemplateEmbeddingCache | None, batch: list[TemplatedWindow | TemplateChange | Silence | Evict]
+    ) -> tuple[TemplateEmbeddingCache, list[EmbeddedWindow | EmbeddedChange | Silence | Evict]]:
         if cache is None:
             cache = TemplateEmbeddingCache(self.embedder, capacity=self.params.cache_capacity)
         elif cache.embedder is not self.embedder:
             cache.set_embedder(self.embedder)  # after a restore; a new model invalidates by key
         windows = [b for b in batch if isinstance(b, TemplatedWindow)]
         changes = [b for b in batch if isinstance(b, TemplateChange)]
-        silences = [b for b in batch if isinstance(b, Silence)]  # passed through
+        silences = [b for b in batch if isinstance(b, (Silence, Evict))]  # passed through
         before = (cache.hits, cache.misses, cache.model_calls)
         ew, ec = embed_batch(cache, windows, changes)
         _record_batch(cache, before)
@@ -279,8 +280,10 @@ class NoveltyStep:
         self.silence_factor = SilenceWatch().factor
 
     def __call__(
-        self, state: GroupState | None, item: EmbeddedWindow | EmbeddedChange | Feedback | Silence
+        self, state: GroupState | None, item: EmbeddedWindow | EmbeddedChange | Feedback | Silence | Evict
     ) -> tuple[GroupState | None, Decided | FeedbackDone | Silenced | None]:
+        if isinstance(item, Evict):
+            return None, None
         if isinstance(item, Feedback):  # unknown group: not ours (maybe the sensor flow's)
             return state, (apply_group_feedback(state, item) if state is not None else None)
         if isinstance(item, Silence):
@@ -428,10 +431,12 @@ def is_feedback(x: object) -> TypeGuard[Feedback]:
     return isinstance(x, Feedback)
 
 
-def _group_of(item: EmbeddedWindow | EmbeddedChange | Feedback | Silence) -> str:
+def _group_of(item: EmbeddedWindow | EmbeddedChange | Feedback | Silence | Evict) -> str:
     if isinstance(item, Feedback):
         return route_key(item.alert_id)
     if isinstance(item, Silence):
         return item.source
+    if isinstance(item, Evict):
+        return item.key
     return item.change.source if isinstance(item, EmbeddedChange) else item.window.source
 

@@ -125,3 +125,34 @@ def test_admission_keeps_the_most_recently_seen() -> None:
     assert adm.admit("e", 21.0) == (True, "c")
     assert adm.admit("f", 21.0) == (False, None)  # a was seen 1 s ago
     assert list(adm) == ["a", "d", "e"] and len(adm) == 3
+
+
+def test_log_sources_beyond_the_cap_are_over_capacity_and_evicted_ones_drop_their_state() -> None:
+    points: list[Point] = []
+    settings = Settings()
+    settings.logs.max_past_s = 1e12
+    settings.logs.max_sources, settings.logs.idle_evict_s = 1, 100.0
+    at = [0, 1, 2, 200, 201, 400]  # a, a, b (refused: a seen 1 s ago), b (a idle: evicted), c (refused), a
+    topics = ["logs/s1/h/a", "logs/s1/h/a", "logs/s1/h/b", "logs/s1/h/b", "logs/s1/h/c", "logs/s1/h/a"]
+    msgs = [Message(t, f"line {i}".encode(), T0 + timedelta(seconds=s)) for i, (t, s) in enumerate(zip(topics, at, strict=True))]
+    run_main(log_flow.build_flow(settings, source=TestingSource(msgs), influx_sink=TestingSink(points),
+                                 mqtt_sink=TestingSink([]), embedder=HashingEmbedder(dim=16)))
+    refused = [(p.tags["reason"], p.fields["topic"]) for p in points if p.measurement == "ingest_error"]
+    assert refused == [("over_capacity", "logs/s1/h/b"), ("over_capacity", "logs/s1/h/c")]
+    assert "[logs].max_sources = 1" in str(next(p for p in points if p.measurement == "ingest_error").fields["detail"])
+    lines = {}
+    for p in points:
+        if p.measurement == "log_window":
+            lines[p.tags["app"]] = lines.get(p.tags["app"], 0) + int(p.fields["lines"])
+    assert lines == {"a": 3, "b": 1}
+
+
+def test_evict_drops_the_log_steps_state() -> None:
+    logic = log_flow.TemplatesLogic(lambda topic: Settings().log_detector, 5.0, None)
+    logic.on_item(_line := log_flow.LogLine("s1", "h", "a", T0, "hello", topic="logs/s1/h/a"))
+    out, discard = logic.on_item(Evict(_line.key, 100.0))
+    assert out[-1] == Evict(_line.key, 100.0) and discard is True
+    assert [w.window.lines for w in out if isinstance(w, log_flow.TemplatedWindow)] == [1]  # flushed
+    step = log_flow.NoveltyStep(Settings(), HashingEmbedder(dim=16))
+    assert step(object(), Evict(_line.key, 100.0)) == (None, None)  # type: ignore[arg-type]
+    assert log_flow._group_of(Evict(_line.key, 100.0)) == "s1/h/a"
