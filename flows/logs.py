@@ -27,6 +27,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from detectors.embedders import Embedder, TemplateEmbeddingCache
 from flows.runtime import connectors, value_of
+from oddwatch.core.admission import Evict, admit_sources
 from oddwatch.core.budget import BudgetStep, budget_points
 from oddwatch.core.drift import drift_point
 from oddwatch.core.feedback import (
@@ -41,6 +42,7 @@ from oddwatch.core.feedback import (
 from oddwatch.core.log_outputs import split_source, window_point
 from oddwatch.core.log_pipeline import LogParams, ModelKey, build_embedder
 from oddwatch.core.logsource import Decided, Drifted, LogOutput, LogSourceState, RawLine
+from oddwatch.ingest.guard import guarded
 from oddwatch.ingest.logs import parse_log
 from oddwatch.ingest.topics import matches
 from oddwatch.observe.logsetup import configure_logging
@@ -128,7 +130,7 @@ class SharedEmbeddings:
 
 
 # ---------------------------------------------------------------- step "decide"
-class SourceLogic(StatefulBatchLogic[LogLine | Feedback, Decision, LogSourceState]):
+class SourceLogic(StatefulBatchLogic[LogLine | Feedback | Evict, Decision, LogSourceState]):
     """Bytewax logic around one :class:`LogSourceState`.
 
     Each batch's lines go to the state in one call (feedback in between splits the batch, so
@@ -145,10 +147,17 @@ class SourceLogic(StatefulBatchLogic[LogLine | Feedback, Decision, LogSourceStat
         self.last_event: float | None = None
         self.last_wall: datetime | None = None
 
-    def on_batch(self, values: list[LogLine | Feedback]) -> tuple[list[Decision], bool]:
+    def on_batch(self, values: list[LogLine | Feedback | Evict]) -> tuple[list[Decision], bool]:
         out: list[Decision] = []
         run: list[RawLine] = []
         for value in values:
+            if isinstance(value, Evict):  # idle, and its place went to a new source: decide what is left, drop it
+                out += self._step(run)
+                run = []
+                if self.state is not None:
+                    out += self.decide.record(self.state, self.state.flush())
+                self.state = None
+                continue
             if isinstance(value, Feedback):
                 out += self._step(run)
                 run = []
@@ -269,9 +278,9 @@ class DeadletterMessage:
         return deadletter_message(err, self.prefix)
 
 
-def is_line(x: object) -> TypeGuard[LogLine]:
-    """Log lines go on to their source; everything else is an ingest error."""
-    return isinstance(x, LogLine)
+def is_line(x: object) -> TypeGuard[LogLine | Evict]:
+    """Log lines (and evictions of idle sources) go on to their source; everything else is an ingest error."""
+    return isinstance(x, (LogLine, Evict))
 
 
 def is_feedback(x: object) -> TypeGuard[Feedback]:
@@ -279,7 +288,7 @@ def is_feedback(x: object) -> TypeGuard[Feedback]:
     return isinstance(x, Feedback)
 
 
-def source_key(item: LogLine | Feedback) -> str:
+def source_key(item: LogLine | Feedback | Evict) -> str:
     """The ``source_key`` step: lines by site/host/app, feedback by its alert's source."""
     return route_key(item.alert_id) if isinstance(item, Feedback) else item.key
 
@@ -337,7 +346,8 @@ def build_flow(
     by_topic = op.branch("split_feedback", messages, SplitFeedback(fb_prefix))
     feedback = op.branch("split_feedback_errors", op.map("parse_feedback", by_topic.trues, ParseFeedback(fb_prefix)),
                          is_feedback)
-    parsed = op.flat_map("parse_log", by_topic.falses, LogParser(settings.logs, meters))
+    parse = guarded("log", "parse_log", admit_sources(LogParser(settings.logs, meters), settings.logs))
+    parsed = op.flat_map("parse_log", by_topic.falses, parse)
     lines = op.branch("split_errors", parsed, is_line)
     keyed = op.key_on("source_key", op.merge("lines_and_feedback", lines.trues, feedback.trues), source_key)
     decided: Stream[Decision] = op.map("unkey", op.stateful_batch("decide", keyed, decide), value_of)

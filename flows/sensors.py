@@ -18,6 +18,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 
 from flows.runtime import connectors, value_of
+from oddwatch.core.admission import Evict, admit_series
 from oddwatch.core.budget import BudgetStep, budget_points
 from oddwatch.core.drift import drift_point
 from oddwatch.core.feedback import (
@@ -31,6 +32,7 @@ from oddwatch.core.feedback import (
     topic_prefix,
 )
 from oddwatch.core.series import SeriesOutput, SeriesState
+from oddwatch.ingest.guard import guarded
 from oddwatch.ingest.sensors import SensorParser
 from oddwatch.observe import metrics
 from oddwatch.observe.logsetup import configure_logging
@@ -58,8 +60,10 @@ class ScoreStep:
         self.alerts = settings.alerts
 
     def __call__(
-        self, state: SeriesState | None, reading: Reading | Feedback
+        self, state: SeriesState | None, reading: Reading | Feedback | Evict
     ) -> tuple[SeriesState | None, Scored | FeedbackDone | None]:
+        if isinstance(reading, Evict):  # idle, and its place went to a new series: drop the state
+            return None, None
         if isinstance(reading, Feedback):  # unknown series: not ours (maybe the log flow's)
             if state is None:
                 return None, None
@@ -74,7 +78,7 @@ class ScoreStep:
         return state, Scored(reading, out, state.tracker.is_open)
 
 
-def series_key(item: Reading | Feedback) -> str:
+def series_key(item: Reading | Feedback | Evict) -> str:
     """The ``series_key`` step: readings by their key, feedback by its alert's key."""
     return route_key(item.alert_id) if isinstance(item, Feedback) else item.key
 
@@ -118,9 +122,9 @@ def to_messages(item: Alert | Point, alerts_prefix: str) -> Outgoing | None:
     return alert_message(item, alerts_prefix) if isinstance(item, Alert) and not is_quiet(item) else None
 
 
-def is_input(x: object) -> TypeGuard[Reading | Feedback]:
+def is_input(x: object) -> TypeGuard[Reading | Feedback | Evict]:
     """Readings and feedback go on to the series; everything else is an ingest error."""
-    return isinstance(x, (Reading, Feedback))
+    return isinstance(x, (Reading, Feedback, Evict))
 
 
 def build_flow(
@@ -146,7 +150,8 @@ def build_flow(
     by_topic = op.branch("split_feedback", messages, lambda m: m.topic.startswith(fb_prefix + "/"))
     feedback = op.map("parse_feedback", by_topic.trues,
                       lambda m: parse_feedback(m, prefix=fb_prefix, stream="sensor"))
-    parsed = op.flat_map("parse_reading", by_topic.falses, metrics.counted("sensor", parser.parse))
+    parse = guarded("sensor", "parse_reading", admit_series(parser.parse, settings.sensors))
+    parsed = op.flat_map("parse_reading", by_topic.falses, metrics.counted("sensor", parse))
     split = op.branch("split_errors", op.merge("inputs", parsed, feedback), is_input)
     errors = cast("Stream[IngestError]", split.falses)
     keyed = op.key_on("series_key", split.trues, series_key)

@@ -4,14 +4,18 @@ Escaping (as InfluxDB 1.x and 2.x read it):
 
 - measurement: ``,`` and space get a backslash;
 - tag keys, tag values and field keys: ``,``, ``=`` and space get a backslash;
-- a backslash in a name is written as ``\\\\`` only where it would otherwise escape the next
-  character (before ``,`` ``=`` space ``\\`` or at the end); elsewhere it stays literal, which
-  both server versions store as one backslash;
+- any other backslash in a name is literal (the server does not unescape ``\\\\``), so a
+  backslash at the end of a name or before a character that needs escaping cannot be
+  stored as written: InfluxDB 1.6 rejects the first and doubles the second. The writer puts
+  ``/`` there instead; the payload parsers reject such tags first (:func:`tag_problem`);
+- control characters (NUL, newlines, tabs ...) are removed from names and tag values, and
+  tag values are cut to :data:`MAX_TAG_CHARS`;
 - string field values go in double quotes with ``"`` and ``\\`` escaped.
 
-Raw newlines are never written: a newline (or carriage return) anywhere becomes the two
-characters ``\\n`` (``\\r``), which InfluxDB stores as written. Readers therefore see a
-backslash-n where the text had a line break.
+Raw newlines are never written: a newline (or carriage return) in a string field becomes
+the two characters ``\\n`` (``\\r``), which InfluxDB stores as written. Readers therefore see
+a backslash-n where the text had a line break. Other control characters, NUL included,
+are stored and returned as they are.
 """
 
 from __future__ import annotations
@@ -32,26 +36,56 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _UINT64_MAX = 2**64 - 1
 _MEASUREMENT_SPECIAL = frozenset(", ")
 _KEY_SPECIAL = frozenset(",= ")
-_NEWLINES = {"\n": "\\n", "\r": "\\r"}
+#: The longest tag value written; longer ones are cut (parsers reject them first).
+MAX_TAG_CHARS = 256
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NEEDS_ESCAPE = re.compile(r"[\\,= \x00-\x1f\x7f-\x9f]")
+_UNSTORABLE_BACKSLASH = re.compile(r"\\(?=[,= ]|$)")
 
 
-_NEEDS_ESCAPE = re.compile(r"[\\,= \n\r]")
+def strip_control(text: str) -> str:
+    r"""*text* without control characters (C0, DEL and C1), which tags cannot hold.
+
+    >>> strip_control("pump\x00-1\n")
+    'pump-1'
+    """
+    return _CONTROL.sub("", text)
+
+
+def tag_problem(value: str) -> str | None:
+    r"""Why InfluxDB cannot store *value* as a tag value exactly as it is, or None.
+
+    >>> tag_problem("pump-1") is None, tag_problem("C:\\temp\\x") is None
+    (True, True)
+    >>> tag_problem("C:\\temp\\")
+    "ends in a backslash or has one before ',', '=' or a space, which InfluxDB cannot store as written"
+    """
+    if len(value) > MAX_TAG_CHARS:
+        return f"is {len(value)} characters long; tag values are limited to {MAX_TAG_CHARS}"
+    if _CONTROL.search(value):
+        return "holds control characters"
+    if _UNSTORABLE_BACKSLASH.search(value):
+        return ("ends in a backslash or has one before ',', '=' or a space, which InfluxDB cannot "
+                "store as written")
+    return None
 
 
 @functools.lru_cache(maxsize=65536)
 def _escape_name(text: str, special: frozenset[str]) -> str:
     if not _NEEDS_ESCAPE.search(text):  # the common case: nothing to escape
         return text
+    text = _CONTROL.sub("", text)
     out: list[str] = []
     last = len(text) - 1
     for i, ch in enumerate(text):
         if ch == "\\":
             nxt = text[i + 1] if i < last else ""
-            out.append("\\\\" if nxt == "" or nxt in special or nxt in "\\\n\r" else "\\")
+            out.append("/" if nxt == "" or nxt in special else "\\")
         elif ch in special:
             out.append("\\" + ch)
         else:
-            out.append(_NEWLINES.get(ch, ch))
+            out.append(ch)
     return "".join(out)
 
 
@@ -69,8 +103,8 @@ def escape_key(text: str) -> str:
 
     >>> escape_key("a b=c,d")
     'a\\ b\\=c\\,d'
-    >>> escape_key("C:\\temp\\")
-    'C:\\temp\\\\'
+    >>> escape_key("C:\\temp\\"), escape_key("a\\ b")
+    ('C:\\temp/', 'a/\\ b')
     """
     return _escape_name(text, _KEY_SPECIAL)
 
@@ -129,7 +163,8 @@ def format_field(measurement: str, key: str, value: object) -> str:
 def to_line(point: Point) -> str:
     r"""One point as a line of InfluxDB line protocol (no trailing newline).
 
-    Tags are sorted by key and tags with empty values are dropped.
+    Tags are sorted by key; tags with empty values (also after removing control characters)
+    are dropped.
 
     >>> from oddwatch.records import Point
     >>> p = Point("sensor score", {"site": "s1", "asset": "pump,2", "unit": ""},
@@ -143,20 +178,20 @@ def to_line(point: Point) -> str:
     ValueError: line protocol: measurement 'm' has no fields; a point needs at least one
     """
     m = point.measurement
-    if not m:
+    if not escape_measurement(m):
         raise ValueError(f"line protocol: empty measurement name for point with tags {point.tags!r}")
-    if m.startswith("#"):
+    if escape_measurement(m).startswith("#"):
         raise ValueError(f"line protocol: measurement {m!r} starts with '#', which InfluxDB reads as a comment")
     if not point.fields:
         raise ValueError(f"line protocol: measurement {m!r} has no fields; a point needs at least one")
     parts = [escape_measurement(m)]
     for key in sorted(point.tags):
         value = point.tags[key]
-        if value is None or value == "":
+        if value is None or value == "" or not escape_key(str(value)[:MAX_TAG_CHARS]):
             continue
         if not key:
             raise ValueError(f"line protocol: measurement {m!r} has a tag with an empty key (value {value!r})")
-        parts.append(f"{escape_key(key)}={escape_key(str(value))}")
+        parts.append(f"{escape_key(key)}={escape_key(str(value)[:MAX_TAG_CHARS])}")
     fields = []
     for key, field_value in point.fields.items():
         if not key:
@@ -195,20 +230,20 @@ class _Parser:
         return self.text[self.pos] if self.pos < self.end else ""
 
     def name(self, stops: str, escapable: str, what: str) -> str:
-        """Read an escaped name up to an unescaped char in *stops* (or end / newline)."""
+        """Read an escaped name up to an unescaped char in *stops* (or end / newline).
+
+        A backslash escapes the characters in *escapable*; before any other character both
+        stay, as InfluxDB keeps them.
+        """
         out: list[str] = []
         start = self.pos
         text = self.text
         while self.pos < self.end:
             ch = text[self.pos]
-            if ch == "\\" and self.pos + 1 < self.end:
-                nxt = text[self.pos + 1]
-                if nxt in escapable:
-                    out.append(nxt)
-                    self.pos += 2
-                    continue
-                out.append(ch)
-                self.pos += 1
+            if ch == "\\" and self.pos + 1 < self.end and text[self.pos + 1] not in "\r\n":
+                nxt = text[self.pos + 1]  # as InfluxDB reads it: the pair is one unit
+                out.append(nxt if nxt in escapable else ch + nxt)
+                self.pos += 2
                 continue
             if ch in stops or ch in "\r\n":
                 break
@@ -276,24 +311,24 @@ class _Parser:
         return self.pos >= self.end or self.text[self.pos] in "\r\n"
 
     def line(self) -> ParsedLine:
-        measurement = self.name(", ", ",\\ ", "measurement")
+        measurement = self.name(", ", ", ", "measurement")
         tags: dict[str, str] = {}
         while self.peek() == ",":
             self.pos += 1
-            key = self.name(",= ", ",= \\", "tag key")
+            key = self.name(",= ", ",= ", "tag key")
             if self.peek() != "=":
                 raise self.fail(f"expected '=' after tag key {key!r}")
             self.pos += 1
             if self.peek() in ("", ",", " ", "\r", "\n"):
                 raise self.fail(f"missing value for tag {key!r}")
-            tags[key] = self.name(",= ", ",= \\", "tag value")
+            tags[key] = self.name(",= ", ",= ", "tag value")
             if self.peek() == "=":
                 raise self.fail(f"unescaped '=' in value of tag {key!r}")
         if self.spaces() == 0 or self.at_eol():
             raise self.fail(f"measurement {measurement!r} has no fields")
         fields: dict[str, FieldValue] = {}
         while True:
-            key = self.name(",= ", ",= \\", "field key")
+            key = self.name(",= ", ",= ", "field key")
             if self.peek() != "=":
                 raise self.fail(f"expected '=' after field key {key!r}")
             self.pos += 1

@@ -45,7 +45,8 @@ def alert_points(alert: Alert) -> list[Point]:
     ``kind=close`` row at the closing time and rewrites the open row (same time and tags) with
     ``state="closed"``, ``time_end`` and ``duration_s``, so Grafana shades the alert from open
     to close with one annotation query. The severity tag is the one the alert opened with
-    (``details["open_severity"]`` when the close carries it).
+    (``details["open_severity"]`` when the close carries it), whatever the score did while
+    open; ``peak_severity`` (a field) is the severity of the highest score seen.
     """
     opened_ms = float(alert.opened_at.timestamp() * 1000.0)
     fields: dict[str, float | int | bool | str] = {
@@ -60,13 +61,15 @@ def alert_points(alert: Alert) -> list[Point]:
     if alert.kind == "open":
         fields["raised_at_ms"] = float(alert.ts.timestamp() * 1000.0)
     severity = str(alert.details.get("open_severity", alert.severity))
+    fields["peak_severity"] = str(alert.details.get("peak_severity", alert.severity))
     tags = {"site": alert.site, "source": alert.source, "kind": alert.kind, "severity": severity,
             "subject": alert.subject}
     if alert.kind != "close":
         return [Point("alert", tags, fields, alert.opened_at if alert.kind == "open" else alert.ts)]
     end = {"time_end": float(alert.ts.timestamp() * 1000.0),
            "duration_s": float((alert.ts - alert.opened_at).total_seconds())}
-    reopened: dict[str, float | int | bool | str] = {"state": "closed", "alert_id": alert.alert_id, **end}
+    reopened: dict[str, float | int | bool | str] = {"state": "closed", "alert_id": alert.alert_id,
+                                                     "peak_severity": fields["peak_severity"], **end}
     return [
         Point("alert", tags, {**fields, **end}, alert.ts),
         Point("alert", {**tags, "kind": "open"}, reopened, alert.opened_at),

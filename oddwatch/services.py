@@ -2,11 +2,19 @@
 
 Used by the ``oddwatch`` CLI and by the test fixtures (on free ports). Each service runs as a
 child process detached into its own session, with a pid file, a config file and a log file in
-``state_dir``::
+a folder of ``state_dir`` named after the service and its port, so instances on other ports
+never share files::
 
     state_dir/
-      mosquitto.conf  mosquitto.pid  mosquitto.log  mosquitto/   (persistence)
-      influxdb.conf   influxd.pid    influxd.log    influxdb/{meta,data,wal}
+      mosquitto-<mqtt port>/  mosquitto.conf  mosquitto.pid  mosquitto.log  data/  (persistence)
+      influxd-<http port>/    influxdb.conf   influxd.pid    influxd.log    influxdb/{meta,data,wal}
+
+A pid file counts only while its process runs this folder's config file (a recycled pid, or
+a process another instance started, is left alone), and ``status`` reports a pid only when
+that process listens on the port it should serve. :meth:`LocalServices.stop` stops only
+processes this instance's folders started; a service found already answering on its port
+(the system's own) is used and never stopped. InfluxDB's backup/restore RPC port is a free
+port chosen at start unless ``[services].influx_rpc_port`` names one.
 
 Retention policies created with the database: ``autogen`` (default, infinite) plus ``raw``
 (30 days) and ``alerts`` (365 days). Every measurement goes to the default policy unless
@@ -43,6 +51,10 @@ LOG_TAIL_LINES = 20
 #: session instead of Mosquitto's default 1000, and let 1000 QoS 1 messages be in flight.
 MQTT_MAX_QUEUED = 1_000_000
 MQTT_MAX_INFLIGHT = 1000
+#: The largest MQTT packet the local broker accepts; it disconnects a client that sends a
+#: larger one. Above the parsers' ``max_payload_bytes`` (64 KiB) so that payloads up to this
+#: size still reach them and become ``too_large`` ingest errors.
+MQTT_MAX_PACKET = 1024 * 1024
 
 
 class ServiceError(RuntimeError):
@@ -97,23 +109,64 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:]) or f"(log {path} is empty)"
 
 
-def _pid_alive(pid: int, binary: str) -> bool:
+def _runs(pid: int, binary: str, conf: Path) -> bool:
+    """Whether *pid* is a live *binary* started with the config file *conf*.
+
+    Where ``/proc`` is missing the config cannot be checked: a live pid counts.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # another user's process: not one this instance started
+        return False
     cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():  # guard against a recycled pid
+    if not Path("/proc/self").exists():
+        return True
+    try:
+        argv = cmdline.read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if not argv or not argv[0]:  # zombie
+        return False
+    return binary.encode() in argv[0] and str(conf).encode() in argv
+
+
+def _listening_inodes(port: int) -> set[str] | None:
+    """Inodes of the TCP sockets listening on *port* (any address), or None without ``/proc``."""
+    found: set[str] = set()
+    tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
+    if not any(t.exists() for t in tables):
+        return None
+    for table in tables:
         try:
-            text = cmdline.read_bytes()
+            rows = table.read_text().splitlines()[1:]
         except OSError:
-            return False
-        if not text:  # zombie
-            return False
-        return binary.encode() in text
-    return True
+            continue
+        for row in rows:
+            cols = row.split()
+            if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                found.add(cols[9])
+    return found
+
+
+def listens_on(pid: int, port: int) -> bool | None:
+    """Whether process *pid* holds a socket listening on TCP *port*; None when it cannot be told."""
+    inodes = _listening_inodes(port)
+    if inodes is None:
+        return None
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
 
 
 @dataclass
@@ -122,9 +175,20 @@ class _Service:
     binary: str
     package: str
     port: int
-    conf: Path
-    pid_file: Path
-    log_file: Path
+    dir: Path  # state_dir/<name>-<port>
+    conf_name: str
+
+    @property
+    def conf(self) -> Path:
+        return self.dir / self.conf_name
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / f"{self.name}.log"
 
     def pid(self) -> int | None:
         try:
@@ -133,8 +197,14 @@ class _Service:
             return None
 
     def running_pid(self) -> int | None:
+        """The pid-file's process if it runs this service's config (started from this folder)."""
         pid = self.pid()
-        return pid if pid is not None and _pid_alive(pid, self.name) else None
+        return pid if pid is not None and _runs(pid, self.binary, self.conf) else None
+
+    def serving_pid(self) -> int | None:
+        """:meth:`running_pid`, if that process listens on the port it should serve."""
+        pid = self.running_pid()
+        return pid if pid is not None and listens_on(pid, self.port) is not False else None
 
 
 class LocalServices:
@@ -145,7 +215,8 @@ class LocalServices:
     state_dir
         Folder for configs, pid files, logs and data (created if missing).
     mqtt_port, influx_port, influx_rpc_port
-        Loopback ports: MQTT listener, InfluxDB HTTP API, InfluxDB backup/restore RPC.
+        Loopback ports: MQTT listener, InfluxDB HTTP API, InfluxDB backup/restore RPC (0: a
+        free port chosen when InfluxDB starts).
     database
         The InfluxDB database created on start.
     """
@@ -155,7 +226,7 @@ class LocalServices:
         state_dir: Path,
         mqtt_port: int,
         influx_port: int,
-        influx_rpc_port: int,
+        influx_rpc_port: int = 0,
         database: str = "oddwatch",
         *,
         retention_policies: Mapping[str, str] | None = None,
@@ -164,28 +235,39 @@ class LocalServices:
         self.state_dir = Path(state_dir).expanduser().resolve()
         self.mqtt_port = mqtt_port
         self.influx_port = influx_port
-        self.influx_rpc_port = influx_rpc_port
+        self._rpc_port = influx_rpc_port
         self.database = database
         self.start_timeout_s = start_timeout_s
         self.retention_policies = (
             dict(DEFAULT_RETENTION_POLICIES) if retention_policies is None else dict(retention_policies)
         )
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._auto_rpc_port = 0  # the free port chosen at start when influx_rpc_port is 0
         self._external: set[str] = set()  # services found already answering on their port
         d = self.state_dir
-        self._mqtt = _Service(
-            "mosquitto", "mosquitto", "mosquitto", mqtt_port,
-            d / "mosquitto.conf", d / "mosquitto.pid", d / "mosquitto.log",
-        )
-        self._influx = _Service(
-            "influxd", "influxd", "influxdb", influx_port,
-            d / "influxdb.conf", d / "influxd.pid", d / "influxd.log",
-        )
+        self._mqtt = _Service("mosquitto", "mosquitto", "mosquitto", mqtt_port, d / f"mosquitto-{mqtt_port}",
+                              "mosquitto.conf")
+        self._influx = _Service("influxd", "influxd", "influxdb", influx_port, d / f"influxd-{influx_port}",
+                                "influxdb.conf")
 
     # ------------------------------------------------------------------ public API
     @property
     def mqtt_host(self) -> str:
         return HOST
+
+    @property
+    def influx_rpc_port(self) -> int:
+        """InfluxDB's RPC port: as configured, else the one its config file names (0: unknown yet)."""
+        if self._rpc_port:
+            return self._rpc_port
+        try:
+            text = self._influx.conf.read_text()
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            if line.startswith("bind-address"):
+                return int(line.split('"')[1].rsplit(":", 1)[1])
+        return 0
 
     @property
     def influx_url(self) -> str:
@@ -200,7 +282,8 @@ class LocalServices:
 
         *timeout_s* defaults to the constructor's ``start_timeout_s``.
         """
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        for svc in (self._mqtt, self._influx):
+            svc.dir.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + (self.start_timeout_s if timeout_s is None else timeout_s)
         for svc in (self._mqtt, self._influx):
             self._launch(svc)
@@ -215,8 +298,10 @@ class LocalServices:
     def stop(self, timeout_s: float = 10, *, which: Iterable[str] = ("influx", "mqtt")) -> None:
         """Stop the services named in *which* (SIGTERM, then SIGKILL after *timeout_s*).
 
-        A no-op for a service that is not running. ``which=("influx",)`` stops only InfluxDB
-        (outage tests); :meth:`start` brings back whatever is stopped.
+        A no-op for a service that is not running, and for one this instance did not start (a
+        pid file whose process does not run this instance's config file, or a service found
+        answering on the port). ``which=("influx",)`` stops only InfluxDB (outage tests);
+        :meth:`start` brings back whatever is stopped.
         """
         by_name = {"influx": self._influx, "mqtt": self._mqtt}
         for name in which:
@@ -232,7 +317,7 @@ class LocalServices:
         """Pid, port, liveness and file locations of each service."""
         out: dict[str, Any] = {"state_dir": str(self.state_dir)}
         for key, svc in (("mqtt", self._mqtt), ("influx", self._influx)):
-            pid = svc.running_pid()
+            pid = svc.serving_pid()
             out[key] = {
                 "binary": svc.binary,
                 "pid": pid,
@@ -263,7 +348,7 @@ class LocalServices:
             child = self._children.get(svc.name)
             if child is None or child.poll() is None:
                 return  # already running (this process or another one started it)
-        svc.pid_file.unlink(missing_ok=True)
+        svc.pid_file.unlink(missing_ok=True)  # stale: its process is gone or is not ours
         if _port_open(svc.port) and self._answers(svc):
             # e.g. the system's own mosquitto/influxd, started by the Debian package on a
             # machine with systemd: use it rather than fail.
@@ -281,6 +366,8 @@ class LocalServices:
             svc.conf.write_text(self._mosquitto_conf())
             argv = [binary, "-c", str(svc.conf)]
         else:
+            if not self._rpc_port:
+                self._auto_rpc_port = free_port()
             svc.conf.write_text(self._influxdb_conf())
             argv = [binary, "-config", str(svc.conf)]
         with open(svc.log_file, "ab") as logf:
@@ -290,7 +377,7 @@ class LocalServices:
                 stdout=logf,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                cwd=self.state_dir,
+                cwd=svc.dir,
             )
         self._children[svc.name] = child
         svc.pid_file.write_text(f"{child.pid}\n")
@@ -333,7 +420,7 @@ class LocalServices:
                 if child is not None and child.pid == pid:
                     if child.poll() is not None:
                         break
-                elif not _pid_alive(pid, svc.name):
+                elif not _runs(pid, svc.binary, svc.conf):
                     break
                 time.sleep(0.05)
             else:
@@ -345,7 +432,7 @@ class LocalServices:
         svc.pid_file.unlink(missing_ok=True)
 
     def _mosquitto_conf(self) -> str:
-        persist = self.state_dir / "mosquitto"
+        persist = self._mqtt.dir / "data"
         persist.mkdir(parents=True, exist_ok=True)
         return (
             "# written by oddwatch (oddwatch/services.py)\n"
@@ -358,6 +445,7 @@ class LocalServices:
             "autosave_interval 30\n"
             f"max_queued_messages {MQTT_MAX_QUEUED}\n"
             f"max_inflight_messages {MQTT_MAX_INFLIGHT}\n"
+            f"max_packet_size {MQTT_MAX_PACKET}\n"
             f"log_dest file {self._mqtt.log_file}\n"
             "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
             "connection_messages true\n"
@@ -365,13 +453,13 @@ class LocalServices:
         )
 
     def _influxdb_conf(self) -> str:
-        base = self.state_dir / "influxdb"
+        base = self._influx.dir / "influxdb"
         for sub in ("meta", "data", "wal"):
             (base / sub).mkdir(parents=True, exist_ok=True)
         return (
             "# written by oddwatch (oddwatch/services.py)\n"
             "reporting-disabled = true\n"
-            f'bind-address = "{HOST}:{self.influx_rpc_port}"\n\n'
+            f'bind-address = "{HOST}:{self._rpc_port or self._auto_rpc_port}"\n\n'
             f'[meta]\n  dir = "{base / "meta"}"\n\n'
             f'[data]\n  dir = "{base / "data"}"\n  wal-dir = "{base / "wal"}"\n'
             "  query-log-enabled = false\n\n"

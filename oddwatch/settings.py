@@ -74,7 +74,7 @@ class InfluxSettings:
 @dataclass
 class ServicesSettings:
     state_dir: str = "~/.local/state/oddwatch/services"
-    influx_rpc_port: int = 8088  # InfluxDB 1.x backup/restore RPC bind port (loopback)
+    influx_rpc_port: int = 0  # InfluxDB 1.x backup/restore RPC bind port (loopback); 0: a free port
     start_timeout_s: float = 30.0
 
 
@@ -119,6 +119,9 @@ class SensorSettings:
     max_future_s: float = 300.0  # readings stamped further ahead than this are rejected
     max_past_s: float = 7 * 86400.0  # readings older than this are rejected
     detector: str = "ensemble"
+    payload_overrides: list[str] = field(default_factory=list)  # line-protocol tags (site, asset, sensor) that may replace the topic's
+    max_series: int = 10000  # series with state per flow worker (~150 KB each); more: over_capacity
+    idle_evict_s: float = 86400.0  # a series silent this long gives its place to a new one
 
 
 @dataclass
@@ -127,6 +130,9 @@ class LogSettings:
     max_payload_bytes: int = 65536
     max_future_s: float = 300.0
     max_past_s: float = 7 * 86400.0
+    payload_overrides: list[str] = field(default_factory=list)  # payload fields (host, app) that may replace the topic's
+    max_sources: int = 1000  # log sources (site/host/app) with state per flow worker; more: over_capacity
+    idle_evict_s: float = 86400.0  # a source silent this long gives its place to a new one
 
 
 @dataclass
@@ -269,11 +275,13 @@ def validate(s: Settings) -> None:
     """Cross-field checks with messages that name the setting and its value."""
     for section, key, value in (
         ("mqtt", "port", s.mqtt.port),
-        ("services", "influx_rpc_port", s.services.influx_rpc_port),
         ("metrics", "port", s.metrics.port),
     ):
         if not 0 < value < 65536:
             raise ConfigError(f"[{section}].{key} = {value!r}: must be a port 1..65535")
+    if not 0 <= s.services.influx_rpc_port < 65536:
+        raise ConfigError(f"[services].influx_rpc_port = {s.services.influx_rpc_port!r}: must be a port "
+                          "1..65535, or 0 for a free port chosen at start")
     if s.mqtt.qos not in (0, 1, 2):
         raise ConfigError(f"[mqtt].qos = {s.mqtt.qos!r}: must be 0, 1 or 2")
     if s.influx.version not in (1, 2, 3):
@@ -293,19 +301,45 @@ def validate(s: Settings) -> None:
                     f"{len(sub.topic.split('/'))} levels but tags {sub.tags!r} has "
                     f"{len(sub.tags.split('/'))}"
                 )
+    for section, allowed in (("sensors", ("site", "asset", "sensor")), ("logs", ("host", "app"))):
+        for name in getattr(s, section).payload_overrides:
+            if name not in allowed:
+                raise ConfigError(f"[{section}].payload_overrides names {name!r}; it may name {', '.join(allowed)}")
+    for section, key in (("sensors", "max_series"), ("logs", "max_sources")):
+        if getattr(getattr(s, section), key) < 1:
+            raise ConfigError(f"[{section}].{key} = {getattr(getattr(s, section), key)!r}: must be at least 1")
+        if getattr(s, section).idle_evict_s < 0:
+            raise ConfigError(f"[{section}].idle_evict_s = {getattr(s, section).idle_evict_s!r}: must be >= 0")
     if s.alerts.open_after < 1 or s.alerts.close_after < 1:
         raise ConfigError("[alerts].open_after and close_after must be at least 1")
 
 
 def as_dict(s: Settings, *, mask: bool = True) -> dict[str, Any]:
-    """The effective settings as plain data, secrets masked."""
+    """The effective settings as plain data, secrets masked (also passwords inside URLs)."""
     out = dataclasses.asdict(s)
     if mask:
         for body in out.values():
             for key in body:
                 if key in SECRET_KEYS and body[key]:
                     body[key] = "****"
+                elif isinstance(body[key], str) and "://" in body[key]:
+                    body[key] = mask_url(body[key])
     return out
+
+
+def mask_url(url: str) -> str:
+    """*url* with the password of its ``user:password@`` part masked.
+
+    >>> mask_url("http://admin:s3cret@db:8086/x"), mask_url("http://db:8086")
+    ('http://admin:****@db:8086/x', 'http://db:8086')
+    """
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:****@{host}{slash}{path}"
 
 
 def to_toml(data: Mapping[str, Any]) -> str:

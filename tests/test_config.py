@@ -62,3 +62,12 @@ def test_log_subscriptions_set_their_own_windows(tmp_path: Path) -> None:
     hdfs, syslog = params("hdfs/s1/dn1/datanode"), params("logs/s1/rtr1/bgpd")
     assert (hdfs.window_mode, hdfs.session_regex) == ("session", r"blk_-?\d+")
     assert (syslog.window_mode, syslog.window_size_s) == ("tumbling", 30.0)
+
+
+def test_config_check_masks_passwords_and_credentials_in_urls() -> None:
+    s = load_settings(env={"ODDWATCH_MQTT__PASSWORD": "hunter2",
+                           "ODDWATCH_INFLUX__URL": "http://admin:hunter2@127.0.0.1:8086"})
+    shown = as_dict(s)
+    assert shown["mqtt"]["password"] == "****"
+    assert shown["influx"]["url"] == "http://admin:****@127.0.0.1:8086"
+    assert "hunter2" not in repr(shown)

@@ -100,7 +100,7 @@ def test_simulated_faults_raise_alerts_in_influx_and_mqtt(services: Any, unique:
 
 
 def test_mosquitto_pub_payload_forms_are_scored(services: Any, unique: str) -> None:
-    settings = services.settings()
+    settings = services.settings(sensors={"payload_overrides": ["asset"]})  # off by default
     site = unique
     now = utcnow()
     ns = _ns(now - timedelta(seconds=5)) // 1_000_000 * 1_000_000  # whole ms: Reading.ts holds microseconds

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from oddwatch.lineproto import parse_lines, timestamp_ns, to_line
+from oddwatch.lineproto import parse_lines, strip_control, timestamp_ns, to_line
 from oddwatch.records import Point
 
 TS = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
@@ -33,7 +34,11 @@ def _point(measurement: str = "m", tags: dict | None = None, fields: dict | None
         (_point("a=b"), f"a=b v=1.0 {TS_NS}"),
         (_point(tags={"b": "2", "a": "x y", "c": ""}), f"m,a=x\\ y,b=2 v=1.0 {TS_NS}"),
         (_point(tags={"k,=": "v,= "}), f"m,k\\,\\==v\\,\\=\\  v=1.0 {TS_NS}"),
-        (_point(tags={"path": "C:\\dir\\"}), f"m,path=C:\\dir\\\\ v=1.0 {TS_NS}"),
+        (_point(tags={"path": "C:\\dir\\"}), f"m,path=C:\\dir/ v=1.0 {TS_NS}"),
+        (_point(tags={"path": "a\\ b\\\\c"}), f"m,path=a/\\ b\\\\c v=1.0 {TS_NS}"),
+        (_point(tags={"t": "a\nb\x00c\td"}), f"m,t=abcd v=1.0 {TS_NS}"),
+        (_point(tags={"t": "\n"}), f"m v=1.0 {TS_NS}"),
+        (_point(tags={"t": "x" * 300}), f"m,t={'x' * 256} v=1.0 {TS_NS}"),
         (_point(fields={"f k": 1.5}), f"m f\\ k=1.5 {TS_NS}"),
     ],
 )
@@ -133,11 +138,17 @@ def _expected_string(value: str) -> str:
     return value.replace("\n", "\\n").replace("\r", "\\r")
 
 
+def _expected_name(value: str, special: str = ",= ") -> str:
+    """What a name survives as: no control characters, ``/`` for an unstorable backslash."""
+    return re.sub(rf"\\(?=[{special}]|$)", "/", strip_control(value))
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_round_trip_random_points(seed: int) -> None:
     rng = random.Random(seed)
     for _ in range(50):
         tags = {_random_text(rng): _random_text(rng) for _ in range(rng.randint(0, 3))}
+        tags = {k: v for k, v in tags.items() if strip_control(k) and strip_control(v)}
         fields: dict = {}
         for _ in range(rng.randint(1, 4)):
             kind = rng.choice(["float", "int", "bool", "str"])
@@ -147,16 +158,22 @@ def test_round_trip_random_points(seed: int) -> None:
                 "bool": lambda: rng.random() < 0.5,
                 "str": lambda: _random_text(rng),
             }[kind]()
-            fields[_random_text(rng)] = value
-        point = Point(_random_text(rng), tags, fields, TS + timedelta(microseconds=rng.randint(0, 10**9)))
-        ((measurement, got_tags, got_fields, ts),) = parse_lines(to_line(point))
-        assert measurement == _expected_string(point.measurement)
-        assert got_tags == {_expected_string(k): _expected_string(v) for k, v in tags.items()}
+            key = _random_text(rng)
+            if strip_control(key):
+                fields[key] = value
+        if not fields or strip_control(measurement := _random_text(rng)).startswith("#") or not strip_control(measurement):
+            continue
+        if len({_expected_name(k) for k in tags}) < len(tags) or len({_expected_name(k) for k in fields}) < len(fields):
+            continue  # keys that differ only by control characters collide
+        point = Point(measurement, tags, fields, TS + timedelta(microseconds=rng.randint(0, 10**9)))
+        ((got_measurement, got_tags, got_fields, ts),) = parse_lines(to_line(point))
+        assert got_measurement == _expected_name(point.measurement, ", ")
+        assert got_tags == {_expected_name(k): _expected_name(v) for k, v in tags.items()}
         assert got_fields == {
-            _expected_string(k): _expected_string(v) if isinstance(v, str) else v for k, v in fields.items()
+            _expected_name(k): _expected_string(v) if isinstance(v, str) else v for k, v in fields.items()
         }
         for key, value in fields.items():
-            assert type(got_fields[_expected_string(key)]) is type(value)
+            assert type(got_fields[_expected_name(key)]) is type(value)
         assert ts == timestamp_ns(point.ts)
 
 

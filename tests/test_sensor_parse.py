@@ -46,9 +46,14 @@ def test_json_unit_quality_and_list() -> None:
 
 
 def test_line_protocol_fields_and_tag_override() -> None:
-    items = parse("m,asset=pump9 value=1,rpm=1200i\nm value=2")
+    items = parse("m,asset=pump9 value=1,rpm=1200i\nm value=2", payload_overrides=["asset"])
     got = [(r.asset, r.sensor, r.value) for r in items if isinstance(r, Reading)]
     assert got == [("pump9", "temp", 1.0), ("pump9", "temp.rpm", 1200.0), ("pump1", "temp", 2.0)]
+
+
+def test_line_protocol_tags_do_not_override_the_topic_by_default() -> None:
+    items = parse("m,site=s9,asset=pump9,sensor=x value=1")
+    assert [(r.site, r.asset, r.sensor) for r in items if isinstance(r, Reading)] == [("s1", "pump1", "temp")]
 
 
 @pytest.mark.parametrize(

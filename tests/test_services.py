@@ -46,14 +46,16 @@ def test_start_twice_status_stop(tmp_path: Path) -> None:
         # another instance over the same state dir sees the running services
         other = LocalServices(tmp_path / "st", local.mqtt_port, local.influx_port, local.influx_rpc_port)
         assert other.is_running()
-        conf = (tmp_path / "st" / "mosquitto.conf").read_text()
+        conf = (tmp_path / "st" / f"mosquitto-{local.mqtt_port}" / "mosquitto.conf").read_text()
         assert f"listener {local.mqtt_port} 127.0.0.1" in conf
         assert "allow_anonymous true" in conf
-        assert "reporting-disabled = true" in (tmp_path / "st" / "influxdb.conf").read_text()
+        assert f"max_packet_size {svc_mod.MQTT_MAX_PACKET}" in conf
+        influx_conf = (tmp_path / "st" / f"influxd-{local.influx_port}" / "influxdb.conf").read_text()
+        assert "reporting-disabled = true" in influx_conf
     finally:
         local.stop()
     assert not local.is_running()
-    assert not (tmp_path / "st" / "mosquitto.pid").exists()
+    assert not (tmp_path / "st" / f"mosquitto-{local.mqtt_port}" / "mosquitto.pid").exists()
     local.stop()  # no-op when stopped
 
 
@@ -114,3 +116,72 @@ def test_from_settings(tmp_path: Path) -> None:
     assert local.database == "x"
     assert local.state_dir == (tmp_path / "s").resolve()
     assert not local.is_running()
+
+
+@pytest.mark.integration
+def test_instances_on_other_ports_share_nothing_and_stop_only_their_own(tmp_path: Path) -> None:
+    """Two instances over one state dir: separate files, automatic RPC ports, and stopping
+    one (even from a fresh object, as ``oddwatch services down`` does) leaves the other."""
+    state = tmp_path / "st"
+    first = LocalServices(state, free_port(), free_port())
+    second = LocalServices(state, free_port(), free_port())
+    try:
+        first.start()
+        second.start()
+        assert first.is_running() and second.is_running()
+        assert first.influx_rpc_port and second.influx_rpc_port
+        assert first.influx_rpc_port != second.influx_rpc_port
+        assert {p.name for p in state.iterdir()} == {
+            f"mosquitto-{first.mqtt_port}", f"influxd-{first.influx_port}",
+            f"mosquitto-{second.mqtt_port}", f"influxd-{second.influx_port}"}
+        # a fresh object for the first instance's ports: finds its processes and stops only them
+        again = LocalServices(state, first.mqtt_port, first.influx_port)
+        assert again.status()["mqtt"]["pid"] == first.status()["mqtt"]["pid"]
+        assert again.influx_rpc_port == first.influx_rpc_port  # read back from its config
+        again.stop()
+        assert not first.is_running()
+        assert second.is_running() and mqtt_connack("127.0.0.1", second.mqtt_port)
+    finally:
+        first.stop()
+        second.stop()
+
+
+@pytest.mark.integration
+def test_a_pid_file_naming_another_process_is_not_trusted(tmp_path: Path) -> None:
+    """status reports a pid only if it serves the port; stop never signals a process this
+    instance did not start (here: the other instance's broker, named in a forged pid file)."""
+    state = tmp_path / "st"
+    other = LocalServices(state, free_port(), free_port())
+    mine = LocalServices(state, free_port(), free_port())
+    try:
+        other.start()
+        other_pid = other.status()["mqtt"]["pid"]
+        assert other_pid is not None
+        pid_file = state / f"mosquitto-{mine.mqtt_port}" / "mosquitto.pid"
+        pid_file.parent.mkdir(parents=True)
+        pid_file.write_text(f"{other_pid}\n")
+        status = mine.status()["mqtt"]
+        assert status["pid"] is None and not status["running"]
+        mine.stop()
+        assert other.is_running() and other.status()["mqtt"]["pid"] == other_pid
+    finally:
+        other.stop()
+
+
+def test_listens_on_tells_a_listening_socket(tmp_path: Path) -> None:
+    import os
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert svc_mod.listens_on(os.getpid(), port) in (True, None)  # None: no /proc here
+        assert svc_mod.listens_on(os.getpid(), free_port()) in (False, None)
+
+
+def test_rpc_port_zero_is_chosen_at_start(tmp_path: Path) -> None:
+    local = LocalServices(tmp_path, free_port(), free_port())
+    assert local.influx_rpc_port == 0  # nothing started yet
+    s = build_settings({"services": {"influx_rpc_port": 0}})
+    assert from_settings(s).influx_rpc_port == 0
+    assert build_settings({}).services.influx_rpc_port == 0

@@ -148,7 +148,7 @@ def topic_prefix(topic_filter: str) -> str:
 
 
 def parse_feedback(msg: Message, *, prefix: str = DEFAULT_PREFIX, stream: str = "feedback") -> Feedback | IngestError:
-    """Parse one feedback message; bad input comes back as an :class:`IngestError`.
+    """Parse one feedback message; bad input comes back as an :class:`IngestError`, never raises.
 
     Examples
     --------
@@ -163,7 +163,15 @@ def parse_feedback(msg: Message, *, prefix: str = DEFAULT_PREFIX, stream: str = 
     >>> parse_feedback(Message("oddwatch/feedback/nope", b"ack", t)).reason
     'unknown_topic'
     """
+    try:
+        return _parse_feedback(msg, prefix, stream)
+    except Exception as exc:  # the last resort: one message never stops the flow
+        from oddwatch.ingest.guard import failure  # lazy: keeps this module light for the CLI
 
+        return failure(stream, "parse_feedback", msg, exc)
+
+
+def _parse_feedback(msg: Message, prefix: str, stream: str) -> Feedback | IngestError:
     def error(reason: str, detail: str) -> IngestError:
         return IngestError(stream, "parse_feedback", reason, msg.topic, excerpt(msg.payload), detail, msg.received)
 
@@ -189,6 +197,8 @@ def parse_feedback(msg: Message, *, prefix: str = DEFAULT_PREFIX, stream: str = 
             body = json.loads(text)
         except json.JSONDecodeError as exc:
             return error("bad_json", f"feedback for {alert_id} is not valid JSON: {exc}")
+        except (RecursionError, ValueError):
+            return error("bad_json", f"feedback for {alert_id} is JSON nested too deeply or with a number too long")
     else:
         body = {"verdict": text}
     if isinstance(body, str):
@@ -198,7 +208,7 @@ def parse_feedback(msg: Message, *, prefix: str = DEFAULT_PREFIX, stream: str = 
     user, comment = body.get("user", ""), body.get("comment", "")
     if not isinstance(user, str) or not isinstance(comment, str):
         return error("bad_type", f"feedback for {alert_id}: 'user' and 'comment' must be strings, got "
-                                 f"{user!r} and {comment!r}")
+                                 f"{type(user).__name__} and {type(comment).__name__}")
     try:
         verdict = normalise_verdict(body["verdict"])
     except ValueError as exc:
@@ -308,7 +318,8 @@ def _quiet_close(state: SeriesState, fb: Feedback, epoch: int, peak: float) -> A
     ts = max(fb.ts, opened)
     tr.is_open = False
     tr.closed_at = ts  # cooldown from now on, as after any close
-    severity = "critical" if peak >= state.params.critical_score else "warning"
+    peak_severity = "critical" if peak >= state.params.critical_score else "warning"
+    severity = getattr(state, "open_severity", peak_severity)  # the open row's severity tag
     where = f"{state.sensor} on {state.site}/{state.asset}"
     who = f" by {fb.user}" if fb.user else ""
     return Alert(
@@ -319,5 +330,5 @@ def _quiet_close(state: SeriesState, fb: Feedback, epoch: int, peak: float) -> A
               f"(peak score {peak:.3f})."),
         score=peak, threshold=state.calibration.threshold, opened_at=opened, ts=ts,
         details={"key": state.key, "sensor": state.sensor, "peak_score": peak, "closed_by": "feedback",
-                 "user": fb.user, "open_severity": severity},
+                 "user": fb.user, "open_severity": severity, "peak_severity": peak_severity},
     )

@@ -69,7 +69,11 @@ def split_source(source: str) -> tuple[str, str, str]:
 
 
 def log_alert(r: WindowResult, t: Transition, severity: str) -> Alert:
-    """An explained alert for a novel log window (open) or the return to normal (close)."""
+    """An explained alert for a novel log window (open) or the return to normal (close).
+
+    *severity* is the one the alert opened with, for the close too (it is the ``alert`` rows'
+    severity tag); the severity of the peak novelty goes in ``details["peak_severity"]``.
+    """
     site, host, app = split_source(r.source)
     start = datetime.fromtimestamp(r.start, UTC)
     end = datetime.fromtimestamp(r.end, UTC)
@@ -85,7 +89,7 @@ def log_alert(r: WindowResult, t: Transition, severity: str) -> Alert:
         alert_id=f"{r.source}:{int(t.opened_at.timestamp())}", source="log", kind=t.kind,
         severity=severity, site=site, subject=subject,
         title=title, text=text, score=r.score, threshold=r.threshold, opened_at=t.opened_at, ts=end,
-        details={"window_id": r.window_id, "start": start, "end": end, "lines": r.lines,
+        details={"window_id": r.window_id, "start": start, "end": end, "lines": r.lines, "peak_severity": severity_of(t.peak_score),
                  **{k: v for k, v in r.explanation.items() if k in ("rare_templates", "nearest_normal", "burst",
                                                                      "count_changes")}},
     )

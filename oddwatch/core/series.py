@@ -134,6 +134,7 @@ class SeriesState:
         self.drift = DriftWatch(delta=p.drift_delta, min_samples=p.drift_min_samples) if p.drift else None
         self.recent_alerts: dict[str, float] = {}  # alert_id -> peak score (oddwatch.core.feedback)
         self.since_close = p.quiet_after_alert  # readings since the last alert closed
+        self.open_severity = "warning"  # the open alert's severity, kept until it closes
 
     @property
     def key(self) -> str:
@@ -198,11 +199,15 @@ class SeriesState:
                 f"(peak score {t.peak_score:.3f}, threshold {t.threshold:.3f}); "
                 f"value {r.value:.4g}{unit}, expected [{low:.4g}, {high:.4g}]{unit}."
             )
+        peak_severity = "critical" if t.peak_score >= self.params.critical_score else "warning"
+        if t.kind == "open":
+            self.open_severity = peak_severity
+        severity = getattr(self, "open_severity", peak_severity)  # one severity from open to close
         return Alert(
             alert_id=f"{self.key}:{int(t.opened_at.timestamp())}",
             source="sensor",
             kind=t.kind,
-            severity="critical" if t.peak_score >= self.params.critical_score else "warning",
+            severity=severity,
             site=self.site,
             subject=self.asset,
             title=title,
@@ -218,5 +223,6 @@ class SeriesState:
                 "expected_low": low,
                 "expected_high": high,
                 "peak_score": t.peak_score,
+                "peak_severity": peak_severity,
             },
         )

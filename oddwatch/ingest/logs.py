@@ -11,12 +11,15 @@ Accepted payloads, detected line by line:
 - JSON: an object ``{"ts", "msg" | "message", "level", "host", "app", ...}``, an array of
   such objects, or JSON lines (one object per line).
 
-Host and app named by the payload override the topic's. The level comes from the syslog
+Host and app named by the payload override the topic's where allowed (*overrides*;
+``[logs].payload_overrides``, none by default). The level comes from the syslog
 severity, the JSON ``level`` key, or a level word near the start of a raw line
-(``INFO``, ``WARN``, ``ERROR`` ...). Nothing raises: bad input comes back as an
-:class:`~oddwatch.records.IngestError` with the reasons of docs/design.md (``too_large``,
-``bad_encoding``, ``empty``, ``bad_json``, ``bad_type``, ``bad_syslog``, ``ts_future``,
-``ts_past``) and an excerpt of the payload.
+(``INFO``, ``WARN``, ``ERROR`` ...). Site, host and app lose control characters; one that
+InfluxDB cannot store as a tag exactly is a ``bad_tag`` error. Nothing raises: bad input
+comes back as an :class:`~oddwatch.records.IngestError` with the reasons of docs/schema.md
+(``too_large``, ``bad_encoding``, ``empty``, ``bad_json``, ``bad_type``, ``bad_syslog``,
+``bad_timestamp``, ``bad_tag``, ``ts_future``, ``ts_past``; ``parse_failed`` for an
+exception nobody foresaw) and an excerpt of the payload.
 
 >>> from datetime import datetime
 >>> from oddwatch.records import Message, UTC
@@ -33,11 +36,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
+from oddwatch.ingest.guard import failure
 from oddwatch.ingest.timestamps import TimestampError, parse_timestamp
 from oddwatch.ingest.topics import parse_topic
+from oddwatch.lineproto import strip_control, tag_problem
 from oddwatch.records import UTC, IngestError, LogLine, Message, excerpt
 from oddwatch.settings import LogSettings
 
@@ -112,7 +118,7 @@ def parse_json_ts(raw: Any) -> datetime:
     try:
         return parse_timestamp(raw, naive_is_utc=True)
     except TimestampError as exc:
-        raise _Reject("bad_type", str(exc)) from None
+        raise _Reject(exc.reason, str(exc)) from None
 
 
 def bsd_timestamp(month: str, day: int, hh: int, mm: int, ss: int, now: datetime) -> datetime:
@@ -138,8 +144,9 @@ class _Ctx:
     """What one call needs: the message, topic defaults and limits."""
 
     def __init__(self, msg: Message, site: str, host: str, app: str, now: datetime,
-                 max_future_s: float, max_past_s: float) -> None:
+                 max_future_s: float, max_past_s: float, overrides: Collection[str]) -> None:
         self.msg, self.site, self.host, self.app, self.now = msg, site, host, app, now
+        self.overrides = overrides
         self.max_future = timedelta(seconds=max_future_s)
         self.max_past = timedelta(seconds=max_past_s)
         self.max_future_s, self.max_past_s = max_future_s, max_past_s
@@ -157,13 +164,22 @@ class _Ctx:
         if self.now - ts > self.max_past:
             raise _Reject("ts_past", f"ts {ts.isoformat()} is {(self.now - ts).total_seconds():.0f} s old; "
                                      f"limit [logs].max_past_s = {self.max_past_s:g}")
-        return LogLine(site=self.site, host=host or self.host, app=app or self.app, ts=ts, msg=msg,
+        tags = {"site": self.site,
+                "host": host if host and "host" in self.overrides else self.host,
+                "app": app if app and "app" in self.overrides else self.app}
+        for name, raw in tags.items():
+            value = tags[name] = strip_control(raw)
+            problem = "is empty" if not value else tag_problem(value)
+            if problem:
+                raise _Reject("bad_tag", f"{name} {value[:80]!r} (topic {self.msg.topic!r}) {problem}")
+        return LogLine(site=tags["site"], host=tags["host"], app=tags["app"], ts=ts, msg=msg,
                        level=level, topic=self.msg.topic, received=self.msg.received)
 
 
 def parse_log_message(
     msg: Message, *, site: str, host: str, app: str, now: datetime | None = None,
     max_payload_bytes: int = 65536, max_future_s: float = 300.0, max_past_s: float = 7 * 86400.0,
+    overrides: Collection[str] = ("host", "app"),
 ) -> list[LogLine | IngestError]:
     """Log lines and errors from one MQTT message; never raises.
 
@@ -178,13 +194,23 @@ def parse_log_message(
         ``msg.received``.
     max_payload_bytes, max_future_s, max_past_s
         Limits, as in :class:`oddwatch.settings.LogSettings`.
+    overrides
+        Which of ``host`` and ``app`` the payload may set (``[logs].payload_overrides``).
 
     Returns
     -------
     list
         One :class:`LogLine` or :class:`IngestError` per line or JSON object, in order.
     """
-    ctx = _Ctx(msg, site, host, app, msg.received if now is None else now, max_future_s, max_past_s)
+    ctx = _Ctx(msg, site, host, app, msg.received if now is None else now, max_future_s, max_past_s, overrides)
+    try:
+        return _parse(ctx, max_payload_bytes)
+    except Exception as exc:  # the last resort: one message never stops the flow
+        return [failure("log", STEP, msg, exc)]
+
+
+def _parse(ctx: _Ctx, max_payload_bytes: int) -> list[LogLine | IngestError]:
+    msg = ctx.msg
     size = len(msg.payload)
     if size > max_payload_bytes:
         return [ctx.error("too_large", f"payload is {size} bytes, over [logs].max_payload_bytes = "
@@ -232,7 +258,8 @@ def parse_log(msg: Message, settings: LogSettings, now: datetime | None = None) 
     return parse_log_message(msg, site=tags["site"], host=tags.get("host") or "unknown",
                              app=tags.get("app") or "unknown", now=now,
                              max_payload_bytes=settings.max_payload_bytes,
-                             max_future_s=settings.max_future_s, max_past_s=settings.max_past_s)
+                             max_future_s=settings.max_future_s, max_past_s=settings.max_past_s,
+                             overrides=settings.payload_overrides)
 
 
 def _whole_json(ctx: _Ctx, text: str) -> list[LogLine | IngestError] | None:
@@ -276,6 +303,8 @@ def _from_object(ctx: _Ctx, doc: Any, raw: str) -> LogLine | IngestError:
                         app=str(doc[app_key]) if app_key else None)
     except _Reject as rej:
         return ctx.error(rej.reason, rej.detail, raw)
+    except (ArithmeticError, ValueError, RecursionError) as exc:
+        return ctx.error("parse_failed", f"{STEP} raised {type(exc).__name__} for this line: {str(exc)[:200]}", raw)
 
 
 def _one_line(ctx: _Ctx, raw: str) -> LogLine | IngestError:
@@ -297,6 +326,8 @@ def _one_line(ctx: _Ctx, raw: str) -> LogLine | IngestError:
         return ctx.line(raw, level=sniff_level(raw))
     except _Reject as rej:
         return ctx.error(rej.reason, rej.detail, raw)
+    except (ArithmeticError, ValueError, RecursionError) as exc:
+        return ctx.error("parse_failed", f"{STEP} raised {type(exc).__name__} for this line: {str(exc)[:200]}", raw)
 
 
 def _syslog(ctx: _Ctx, raw: str, pri: int, rest: str) -> LogLine:
@@ -333,7 +364,10 @@ def _rfc5424(ctx: _Ctx, rest: str, level: str) -> LogLine:
             ts = datetime.fromisoformat(stamp)
         except ValueError:
             raise _Reject("bad_syslog", f"RFC 5424 timestamp {stamp!r} is not RFC 3339") from None
-        ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+        try:
+            ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+        except OverflowError:
+            raise _Reject("bad_timestamp", f"RFC 5424 timestamp {stamp!r} is outside the years 1..9999 in UTC") from None
     body = _skip_structured_data(rest[m.end():]).lstrip("\ufeff")
     if not body.strip():
         raise _Reject("empty", "RFC 5424 line has no message")

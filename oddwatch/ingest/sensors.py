@@ -7,10 +7,15 @@ Accepted payloads (docs: README "Topics and payloads"):
   time. A JSON list of such objects is accepted too.
 - a bare number, e.g. ``21.5``;
 - InfluxDB line protocol, one or more lines. Tags ``site``, ``asset``, ``sensor`` override the
-  topic's; every numeric field is one reading: the field ``value`` keeps the sensor name, any
-  other field ``f`` becomes sensor ``<sensor>.<f>`` (or ``f`` when no sensor is named).
+  topic's only where ``[sensors].payload_overrides`` names them (none by default: whoever may
+  publish on a topic cannot write into another site's series); every numeric field is one
+  reading: the field ``value`` keeps the sensor name, any other field ``f`` becomes sensor
+  ``<sensor>.<f>`` (or ``f`` when no sensor is named).
 
-Nothing raises: bad input comes back as :class:`~oddwatch.records.IngestError`.
+Tag values (topic levels, overrides) lose control characters; one that InfluxDB cannot
+store exactly (too long, a backslash at its end or before ``,`` ``=`` or a space) is a
+``bad_tag`` error. Nothing raises: bad input comes back as
+:class:`~oddwatch.records.IngestError`, and an exception nobody foresaw as ``parse_failed``.
 
 >>> from oddwatch.records import Message, UTC
 >>> from datetime import datetime
@@ -29,9 +34,10 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
+from oddwatch.ingest.guard import failure
 from oddwatch.ingest.timestamps import TimestampError, parse_timestamp
 from oddwatch.ingest.topics import parse_topic
-from oddwatch.lineproto import parse_lines
+from oddwatch.lineproto import parse_lines, strip_control, tag_problem
 from oddwatch.records import UTC, IngestError, Message, Reading, excerpt, spread_errors
 from oddwatch.settings import SensorSettings
 
@@ -50,14 +56,17 @@ def parse_ts(raw: Any) -> datetime:
     try:
         return parse_timestamp(raw)
     except TimestampError as exc:
-        raise _Reject("bad_type", str(exc)) from None
+        raise _Reject(exc.reason, str(exc)) from None
 
 
 def parse_value(raw: Any, what: str = "value") -> float:
     """A finite float, rejecting booleans, strings and non-finite numbers."""
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise _Reject("bad_type", f"{what} must be a number, got {raw!r}")
-    value = float(raw)
+    try:
+        value = float(raw)
+    except OverflowError:
+        raise _Reject("bad_value", f"{what} is an integer of {len(str(raw))} digits, too large for a float") from None
     if not math.isfinite(value):
         raise _Reject("non_finite", f"{what} is {raw!r}; only finite numbers are scored")
     return value
@@ -79,6 +88,8 @@ class SensorParser:
             return spread_errors(self._parse_payload(msg, tags, now))  # type: ignore[return-value]
         except _Reject as rej:
             return [self._error(msg, rej.reason, rej.detail, now)]
+        except Exception as exc:  # the last resort: one message never stops the flow
+            return [failure("sensor", STEP, msg, exc)]
 
     def _error(self, msg: Message, reason: str, detail: str, now: datetime) -> IngestError:
         return IngestError(
@@ -119,25 +130,31 @@ class SensorParser:
             doc = json.loads(text)
         except ValueError as exc:  # includes NaN-free JSON decode errors
             raise _Reject("bad_json", f"payload is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise _Reject("bad_json", "payload JSON is nested too deeply") from None
+        if doc == []:
+            raise _Reject("empty", "payload is an empty JSON array; send one or more readings")
         docs = doc if isinstance(doc, list) else [doc]
         out: list[Reading | IngestError] = []
         for item in docs:
             try:
                 if not isinstance(item, dict):
-                    raise _Reject("bad_type", f"expected a JSON object with 'value', got {item!r}")
+                    raise _Reject("bad_type", f"expected a JSON object with 'value', got {_short(item)}")
                 if "value" not in item:
-                    raise _Reject("bad_type", f"JSON object has no 'value' key (keys: {sorted(item)})")
+                    raise _Reject("bad_type", f"JSON object has no 'value' key (keys: {_short(sorted(item))})")
                 value = parse_value(item["value"])
                 ts = parse_ts(item["ts"]) if item.get("ts") is not None else now
                 unit = item.get("unit")
                 quality = item.get("quality")
                 out.append(self._reading(
                     msg, tags, now, value=value, ts=ts,
-                    unit=None if unit is None else str(unit),
-                    quality=None if quality is None else str(quality),
+                    unit=None if unit is None else str(unit)[:64],
+                    quality=None if quality is None else str(quality)[:64],
                 ))
             except _Reject as rej:
                 out.append(self._error(msg, rej.reason, rej.detail, now))
+            except (ArithmeticError, ValueError, RecursionError) as exc:
+                out.append(self._error(msg, "bad_value", f"reading {_short(item)} cannot be used: {exc}", now))
         return out
 
     def _from_line_protocol(self, msg: Message, text: str, tags: dict[str, str], now: datetime) -> list[Reading | IngestError]:
@@ -146,10 +163,15 @@ class SensorParser:
         except ValueError as exc:
             raise _Reject("bad_line_protocol", f"payload is neither a number, JSON nor line protocol: {exc}") from None
         out: list[Reading | IngestError] = []
+        overrides = self.settings.payload_overrides
         for _measurement, lp_tags, fields, ts_ns in lines:
-            merged = {**tags, **{k: v for k, v in lp_tags.items() if k in ("site", "asset", "sensor")}}
+            merged = {**tags, **{k: v for k, v in lp_tags.items() if k in overrides}}
             base = merged.get("sensor", "")
-            ts = datetime.fromtimestamp(ts_ns / 1e9, UTC) if ts_ns is not None else now
+            try:
+                ts = _ns_to_datetime(ts_ns) if ts_ns is not None else now
+            except _Reject as rej:
+                out.append(self._error(msg, rej.reason, rej.detail, now))
+                continue
             for name, raw in fields.items():
                 try:
                     value = parse_value(raw, f"field {name!r}")
@@ -163,9 +185,13 @@ class SensorParser:
         self, msg: Message, tags: dict[str, str], now: datetime, *, value: float, ts: datetime,
         unit: str | None = None, quality: str | None = None,
     ) -> Reading:
-        for name in ("site", "asset", "sensor"):
-            if not tags.get(name):
+        clean = {name: strip_control(tags.get(name) or "") for name in ("site", "asset", "sensor")}
+        for name, tag in clean.items():
+            if not tag:
                 raise _Reject("unknown_topic", f"topic {msg.topic!r} gives no {name!r} (empty or missing level)")
+            problem = tag_problem(tag)
+            if problem:
+                raise _Reject("bad_tag", f"{name} {_short(tag)} (topic {msg.topic!r}) {problem}; rename it")
         if ts - now > self._max_future:
             raise _Reject(
                 "ts_future",
@@ -179,6 +205,23 @@ class SensorParser:
                 f"limit [sensors].max_past_s = {self.settings.max_past_s:g} (raise it to replay history)",
             )
         return Reading(
-            site=tags["site"], asset=tags["asset"], sensor=tags["sensor"], ts=ts, value=value,
+            site=clean["site"], asset=clean["asset"], sensor=clean["sensor"], ts=ts, value=value,
             unit=unit, quality=quality, topic=msg.topic, received=msg.received,
         )
+
+
+def _ns_to_datetime(ts_ns: int) -> datetime:
+    """A line-protocol timestamp (ns since the epoch) as a UTC datetime."""
+    try:
+        return datetime.fromtimestamp(ts_ns / 1e9, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise _Reject("bad_timestamp", f"line protocol timestamp {_short(ts_ns)} ns is outside the years 1..9999") from None
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to *limit* characters (payload values can be huge or deep)."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
