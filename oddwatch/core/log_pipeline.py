@@ -74,6 +74,7 @@ class LogParams:
     window_slide_lines: int = 50
     session_regex: str = r"blk_-?\d+"
     session_gap_s: float = 3600.0
+    session_memory_s: float = 0.0  # > 0: a session's later bursts are judged with the session so far
     max_session_lines: int = 10000
     max_open_windows: int = 100000
     examples_per_template: int = 1
@@ -124,7 +125,8 @@ class LogParams:
             mode=self.window_mode, by=self.window_by, size_s=self.window_size_s,
             slide_s=self.window_slide_s, size_lines=self.window_size_lines,
             slide_lines=self.window_slide_lines, session_regex=self.session_regex,
-            session_gap_s=self.session_gap_s, max_session_lines=self.max_session_lines,
+            session_gap_s=self.session_gap_s, session_memory_s=self.session_memory_s,
+            max_session_lines=self.max_session_lines,
             max_open_windows=self.max_open_windows, examples_per_template=self.examples_per_template,
         )
 
