@@ -36,7 +36,8 @@ import time
 from pathlib import Path
 
 from oddwatch.core.log_pipeline import LogParams, LogScorer, build_embedder
-from oddwatch.evaluation.logs import evaluate_logs, read_lines
+from oddwatch.evaluation.corpora import read_log as read_lines
+from oddwatch.evaluation.logs import evaluate_logs
 from oddwatch.records import utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,7 +128,7 @@ def bench_matryoshka(path: Path, device: str) -> dict[str, object]:
     for mode, dims in runs:
         t0 = time.perf_counter()
         params = LogParams(device=device, **{mode: dims})
-        summary = evaluate_logs(path, labels=path.parent / "HDFS_dev_labels.csv", params=params)
+        summary = evaluate_logs(path, labels=path.parent / "HDFS_dev_labels.csv", params=params, session_regex=r"blk_-?\d+")
         rows.append({"mode": "truncated embedding" if mode == "truncate_dim" else "two-stage search",
                      "dims": dims or 384, "AUROC": round(summary["auroc"], 4), "AUPRC": round(summary["auprc"], 4),
                      "F1": round(summary["f1"], 4), "precision": round(summary["precision"], 4),
