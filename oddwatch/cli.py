@@ -104,9 +104,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         from oddwatch.evaluation.logs import evaluate_logs
 
+        params = _settings(args).log_detector
+        if args.window_by:
+            params.window_mode, params.window_by = "tumbling", args.window_by
+        if args.window_size:
+            if params.window_by == "count":
+                params.window_size_lines = int(args.window_size)
+            else:
+                params.window_size_s = args.window_size
+        if args.session_memory is not None:
+            params.session_memory_s = args.session_memory
         summary = evaluate_logs(Path(args.path), fmt=args.format, labels=Path(args.labels) if args.labels else None,
-                                out_dir=Path(args.out), params=_settings(args).log_detector,
-                                session_regex=args.session_regex)
+                                out_dir=Path(args.out), params=params, session_regex=args.session_regex)
         print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -221,8 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--labels", help="NAB combined_windows.json, or a CSV id,label for logs")
     p.add_argument("--out", required=True)
-    p.add_argument("--format", default="hdfs", choices=["hdfs", "bgl", "raw", "jsonl"])
-    p.add_argument("--session-regex", default=None, help=r"session id regex (default: [log_detector] session_regex, blk_-?\d+)")
+    p.add_argument("--format", default="hdfs", choices=["hdfs", "bgl", "thunderbird", "raw", "jsonl"])
+    p.add_argument("--session-regex", default=None,
+                   help=r"session windows keyed by this regex, for --labels per session (HDFS: 'blk_-?\d+')")
+    p.add_argument("--session-memory", type=float, default=None,
+                   help="seconds a closed session is remembered so its later bursts continue it (0: off)")
+    p.add_argument("--window-by", choices=["time", "count"], default=None,
+                   help="tumbling windows per source by time or by lines (default: [log_detector] windows)")
+    p.add_argument("--window-size", type=float, default=None, help="window size in seconds or lines")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("feedback", help="tell oddwatch an alert was a false positive (or right)")
