@@ -66,7 +66,7 @@ class LogParams:
     """Every tunable of the log detector, defaults written once (config section ``[log_detector]``)."""
 
     # windows
-    window_mode: str = "session"  # session | tumbling | sliding
+    window_mode: str = "tumbling"  # tumbling | sliding | session (opt-in: session_regex names the session id)
     window_by: str = "time"  # tumbling/sliding by "time" or "count"
     window_size_s: float = 60.0
     window_slide_s: float = 30.0
