@@ -74,7 +74,7 @@ def write_result(out: Path, name: str, command: str, results: dict[str, object])
 def bench_core(path: Path, limit: int | None, device: str) -> dict[str, object]:
     items = [(ts, src, msg) for ts, src, msg, _ in read_lines(path, "hdfs")][:limit]
     t0 = time.perf_counter()
-    scorer = LogScorer(LogParams(device=device))
+    scorer = LogScorer(LogParams(device=device, window_mode="session"))
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     windows = 0
