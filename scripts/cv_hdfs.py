@@ -9,12 +9,13 @@ all thresholds (chosen with the labels) are diagnostics. A second diagnostic, ``
 the detector at the middle line (it has seen nothing before; later bursts of blocks written in
 the first half arrive as fragments) and scores the same second-half blocks.
 
-The grid (two questions, two answers each):
+The grid (two questions):
 
 - ``session_memory_s``: a block's later bursts (verification, reads, deletion, hours after it
   was written) judged alone (0) or with the whole block so far (86400: a day);
-- ``admit_distance``: normal windows learnt only when within 0.05 of a known normal one, or
-  whenever they score under the 0.12 floor of the alert threshold.
+- ``min_threshold``: the floor of the calibrated alert threshold (cosine distance to the
+  nearest normal window), the setting that moves the detector's own decisions most: 0.08,
+  0.11 (the default) or 0.15.
 
 Usage::
 
@@ -36,7 +37,7 @@ from oddwatch.evaluation.corpora import parse_log_line, read_session_labels
 from oddwatch.evaluation.logs import session_metrics
 
 SESSION = r"blk_-?\d+"
-GRID: dict[str, list[Any]] = {"session_memory_s": [0.0, 86400.0], "admit_distance": [0.05, 0.12]}
+GRID: dict[str, list[Any]] = {"session_memory_s": [0.0, 86400.0], "min_threshold": [0.08, 0.11, 0.15]}
 SHOWN = ("f1", "precision", "recall", "tp", "fp", "fn", "auroc", "auprc")
 
 
