@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("replay", help="replay recorded data over MQTT")
     p.add_argument("path")
-    p.add_argument("--format", default="nab", choices=["nab", "hdfs", "bgl", "syslog", "jsonl", "raw"])
+    p.add_argument("--format", default="nab", choices=["nab", "hdfs", "bgl", "thunderbird", "syslog", "jsonl", "raw"])
     p.add_argument("--topic", default=None, help="topic template, e.g. plant/nab/{category}/{name}")
     p.add_argument("--speed", type=float, default=None, help="N times real time (default: as fast as --rate allows)")
     p.add_argument("--rate", type=float, default=1000.0, help="messages per second limit")

@@ -5,11 +5,12 @@ Formats (``fmt``):
 - ``nab``: ``timestamp,value`` CSV (one file or a folder of them, searched recursively);
   each row becomes a JSON reading ``{"ts", "value"}`` on ``plant/nab/{category}/{name}``
   (category: the file's folder, name: its stem);
-- ``hdfs``, ``bgl``, ``syslog``, ``jsonl``, ``raw``: one message per non-blank line on
-  ``logs/{site}/{host}/{app}`` (site ``replay``, host the file stem, app the format).
-  Timestamps are read for pacing from HDFS (``yymmdd hhmmss``), BGL (epoch field; the label
-  field is stripped so the ground truth never reaches the flows), syslog (RFC 3164/5424 or
-  BSD) and JSON lines (``ts``); raw lines have none and are paced by ``rate_limit`` only.
+- ``hdfs``, ``bgl``, ``thunderbird``, ``syslog``, ``jsonl``, ``raw``: one message per
+  non-blank line on ``logs/{site}/{host}/{app}`` (site ``replay``, host the file stem, app
+  the format). Timestamps are read for pacing from HDFS (``yymmdd hhmmss``), BGL and
+  Thunderbird (epoch field; the label field is stripped so the ground truth never reaches
+  the flows), syslog (RFC 3164/5424 or BSD) and JSON lines (``ts``); raw lines have none and
+  are paced by ``rate_limit`` only.
 
 Topic templates may use ``{category}``, ``{name}``, ``{site}``, ``{host}``, ``{app}`` and
 ``{fmt}``. Several files are merged in time order.
@@ -43,7 +44,7 @@ from oddwatch.observe.progress import Progress, Publisher, publish_stream
 from oddwatch.records import UTC, LogLine, Message, utcnow
 from oddwatch.settings import Settings
 
-FORMATS = ("nab", "hdfs", "bgl", "syslog", "jsonl", "raw")
+FORMATS = ("nab", "hdfs", "bgl", "thunderbird", "syslog", "jsonl", "raw")
 DEFAULT_TOPICS = {"nab": "plant/nab/{category}/{name}"} | {
     f: "logs/{site}/{host}/{app}" for f in FORMATS if f != "nab"
 }
@@ -95,7 +96,7 @@ def line_ts(fmt: str, line: str, now: datetime) -> datetime | None:
     True
     """
     try:
-        if fmt in ("hdfs", "bgl"):
+        if fmt in ("hdfs", "bgl", "thunderbird"):
             return datetime.fromtimestamp(parse_log_line(line, fmt).ts, UTC)
         if fmt == "jsonl":
             doc = json.loads(line)
@@ -199,7 +200,7 @@ def read_file(path: Path, fmt: str, topic: str, now: datetime) -> Iterator[Repla
             if not line.strip():
                 continue
             ts = line_ts(fmt, line, now)
-            if fmt == "bgl":
+            if fmt in ("bgl", "thunderbird"):
                 line = line.split(" ", 1)[1] if " " in line else line  # drop the label field
             if ts is not None:
                 first, last = first or ts, ts
