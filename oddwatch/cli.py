@@ -114,8 +114,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 params.window_size_s = args.window_size
         if args.session_memory is not None:
             params.session_memory_s = args.session_memory
-        summary = evaluate_logs(Path(args.path), fmt=args.format, labels=Path(args.labels) if args.labels else None,
-                                out_dir=Path(args.out), params=params, session_regex=args.session_regex)
+        try:
+            summary = evaluate_logs(Path(args.path), fmt=args.format, labels=Path(args.labels) if args.labels else None,
+                                    out_dir=Path(args.out), params=params, session_regex=args.session_regex)
+        except ValueError as exc:
+            print(f"oddwatch: {exc}", file=sys.stderr)
+            return 2
         print(json.dumps(summary, indent=2, default=str))
     return 0
 

@@ -79,3 +79,10 @@ def test_cli_thunderbird_windows_by_count(labelled_log: Path, tmp_path: Path, ca
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["params"]["window_size_lines"] == 10 and summary["anomalous_windows"] == 1
     assert '"level": "window"' in capsys.readouterr().out
+
+
+def test_cli_session_labels_without_session_windows_is_a_clear_error(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["eval", "logs", str(DATA / "hdfs_sample.log"), "--labels", str(DATA / "hdfs_sample_labels.csv"),
+               "--out", str(tmp_path / "o")])
+    assert rc == 2 and "--session-regex" in capsys.readouterr().err

@@ -158,13 +158,13 @@ def evaluate_logs(
     params = params or LogParams()
     if session_regex is not None:
         params.window_mode, params.session_regex = "session", session_regex
-    scorer = scorer or LogScorer(params)
-    p = scorer.params
+    p = scorer.params if scorer is not None else params
     if labels is not None and p.window_mode != "session":
         raise ValueError(
             f"eval logs: per-session labels ({labels}) need session windows, but window_mode = "
             f"{p.window_mode!r}; pass --session-regex (HDFS blocks: 'blk_-?\\d+')"
         )
+    scorer = scorer or LogScorer(params)
     regex = re.compile(p.session_regex)
     label_of = read_session_labels(labels) if labels is not None else {}
     line_labels = WindowLabels(p.window_params()) if labels is None else None
