@@ -77,8 +77,8 @@ class SubscriptionParams:
 
     >>> from oddwatch.settings import Subscription
     >>> s = Settings()
-    >>> s.logs.subscriptions = [Subscription("logs/+/+/+", "_/site/host/app", window_mode="tumbling"),
-    ...                         Subscription("hdfs/+/+/+", "_/site/host/app")]
+    >>> s.logs.subscriptions = [Subscription("logs/+/+/+", "_/site/host/app"),
+    ...                         Subscription("hdfs/+/+/+", "_/site/host/app", window_mode="session")]
     >>> p = SubscriptionParams(s)
     >>> p("logs/s1/web1/nginx").window_mode, p("hdfs/s1/dn1/datanode").window_mode
     ('tumbling', 'session')

@@ -107,9 +107,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from oddwatch.evaluation.logs import evaluate_logs
 
         settings = _settings(args)
-        summary = evaluate_logs(Path(args.path), fmt=args.format, labels=Path(args.labels) if args.labels else None,
-                                out_dir=Path(args.out), params=settings.log_detector, alerts=settings.alerts,
-                                session_regex=args.session_regex)
+        params = settings.log_detector
+        if args.window_by:
+            params.window_mode, params.window_by = "tumbling", args.window_by
+        if args.window_size:
+            if params.window_by == "count":
+                params.window_size_lines = int(args.window_size)
+            else:
+                params.window_size_s = args.window_size
+        if args.session_memory is not None:
+            params.session_memory_s = args.session_memory
+        try:
+            summary = evaluate_logs(Path(args.path), fmt=args.format, labels=Path(args.labels) if args.labels else None,
+                                    out_dir=Path(args.out), params=params, alerts=settings.alerts,
+                                    session_regex=args.session_regex)
+        except ValueError as exc:
+            print(f"oddwatch: {exc}", file=sys.stderr)
+            return 2
         print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -209,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("replay", help="replay recorded data over MQTT")
     p.add_argument("path")
-    p.add_argument("--format", default="nab", choices=["nab", "hdfs", "bgl", "syslog", "jsonl", "raw"])
+    p.add_argument("--format", default="nab", choices=["nab", "hdfs", "bgl", "thunderbird", "syslog", "jsonl", "raw"])
     p.add_argument("--topic", default=None, help="topic template, e.g. plant/nab/{category}/{name}")
     p.add_argument("--speed", type=float, default=None, help="N times real time (default: as fast as --rate allows)")
     p.add_argument("--rate", type=float, default=1000.0, help="messages per second limit")
@@ -224,8 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--labels", help="NAB combined_windows.json, or a CSV id,label for logs")
     p.add_argument("--out", required=True)
-    p.add_argument("--format", default="hdfs", choices=["hdfs", "bgl", "raw", "jsonl"])
-    p.add_argument("--session-regex", default=None, help=r"session id regex (default: [log_detector] session_regex, blk_-?\d+)")
+    p.add_argument("--format", default="hdfs", choices=["hdfs", "bgl", "thunderbird", "raw", "jsonl"])
+    p.add_argument("--session-regex", default=None,
+                   help=r"session windows keyed by this regex, for --labels per session (HDFS: 'blk_-?\d+')")
+    p.add_argument("--session-memory", type=float, default=None,
+                   help="seconds a closed session is remembered so its later bursts continue it (0: off)")
+    p.add_argument("--window-by", choices=["time", "count"], default=None,
+                   help="tumbling windows per source by time or by lines (default: [log_detector] windows)")
+    p.add_argument("--window-size", type=float, default=None, help="window size in seconds or lines")
     p.add_argument("--config", default=argparse.SUPPRESS,
                    help="TOML config file: [log_detector] and [alerts] (also accepted before the sub-command)")
     p.set_defaults(func=cmd_eval)

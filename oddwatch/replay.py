@@ -5,11 +5,12 @@ Formats (``fmt``):
 - ``nab``: ``timestamp,value`` CSV (one file or a folder of them, searched recursively);
   each row becomes a JSON reading ``{"ts", "value"}`` on ``plant/nab/{category}/{name}``
   (category: the file's folder, name: its stem);
-- ``hdfs``, ``bgl``, ``syslog``, ``jsonl``, ``raw``: one message per non-blank line on
-  ``logs/{site}/{host}/{app}`` (site ``replay``, host the file stem, app the format).
-  Timestamps are read for pacing from HDFS (``yymmdd hhmmss``), BGL (epoch field; the label
-  field is stripped so the ground truth never reaches the flows), syslog (RFC 3164/5424 or
-  BSD) and JSON lines (``ts``); raw lines have none and are paced by ``rate_limit`` only.
+- ``hdfs``, ``bgl``, ``thunderbird``, ``syslog``, ``jsonl``, ``raw``: one message per
+  non-blank line on ``logs/{site}/{host}/{app}`` (site ``replay``, host the file stem, app
+  the format). Timestamps are read for pacing from HDFS (``yymmdd hhmmss``), BGL and
+  Thunderbird (epoch field; the label field is stripped so the ground truth never reaches
+  the flows), syslog (RFC 3164/5424 or BSD) and JSON lines (``ts``); raw lines have none and
+  are paced by ``rate_limit`` only.
 
 Topic templates may use ``{category}``, ``{name}``, ``{site}``, ``{host}``, ``{app}`` and
 ``{fmt}``. Several files are merged in time order.
@@ -21,13 +22,12 @@ timestamp are rewritten; HDFS, BGL and raw lines are parsed as raw text, stamped
 Series in a folder then all start together. With ``loop`` the data repeats until Ctrl-C or
 ``max_messages``.
 
->>> encode(ReplayItem("plant/nab/x/y", None, "nab", 1.5, ts=_naive_utc("2014-01-01 00:05:00")), None)
+>>> encode(ReplayItem("plant/nab/x/y", None, "nab", 1.5, ts=datetime(2014, 1, 1, 0, 5, tzinfo=UTC)), None)
 b'{"ts": "2014-01-01T00:05:00Z", "value": 1.5}'
 """
 
 from __future__ import annotations
 
-import csv
 import heapq
 import itertools
 import json
@@ -38,16 +38,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from oddwatch.evaluation.corpora import iter_series, parse_log_line
 from oddwatch.ingest.logs import parse_json_ts, parse_log_message
 from oddwatch.observe.progress import Progress, Publisher, publish_stream
 from oddwatch.records import UTC, LogLine, Message, utcnow
 from oddwatch.settings import Settings
 
-FORMATS = ("nab", "hdfs", "bgl", "syslog", "jsonl", "raw")
+FORMATS = ("nab", "hdfs", "bgl", "thunderbird", "syslog", "jsonl", "raw")
 DEFAULT_TOPICS = {"nab": "plant/nab/{category}/{name}"} | {
     f: "logs/{site}/{host}/{app}" for f in FORMATS if f != "nab"
 }
-_HDFS_TS = re.compile(r"(\d{6}) (\d{6}) ")
 _SYSLOG_3164_TS = re.compile(r"(<\d{1,3}>)?([A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d)( )")
 _SYSLOG_5424_TS = re.compile(r"(<\d{1,3}>1 )(\S+)( )")
 _TOPIC_BAD = re.compile(r"[/+#\s\x00]+")
@@ -73,11 +73,6 @@ class ReplayItem:
     at: datetime | None = None
 
 
-def _naive_utc(text: str) -> datetime:
-    ts = datetime.fromisoformat(text.strip())
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
 def topic_level(text: str) -> str:
     """A string made safe as one MQTT topic level.
 
@@ -101,11 +96,8 @@ def line_ts(fmt: str, line: str, now: datetime) -> datetime | None:
     True
     """
     try:
-        if fmt == "hdfs":
-            m = _HDFS_TS.match(line)
-            return datetime.strptime(m.group(1) + m.group(2), "%y%m%d%H%M%S").replace(tzinfo=UTC) if m else None
-        if fmt == "bgl":
-            return datetime.fromtimestamp(int(line.split(" ", 2)[1]), UTC)
+        if fmt in ("hdfs", "bgl", "thunderbird"):
+            return datetime.fromtimestamp(parse_log_line(line, fmt).ts, UTC)
         if fmt == "jsonl":
             doc = json.loads(line)
             raw = next((doc[k] for k in ("ts", "timestamp", "time", "@timestamp") if doc.get(k) is not None), None)
@@ -194,20 +186,12 @@ def read_file(path: Path, fmt: str, topic: str, now: datetime) -> Iterator[Repla
     first: datetime | None = None
     ts: datetime | None
     if fmt == "nab":
-        with path.open(newline="") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None or [h.strip().lower() for h in header[:2]] != ["timestamp", "value"]:
-                raise ReplayError(f"NAB file {str(path)!r} must start with a 'timestamp,value' header, got {header!r}")
-            for lineno, row in enumerate(reader, start=2):
-                if not row:
-                    continue
-                try:
-                    ts, value = _naive_utc(row[0]), float(row[1])
-                except (ValueError, IndexError):
-                    raise ReplayError(f"NAB file {str(path)!r} line {lineno}: bad row {row!r}") from None
-                first = first or ts
-                yield ReplayItem(topic, (ts - first).total_seconds(), fmt, value, ts, ts)
+        try:
+            for row in iter_series(path):
+                first = first or row.ts
+                yield ReplayItem(topic, (row.ts - first).total_seconds(), fmt, row.value, row.ts, row.ts)
+        except ValueError as exc:
+            raise ReplayError(f"NAB file {str(path)!r}: {exc} (a NAB file is a 'timestamp,value' CSV)") from None
         return
     last: datetime | None = None
     with path.open(encoding="utf-8", errors="replace") as fh:
@@ -216,7 +200,7 @@ def read_file(path: Path, fmt: str, topic: str, now: datetime) -> Iterator[Repla
             if not line.strip():
                 continue
             ts = line_ts(fmt, line, now)
-            if fmt == "bgl":
+            if fmt in ("bgl", "thunderbird"):
                 line = line.split(" ", 1)[1] if " " in line else line  # drop the label field
             if ts is not None:
                 first, last = first or ts, ts

@@ -96,11 +96,12 @@ class Subscription:
     window_slide_lines: int = 0
     session_regex: str = ""
     session_gap_s: float = 0.0
+    session_memory_s: float = 0.0
 
     def window_overrides(self) -> dict[str, str | float | int]:
         """The window settings this subscription sets (the non-empty ones)."""
         names = ("window_mode", "window_by", "window_size_s", "window_slide_s", "window_size_lines",
-                 "window_slide_lines", "session_regex", "session_gap_s")
+                 "window_slide_lines", "session_regex", "session_gap_s", "session_memory_s")
         return {n: getattr(self, n) for n in names if getattr(self, n)}
 
 
@@ -377,7 +378,22 @@ def sample_toml() -> str:
         "# oddwatch configuration: every key with its default.\n"
         "# Environment overrides: ODDWATCH_<SECTION>__<KEY>, e.g. ODDWATCH_MQTT__HOST.\n\n"
     )
-    return header + to_toml(as_dict(Settings(), mask=False))
+    return header + to_toml(as_dict(Settings(), mask=False)) + SESSION_PROFILE
+
+
+SESSION_PROFILE = """
+# Log windows are tumbling windows of event time per source ([log_detector] window_mode,
+# window_size_s), which fit any syslog-like source. Logs that name a session id can be judged
+# per session instead: e.g. HDFS, one window per block, closed after an hour without a line:
+#
+# [[logs.subscriptions]]
+# topic = "hdfs/+/+/+"
+# tags = "_/site/host/app"
+# window_mode = "session"
+# session_regex = 'blk_-?\\d+'
+# session_gap_s = 3600.0
+# session_memory_s = 0.0  # > 0: a block's later bursts are judged with the whole block so far
+"""
 
 
 def expand(path: str) -> Path:

@@ -38,7 +38,8 @@ from pathlib import Path
 from detectors.embedders import TemplateEmbeddingCache
 from oddwatch.core.log_pipeline import LogParams, build_embedder
 from oddwatch.core.logsource import Decided, LogSourceState
-from oddwatch.evaluation.logs import decide_lines, evaluate_logs, read_lines, template_hit_rate
+from oddwatch.evaluation.corpora import read_log as read_lines
+from oddwatch.evaluation.logs import decide_lines, evaluate_logs, template_hit_rate
 from oddwatch.records import utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +76,7 @@ def write_result(out: Path, name: str, command: str, results: dict[str, object])
 def bench_core(path: Path, limit: int | None, device: str) -> dict[str, object]:
     items = [(ts, src, msg) for ts, src, msg, _ in read_lines(path, "hdfs")][:limit]
     t0 = time.perf_counter()
-    params = LogParams(device=device)
+    params = LogParams(device=device, window_mode="session")
     cache = TemplateEmbeddingCache(build_embedder(params), capacity=params.cache_capacity)
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -127,7 +128,7 @@ def bench_matryoshka(path: Path, device: str) -> dict[str, object]:
     for mode, dims in runs:
         t0 = time.perf_counter()
         params = LogParams(device=device, **{mode: dims})
-        summary = evaluate_logs(path, labels=path.parent / "HDFS_dev_labels.csv", params=params)
+        summary = evaluate_logs(path, labels=path.parent / "HDFS_dev_labels.csv", params=params, session_regex=r"blk_-?\d+")
         rows.append({"mode": "truncated embedding" if mode == "truncate_dim" else "two-stage search",
                      "dims": dims or 384, "AUROC": round(summary["auroc"], 4), "AUPRC": round(summary["auprc"], 4),
                      "F1": round(summary["f1"], 4), "precision": round(summary["precision"], 4),

@@ -6,8 +6,8 @@ Usage::
 
 Mosquitto and InfluxDB 1.x are started on free loopback ports in a temp dir
 (:class:`oddwatch.services.LocalServices`); the log flow (``flows.logs.build_flow`` with the
-default model, all-MiniLM-L6-v2, on CPU, and the default :class:`~oddwatch.core.log_pipeline.LogParams`:
-session windows by block id) runs in this process in a background thread
+default model, all-MiniLM-L6-v2, on CPU, and the default :class:`~oddwatch.core.log_pipeline.LogParams`
+with session windows by block id) runs in this process in a background thread
 (:class:`oddwatch.flowrunner.FlowRunner`). The model is loaded and warmed before the clock starts
 (``model.load_s``).
 
@@ -88,6 +88,7 @@ def _settings(local: Any, tmp: Path, name: str) -> Any:
         "influx": {"url": local.influx_url, "database": local.database, "spool_dir": str(tmp / "spool" / name)},
         "services": {"state_dir": str(local.state_dir), "influx_rpc_port": local.influx_rpc_port},
         "metrics": {"port": free_port()},
+        "log_detector": {"window_mode": "session"},
     })
 
 
@@ -104,10 +105,10 @@ def _vm_rss_mb() -> float:
 
 def read_hdfs(path: Path, limit: int) -> list[tuple[float, str]]:
     """The first *limit* HDFS lines as (epoch seconds, ``LEVEL component: message``)."""
-    from oddwatch.evaluation.logs import read_lines
+    from oddwatch.evaluation.corpora import read_log
 
     out: list[tuple[float, str]] = []
-    for ts, _src, msg, _label in read_lines(path, "hdfs"):
+    for ts, _src, msg, _label in read_log(path, "hdfs"):
         out.append((ts, msg))
         if len(out) >= limit:
             break
@@ -140,7 +141,7 @@ def expected_windows(stamped: list[tuple[datetime, str]], source: str) -> tuple[
     from oddwatch.core.log_pipeline import LogParams
     from oddwatch.core.log_windows import WindowAssembler
 
-    asm = WindowAssembler(source, LogParams().window_params())
+    asm = WindowAssembler(source, LogParams(window_mode="session").window_params())
     ends: list[float] = []
     for ts, msg in stamped:
         ends += [w.end for w in asm.add(ts.timestamp(), 0, msg)]
@@ -316,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = _machine()
     lines = read_hdfs(args.log, args.lines)
     print(f"bench_logs_e2e: {len(lines)} lines of {args.log}; loading the model", file=sys.stderr)
-    params = LogParams()
+    params = LogParams(window_mode="session")
     start = time.perf_counter()
     embedder = build_embedder(params)
     embedder.encode([lines[0][1]])  # warm: the first call allocates

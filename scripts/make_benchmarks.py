@@ -224,7 +224,7 @@ def render(results: Path, nab_dir: Path, this_command: str) -> str:
         "",
     ]
     logs_cmd = (found["logs"] or {}).get("command") or (
-        f"oddwatch eval logs ../shared/data/hdfs/HDFS_dev.log --format hdfs "
+        f"oddwatch eval logs ../shared/data/hdfs/HDFS_dev.log --format hdfs --session-regex 'blk_-?\\d+' "
         f"--labels ../shared/data/hdfs/HDFS_dev_labels.csv --out {results}/hdfs")
     lines += nab_section(found["series"], found["series_path"], artime, nab_dir, this_command)
     lines += logs_section(found["logs"], found["logs_path"], logs_cmd)

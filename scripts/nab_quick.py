@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 from oddwatch.core.series import SeriesParams, SeriesState
+from oddwatch.evaluation import corpora
 from oddwatch.records import Reading
 from oddwatch.settings import AlertSettings
 
@@ -41,25 +41,16 @@ PROFILES = {
 }
 
 
-def _ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.strip()).replace(tzinfo=UTC)
-
-
 def load_corpus(data: Path) -> dict[str, tuple[list[datetime], list[float], list[tuple[int, int]]]]:
     """``{relative name: (timestamps, values, windows as (first row, last row))}``."""
-    windows = json.loads((data / "labels" / "combined_windows.json").read_text())
+    windows = corpora.read_windows(data / "labels" / "combined_windows.json")
     corpus = {}
     for name in sorted(windows):
-        lines = (data / "data" / name).read_text().splitlines()[1:]
-        ts, vals = [], []
-        for line in lines:
-            t, v = line.split(",")[:2]
-            ts.append(_ts(t))
-            vals.append(float(v))
+        rows = list(corpora.iter_series(data / "data" / name))
+        ts, vals = [r.ts for r in rows], [r.value for r in rows]
         wins = []
         for start, end in windows[name]:
-            s, e = _ts(start), _ts(end)
-            idx = [i for i, t in enumerate(ts) if s <= t <= e]
+            idx = [i for i, t in enumerate(ts) if start <= t <= end]
             if idx:
                 wins.append((idx[0], idx[-1]))
         corpus[name] = (ts, vals, wins)

@@ -22,7 +22,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hdfs"
 def test_vendored_sample_core_runs_without_shared_data(tmp_path: Path) -> None:
     summary = evaluate_logs(
         DATA / "hdfs_sample.log", labels=DATA / "hdfs_sample_labels.csv",
-        out_dir=tmp_path, params=LogParams(model="hashing"),
+        out_dir=tmp_path, params=LogParams(model="hashing"), session_regex=r"blk_-?\d+",
     )
     assert summary["labelled_sessions"] == 150 and summary["anomalous_sessions"] == 8
     assert summary["auroc"] >= 0.85
@@ -38,7 +38,7 @@ def dev_summary(tmp_path_factory: pytest.TempPathFactory) -> dict:
         pytest.skip(f"HDFS dev data not found at {SHARED} (../shared/data/hdfs): skipping the quality test")
     return evaluate_logs(
         SHARED / "HDFS_dev.log", labels=SHARED / "HDFS_dev_labels.csv",
-        out_dir=tmp_path_factory.mktemp("hdfs"), params=LogParams(),
+        out_dir=tmp_path_factory.mktemp("hdfs"), params=LogParams(), session_regex=r"blk_-?\d+",
     )
 
 

@@ -23,7 +23,8 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from detectors.embedders import HashingEmbedder, TemplateEmbeddingCache
 from flows.logs import SubscriptionParams, build_flow
 from oddwatch.core.logsource import Decided, LogOutput
-from oddwatch.evaluation.logs import decide_lines, read_lines
+from oddwatch.evaluation.corpora import read_log
+from oddwatch.evaluation.logs import decide_lines
 from oddwatch.records import UTC, Alert, Message, Outgoing, Point
 from oddwatch.schema import alert_json
 from oddwatch.settings import Settings, Subscription
@@ -56,7 +57,7 @@ def _sshd() -> list[tuple[float, str]]:
 
 
 def _hdfs() -> list[tuple[float, str]]:
-    return [(ts, msg) for ts, _, msg, _ in read_lines(DATA / "hdfs_sample.log", "hdfs")]
+    return [(ts, msg) for ts, _, msg, _ in read_log(DATA / "hdfs_sample.log", "hdfs")]
 
 
 def _settings() -> Settings:
@@ -140,8 +141,9 @@ def test_eval_logs_honours_the_config_file(tmp_path: Path, capsys: pytest.Captur
 
     config = tmp_path / "oddwatch.toml"
     config.write_text('[log_detector]\nmodel = "hashing"\nwarmup = 7\n\n[alerts]\nlog_close_after = 2\n')
-    for argv in (["eval", "logs", str(DATA / "hdfs_sample.log"), "--out", str(tmp_path / "a"), "--config", str(config)],
-                 ["--config", str(config), "eval", "logs", str(DATA / "hdfs_sample.log"), "--out", str(tmp_path / "b")]):
+    session = ["--session-regex", r"blk_-?\d+"]
+    for argv in (["eval", "logs", str(DATA / "hdfs_sample.log"), *session, "--out", str(tmp_path / "a"), "--config", str(config)],
+                 ["--config", str(config), "eval", "logs", str(DATA / "hdfs_sample.log"), *session, "--out", str(tmp_path / "b")]):
         assert main(argv) == 0
         summary = json.loads(capsys.readouterr().out)
         assert summary["params"]["model"] == "hashing" and summary["params"]["warmup"] == 7

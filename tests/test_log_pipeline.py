@@ -20,7 +20,7 @@ KEY = "site/host/app"
 
 
 def _params(**kw: object) -> LogParams:
-    base: dict[str, object] = {"model": "hashing", "session_gap_s": 10.0, "warmup": 5}
+    base: dict[str, object] = {"model": "hashing", "window_mode": "session", "session_gap_s": 10.0, "warmup": 5}
     base.update(kw)
     return LogParams(**base)  # type: ignore[arg-type]
 

@@ -28,13 +28,41 @@ def test_session_gap_multi_id_and_unkeyed_lines() -> None:
 
 
 def test_session_max_lines_and_open_bound() -> None:
-    asm = WindowAssembler("s", LogWindowParams(session_gap_s=100, max_session_lines=3, max_open_windows=2))
+    asm = WindowAssembler("s", LogWindowParams(mode="session", session_gap_s=100, max_session_lines=3, max_open_windows=2))
     out = []
     for i in range(3):
         out += asm.add(i, 1, "x blk_1")
     assert [w.lines for w in out] == [3]
     out = asm.add(4, 1, "blk_2") + asm.add(5, 1, "blk_3") + asm.add(6, 1, "blk_4")
     assert _ids(out) == ["s:blk_2:4"] and len(asm) == 2
+
+
+def test_session_memory_continues_a_session_across_bursts() -> None:
+    p = LogWindowParams(mode="session", session_gap_s=10, session_memory_s=100, max_open_windows=2)
+    asm = WindowAssembler("s", p)
+    asm.add(0, 1, "write blk_1")
+    asm.add(1, 2, "write blk_1")
+    (first,) = asm.add(20, 3, "serve blk_2")
+    assert (first.window_id, first.lines, first.bursts) == ("s:blk_1:0", 2, 1)
+    (second,) = asm.add(50, 4, "verify blk_1")  # blk_2 closes; blk_1 continues
+    assert (second.window_id, second.bursts) == ("s:blk_2:20", 1)
+    (cont,) = asm.add(200, 5, "other blk_3")
+    assert (cont.window_id, cont.start, cont.end, cont.lines, cont.bursts) == ("s:blk_1:50", 0, 50, 3, 2)
+    assert dict(cont.template_counts) == {1: 1, 2: 1, 4: 1} and set(cont.examples) == {1, 2, 4}
+    # blk_1 was last seen at 50: forgotten at 150, so a line at 300 starts a new session
+    asm.add(300, 6, "again blk_1")
+    (fresh,) = [w for w in asm.flush() if "blk_1" in w.window_id]
+    assert (fresh.lines, fresh.bursts) == (1, 1)
+    again = pickle.loads(pickle.dumps(asm))
+    assert len(again) == 0
+
+
+def test_session_memory_off_judges_each_burst_alone() -> None:
+    asm = WindowAssembler("s", LogWindowParams(mode="session", session_gap_s=10))
+    asm.add(0, 1, "a blk_1")
+    asm.add(20, 2, "b blk_1")
+    (late,) = asm.flush()
+    assert (late.lines, late.bursts, dict(late.template_counts)) == (1, 1, {2: 1})
 
 
 def test_tumbling_by_time() -> None:
@@ -67,7 +95,7 @@ def test_count_windows() -> None:
 
 
 def test_pickle_mid_stream() -> None:
-    asm = WindowAssembler("s", LogWindowParams(session_gap_s=10))
+    asm = WindowAssembler("s", LogWindowParams(mode="session", session_gap_s=10))
     asm.add(0, 1, "blk_1")
     again = pickle.loads(pickle.dumps(asm))
     assert _ids(again.add(50, 1, "blk_2")) == _ids(asm.add(50, 1, "blk_2")) == ["s:blk_1:0"]

@@ -81,6 +81,13 @@ def test_bgl_label_is_stripped(tmp_path: Path) -> None:
     assert topic == "logs/replay/BGL/bgl" and payload.startswith(b"1117838570 ")
 
 
+def test_thunderbird_sample_replays_without_labels() -> None:
+    sample = Path(__file__).parent / "data" / "thunderbird_sample.log"
+    pairs = list(iter_payloads(sample, fmt="thunderbird"))
+    assert len(pairs) == 300 and {t for t, _ in pairs} == {"logs/replay/thunderbird_sample/thunderbird"}
+    assert pairs[0][1].startswith(b"1131566461 2005.11.09 dn228 ")
+
+
 def test_shift_to_now_restamps_syslog_and_paces(tmp_path: Path) -> None:
     f = tmp_path / "auth.log"
     f.write_text(SYSLOG)

@@ -57,7 +57,7 @@ class LogParams:
     """Every tunable of the log detector, defaults written once (config section ``[log_detector]``)."""
 
     # windows
-    window_mode: str = "session"  # session | tumbling | sliding
+    window_mode: str = "tumbling"  # tumbling | sliding | session (opt-in: session_regex names the session id)
     window_by: str = "time"  # tumbling/sliding by "time" or "count"
     window_size_s: float = 60.0
     window_slide_s: float = 30.0
@@ -65,6 +65,7 @@ class LogParams:
     window_slide_lines: int = 50
     session_regex: str = r"blk_-?\d+"
     session_gap_s: float = 3600.0
+    session_memory_s: float = 0.0  # > 0: a session's later bursts are judged with the session so far
     max_session_lines: int = 10000
     max_open_windows: int = 100000
     examples_per_template: int = 1
@@ -115,7 +116,8 @@ class LogParams:
             mode=self.window_mode, by=self.window_by, size_s=self.window_size_s,
             slide_s=self.window_slide_s, size_lines=self.window_size_lines,
             slide_lines=self.window_slide_lines, session_regex=self.session_regex,
-            session_gap_s=self.session_gap_s, max_session_lines=self.max_session_lines,
+            session_gap_s=self.session_gap_s, session_memory_s=self.session_memory_s,
+            max_session_lines=self.max_session_lines,
             max_open_windows=self.max_open_windows, examples_per_template=self.examples_per_template,
         )
 
@@ -154,8 +156,8 @@ def window_kind(params: LogParams) -> str:
     """What a source's windows span: ``"session"``, ``"time"`` (a fixed event-time span, where a
     template's count per window has a usual rate) or ``"count"`` (a fixed number of lines).
 
-    >>> window_kind(LogParams()), window_kind(LogParams(window_mode="tumbling", window_by="time"))
-    ('session', 'time')
+    >>> window_kind(LogParams()), window_kind(LogParams(window_mode="session"))
+    ('time', 'session')
     """
     return "session" if params.window_mode == "session" else params.window_by
 

@@ -10,6 +10,11 @@ Modes (``LogWindowParams.mode``):
   block id ``blk_-?\\d+``; a line naming several ids belongs to each, a line naming none to
   the session ``"-"``), closed once no line of it arrived for ``session_gap_s`` of event time,
   when it reaches ``max_session_lines``, or at end of stream (:meth:`WindowAssembler.flush`).
+  With ``session_memory_s`` a session closed by its gap is remembered that long after its
+  last line: when it sends again (a later burst, e.g. an HDFS block verified or deleted hours
+  after it was written), the new window continues it and holds the whole session so far
+  (``ClosedWindow.bursts`` counts its bursts), so a lone late line is judged in the context
+  of its session rather than as a session of its own.
 
 Event time only moves forward: the watermark is the largest timestamp seen; late lines join
 the windows still open. Timestamps are seconds (floats) so the core stays cheap.
@@ -25,6 +30,15 @@ Examples
 [('hdfs:blk_1:0', 2, {1: 1, 2: 1}), ('hdfs:blk_2:1', 1, {2: 1})]
 >>> [w.window_id for w in asm.flush()]
 ['hdfs:blk_3:30']
+
+A later burst of a remembered session carries the whole session:
+
+>>> asm = WindowAssembler("hdfs", LogWindowParams(mode="session", session_gap_s=10, session_memory_s=1000))
+>>> _ = asm.add(0.0, 1, "open blk_1"), asm.add(1.0, 2, "write blk_1"), asm.add(50.0, 3, "x blk_2")
+>>> [(w.window_id, w.lines, w.bursts, dict(w.template_counts)) for w in asm.add(500.0, 4, "verify blk_1")]
+[('hdfs:blk_2:50', 1, 1, {3: 1})]
+>>> [(w.window_id, w.start, w.lines, w.bursts, dict(w.template_counts)) for w in asm.flush()]
+[('hdfs:blk_1:500', 0.0, 3, 2, {1: 1, 2: 1, 4: 1})]
 """
 
 from __future__ import annotations
@@ -46,7 +60,7 @@ NO_SESSION = "-"
 class LogWindowParams:
     """How lines are grouped into windows (every default written once)."""
 
-    mode: str = "session"
+    mode: str = "tumbling"
     by: str = "time"  # tumbling/sliding: "time" or "count"
     size_s: float = 60.0
     slide_s: float = 30.0
@@ -54,6 +68,7 @@ class LogWindowParams:
     slide_lines: int = 50
     session_regex: str = r"blk_-?\d+"
     session_gap_s: float = 3600.0
+    session_memory_s: float = 0.0  # > 0: a later burst of a session closed by its gap continues it
     max_session_lines: int = 10000
     max_open_windows: int = 100000  # beyond it the least recently active window is closed
     examples_per_template: int = 1
@@ -67,6 +82,8 @@ class LogWindowParams:
         for name in ("size_s", "slide_s", "session_gap_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"LogWindowParams: {name} = {getattr(self, name)!r} must be > 0")
+        if not self.session_memory_s >= 0:
+            raise ValueError(f"LogWindowParams: session_memory_s = {self.session_memory_s!r} must be >= 0 (0: off)")
         for name in ("size_lines", "slide_lines", "max_session_lines", "max_open_windows"):
             if getattr(self, name) < 1:
                 raise ValueError(f"LogWindowParams: {name} = {getattr(self, name)!r} must be >= 1")
@@ -91,6 +108,7 @@ class ClosedWindow:
     lines: int
     template_counts: Mapping[int, int]
     examples: Mapping[int, tuple[str, ...]]  # template id -> first lines of that template
+    bursts: int = 1  # session windows: bursts of the session this window holds (its last one ends it)
 
     @property
     def start_dt(self) -> datetime:
@@ -108,6 +126,7 @@ class _Open:
     end: float
     deadline: float  # close once the watermark passes it
     lines: int = 0
+    bursts: int = 1
     counts: dict[int, int] = field(default_factory=dict)
     examples: dict[int, list[str]] = field(default_factory=dict)
 
@@ -124,7 +143,7 @@ class _Open:
         return ClosedWindow(
             source, self.wid, self.start, self.end, self.lines,
             dict(self.counts),
-            {k: tuple(v) for k, v in self.examples.items()},
+            {k: tuple(v) for k, v in self.examples.items()}, self.bursts,
         )
 
 
@@ -145,6 +164,7 @@ class WindowAssembler:
         self.params.validate()
         self._regex = re.compile(self.params.session_regex)
         self._open: OrderedDict[str, _Open] = OrderedDict()  # by deadline order (mostly)
+        self._done: OrderedDict[str, _Open] = OrderedDict()  # sessions closed by their gap, remembered
         self.watermark = -math.inf
         self.count = 0
 
@@ -170,7 +190,11 @@ class WindowAssembler:
             for key in dict.fromkeys(keys):
                 win = self._open.pop(key, None)
                 if win is None:
-                    win = _Open(f"{self.source}:{key}:{ts:.0f}", ts, ts, 0.0)
+                    win = self._done.pop(key, None)
+                    if win is None:
+                        win = _Open(f"{self.source}:{key}:{ts:.0f}", ts, ts, 0.0)
+                    else:
+                        win.wid, win.bursts = f"{self.source}:{key}:{ts:.0f}", win.bursts + 1
                 win.deadline = max(win.deadline, ts + p.session_gap_s)
                 win.add(ts, template_id, line, p.examples_per_template)
                 self._open[key] = win  # most recently active last
@@ -206,8 +230,13 @@ class WindowAssembler:
                 out.append((f"{self.source}:{p.by}:{label}", start, start + size))
         return out
 
-    def _close(self, key: str) -> ClosedWindow:
-        return self._open.pop(key).close(self.source)
+    def _close(self, key: str, *, remember: bool = False) -> ClosedWindow:
+        win = self._open.pop(key)
+        if remember and self.params.session_memory_s > 0:
+            self._done[key] = win
+            while len(self._done) > self.params.max_open_windows:
+                self._done.popitem(last=False)
+        return win.close(self.source)
 
     def advance(self, ts: float) -> list[ClosedWindow]:
         """Move event time to *ts* and return the windows that are now complete."""
@@ -222,8 +251,11 @@ class WindowAssembler:
                 if win.deadline > ts:
                     break
                 due.append(key)
-        return [self._close(k) for k in due]
+            while self._done and next(iter(self._done.values())).end + self.params.session_memory_s <= ts:
+                self._done.popitem(last=False)
+        return [self._close(k, remember=self.params.mode == "session") for k in due]
 
     def flush(self) -> list[ClosedWindow]:
         """Close every open window (end of stream)."""
+        self._done.clear()
         return [self._close(k) for k in list(self._open)]

@@ -1,12 +1,20 @@
 """``oddwatch eval logs``: run the live log decision objects over a labelled log file.
 
-Lines are read in file order and decided online from the first line (no training, no labels)
-by one :class:`~oddwatch.core.logsource.LogSourceState` per source, the object the log
-dataflow steps (:func:`decide_lines`); labels are joined afterwards by session id. A session's decision is the OR over its windows
-(a block split into several windows is anomalous when any of them alerted) and its score the
-maximum. Outputs ``OUT/windows.csv`` (``id,start,end,lines,score,threshold,is_anomaly,label``)
-and ``OUT/summary.json`` (precision/recall/F1 of the decisions, AUROC/AUPRC of the scores,
-alerts per hour of log time, alerts opened by the hysteresis, lines/s).
+Lines are read in file order (:mod:`oddwatch.evaluation.corpora`) and decided online from the
+first line (no training, no labels) by one :class:`~oddwatch.core.logsource.LogSourceState` per
+source, the object the log dataflow steps (:func:`decide_lines`); labels are joined afterwards, at one of two levels:
+
+- ``session`` (with a ``labels`` CSV of ``id,label``, e.g. HDFS blocks; needs session
+  windows, set by ``session_regex``): a session's decision is the OR over its windows (a block
+  split into several windows is anomalous when any of them alerted) and its score the maximum;
+- ``window`` (per-line labels, BGL/Thunderbird/JSON lines): the detector's own windows per
+  source (node), fixed by time or by lines; a window is labelled when any of its lines is.
+  The labels are never shown to the detector: :class:`WindowLabels` rebuilds the same windows
+  from the labels alone.
+
+Outputs ``OUT/windows.csv`` (``id,start,end,lines,score,threshold,is_anomaly,label``) and
+``OUT/summary.json`` (precision/recall/F1 of the decisions, AUROC/AUPRC of the scores, alerts
+per hour of log time, lines/s).
 
 Examples
 --------
@@ -14,8 +22,11 @@ Examples
 1.0
 >>> round(auprc([0.1, 0.9, 0.8, 0.3], [0, 1, 0, 1]), 3)
 0.833
->>> parse_hdfs("081109 203530 147 INFO dfs.DataNode: Receiving blk_1")[1]
-'INFO dfs.DataNode: Receiving blk_1'
+>>> wl = WindowLabels(LogWindowParams(mode="tumbling", by="count", size_lines=2))
+>>> for label in ("", "KERNDTLB", "", ""):
+...     wl.add(0.0, "node1", label)
+>>> wl.flush()
+{'node1:count:0': 1, 'node1:count:2': 0}
 """
 
 from __future__ import annotations
@@ -26,7 +37,6 @@ import json
 import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,54 +44,38 @@ import numpy as np
 
 from detectors.embedders import Embedder, TemplateEmbeddingCache
 from oddwatch.core.log_pipeline import LogParams, WindowResult, build_embedder
+from oddwatch.core.log_windows import LogWindowParams, WindowAssembler
 from oddwatch.core.logsource import Decided, LogOutput, LogSourceState, RawLine, TemplateVectors
+from oddwatch.evaluation.corpora import LOG_FORMATS, read_log, read_session_labels
 from oddwatch.records import Alert
 from oddwatch.settings import AlertSettings
 
-FORMATS = ("hdfs", "raw", "jsonl", "bgl")
-_DAYS: dict[str, float] = {}
+FORMATS = LOG_FORMATS
 
 
-def parse_hdfs(line: str) -> tuple[float, str]:
-    """``081109 203530 147 INFO comp: msg`` -> (epoch seconds UTC, ``INFO comp: msg``)."""
-    date, clock, _pid, rest = line.rstrip("\n").split(" ", 3)
-    ts = datetime.strptime(date + clock, "%y%m%d%H%M%S").replace(tzinfo=UTC).timestamp()
-    return ts, rest
+class WindowLabels:
+    """The detector's windows rebuilt from line labels alone: {window id: 1 if any line is labelled}."""
 
+    def __init__(self, params: LogWindowParams) -> None:
+        self.params = LogWindowParams(**{**vars(params), "examples_per_template": 0})
+        self._windows: dict[str, WindowAssembler] = {}
+        self.labels: dict[str, int] = {}
 
-def _parse_bgl(line: str) -> tuple[float, str, str]:
-    # "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-... RAS KERNEL INFO msg"
-    parts = line.rstrip("\n").split(" ", 9)
-    label = parts[0]
-    return float(parts[1]), " ".join(parts[6:]) if len(parts) > 6 else line, label
+    def add(self, ts: float, source: str, label: str, line: str = "") -> None:
+        """One line (its text only matters to session windows, for the session id)."""
+        asm = self._windows.get(source)
+        if asm is None:
+            asm = self._windows[source] = WindowAssembler(source, self.params)
+        self._take(asm.add(ts, 1 if label else 0, line))
 
+    def flush(self) -> dict[str, int]:
+        for asm in self._windows.values():
+            self._take(asm.flush())
+        return self.labels
 
-def read_lines(path: str | Path, fmt: str = "hdfs", source: str = "logs") -> Iterator[tuple[float, str, str, str]]:
-    """(ts, source key, message, line label or "") per line; bad lines are skipped."""
-    if fmt not in FORMATS:
-        raise ValueError(f"eval logs: fmt = {fmt!r} must be one of {FORMATS}")
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for n, line in enumerate(fh):
-            if not line.strip():
-                continue
-            try:
-                if fmt == "hdfs":
-                    ts, msg = parse_hdfs(line)
-                    yield ts, source, msg, ""
-                elif fmt == "raw":
-                    yield float(n), source, line.rstrip("\n"), ""
-                elif fmt == "jsonl":
-                    obj = json.loads(line)
-                    ts_raw = obj.get("ts", n)
-                    ts = (datetime.fromisoformat(ts_raw).timestamp() if isinstance(ts_raw, str) else float(ts_raw))
-                    yield ts, str(obj.get("source", source)), str(obj.get("msg", obj.get("message", ""))), str(
-                        obj.get("label", "")
-                    )
-                else:
-                    ts, msg, label = _parse_bgl(line)
-                    yield ts, source, msg, "" if label == "-" else label
-            except (ValueError, IndexError, json.JSONDecodeError):
-                continue
+    def _take(self, windows: Sequence[Any]) -> None:
+        for w in windows:
+            self.labels[w.window_id] = int(w.template_counts.get(1, 0) > 0)
 
 
 def auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
@@ -132,15 +126,7 @@ def prf(pred: Sequence[bool], labels: Sequence[int]) -> dict[str, float]:
     return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
 
 
-def read_labels(path: str | Path) -> dict[str, int]:
-    """``BlockId,Label`` (or any two columns id,label) -> {id: 1 if anomalous}."""
-    out: dict[str, int] = {}
-    with open(path, newline="") as fh:
-        for row in csv.reader(fh):
-            if len(row) < 2 or row[0] in ("BlockId", "id"):
-                continue
-            out[row[0]] = 0 if row[1].strip().lower() in ("normal", "0", "-", "false") else 1
-    return out
+read_labels = read_session_labels
 
 
 def template_hit_rate(cache: TemplateEmbeddingCache, states: dict[str, LogSourceState]) -> float:
@@ -194,11 +180,12 @@ def evaluate_logs(
     *,
     fmt: str = "hdfs",
     labels: Path | str | None = None,
-    session_regex: str | None = r"blk_-?\d+",
+    session_regex: str | None = None,
     out_dir: str | Path | None = None,
     params: LogParams | None = None,
     alerts: AlertSettings | None = None,
     embedder: Embedder | None = None,
+    states: dict[str, LogSourceState] | None = None,
 ) -> dict[str, Any]:
     """Decide *path* online and compare the decisions with per-session *labels*.
 
@@ -207,12 +194,14 @@ def evaluate_logs(
     path
         The log file.
     fmt
-        ``hdfs``, ``raw``, ``jsonl`` or ``bgl``.
+        One of :data:`FORMATS` (``hdfs``, ``bgl``, ``thunderbird``, ``jsonl``, ``raw``).
     labels
-        CSV of ``id,label`` per session (``Normal``/``Anomaly``); None: only per-line labels
-        of ``bgl``/``jsonl`` are used, if any.
+        CSV of ``id,label`` per session (``Normal``/``Anomaly``): session-level metrics, which
+        need session windows. None: window-level metrics from the per-line labels of
+        ``bgl``/``thunderbird``/``jsonl`` (a window is anomalous when any line in it is).
     session_regex
-        Regex of the session id (replaces ``params.session_regex``); None keeps ``params``.
+        Regex of the session id: sets ``window_mode = "session"`` with it; None keeps
+        ``params`` (the ``[log_detector]`` windows).
     out_dir
         Where ``windows.csv`` and ``summary.json`` go; None writes nothing.
     params
@@ -221,48 +210,57 @@ def evaluate_logs(
         Alert hysteresis settings (``[alerts]``: ``log_close_after``, ``log_cooldown_s``).
     embedder
         The model; built from ``params.model`` when None.
+    states
+        Filled with the decision object of every source, for callers that inspect them.
     """
     params = params or LogParams()
     if session_regex is not None:
-        params = dataclasses.replace(params, session_regex=session_regex)
+        params = dataclasses.replace(params, window_mode="session", session_regex=session_regex)
+    if labels is not None and params.window_mode != "session":
+        raise ValueError(
+            f"eval logs: per-session labels ({labels}) need session windows, but window_mode = "
+            f"{params.window_mode!r}; pass --session-regex (HDFS blocks: 'blk_-?\\d+')"
+        )
     params.validate()
     cache = TemplateEmbeddingCache(embedder or build_embedder(params), capacity=params.cache_capacity)
     regex = re.compile(params.session_regex)
-    label_of = read_labels(labels) if labels is not None else {}
+    label_of = read_session_labels(labels) if labels is not None else {}
+    line_labels = WindowLabels(params.window_params()) if labels is None else None
     t0 = time.perf_counter()
-    n_lines = 0
+    n_lines = labelled_lines = 0
     first_ts = last_ts = None
 
     def counted() -> Iterator[tuple[float, str, str]]:
-        nonlocal n_lines, first_ts, last_ts
-        for ts, source, msg, _line_label in read_lines(path, fmt):
+        nonlocal n_lines, labelled_lines, first_ts, last_ts
+        for ts, source, msg, line_label in read_log(path, fmt):
             n_lines += 1
             first_ts = ts if first_ts is None else first_ts
             last_ts = ts
+            if line_labels is not None:
+                line_labels.add(ts, source, line_label, msg)
+                labelled_lines += bool(line_label)
             yield ts, source, msg
 
-    states: dict[str, LogSourceState] = {}
+    states = {} if states is None else states
     outputs = decide_lines(counted(), params, cache, alerts=alerts, states=states)
     elapsed = time.perf_counter() - t0
     results: list[WindowResult] = [o.result for o in outputs if isinstance(o, Decided)]
     opened = sum(1 for o in outputs if isinstance(o, Alert) and o.kind == "open")
-
-    def session_of(window_id: str) -> str:
-        found = regex.search(window_id)
-        return found.group(0) if found else window_id
-
-    sessions: dict[str, list[WindowResult]] = {}
-    for r in results:
-        sessions.setdefault(session_of(r.window_id), []).append(r)
-    ids = [s for s in sessions if s in label_of]
-    y = [label_of[s] for s in ids]
-    pred = [any(r.is_anomaly for r in sessions[s]) for s in ids]
-    score = [max(r.score for r in sessions[s]) for s in ids]
     hours = max((last_ts or 0.0) - (first_ts or 0.0), 1.0) / 3600.0
+    if line_labels is not None:
+        window_label = line_labels.flush()
+        metrics = window_metrics(results, window_label)
+        metrics["labelled_lines"] = labelled_lines
+
+        def label_of_window(r: WindowResult) -> int | str:
+            return window_label.get(r.window_id, "")
+    else:
+        metrics = session_metrics(results, label_of, regex)
+
+        def label_of_window(r: WindowResult) -> int | str:
+            return label_of.get(session_of(r.window_id, regex), "")
     summary: dict[str, Any] = {
-        "file": str(path), "format": fmt, "lines": n_lines, "windows": len(results),
-        "sessions": len(sessions), "labelled_sessions": len(ids), "anomalous_sessions": int(sum(y)),
-        **prf(pred, y), "auroc": auroc(score, y), "auprc": auprc(score, y),
+        "file": str(path), "format": fmt, "lines": n_lines, "windows": len(results), **metrics,
         "alerts": int(sum(r.is_anomaly for r in results)),
         "alerts_per_hour": sum(r.is_anomaly for r in results) / hours,
         "alerts_opened": opened,
@@ -278,8 +276,62 @@ def evaluate_logs(
             w = csv.writer(fh)
             w.writerow(["id", "start", "end", "lines", "score", "threshold", "is_anomaly", "label"])
             for r in results:
-                sid = session_of(r.window_id)
                 w.writerow([r.window_id, f"{r.start:.0f}", f"{r.end:.0f}", r.lines, f"{r.score:.6f}",
-                            f"{r.threshold:.6f}", int(r.is_anomaly), label_of.get(sid, "")])
+                            f"{r.threshold:.6f}", int(r.is_anomaly), label_of_window(r)])
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def session_of(window_id: str, regex: re.Pattern[str]) -> str:
+    """The session id inside a window id (the window id itself when none)."""
+    found = regex.search(window_id)
+    return found.group(0) if found else window_id
+
+
+def session_metrics(results: Sequence[WindowResult], label_of: dict[str, int], regex: re.Pattern[str],
+                    only: set[str] | None = None) -> dict[str, Any]:
+    """Session-level metrics: a session alerts when any of its windows did; its score is the maximum.
+
+    *only* restricts the scored sessions (e.g. to those first seen in part of a file).
+    """
+    sessions: dict[str, list[WindowResult]] = {}
+    for r in results:
+        sessions.setdefault(session_of(r.window_id, regex), []).append(r)
+    ids = [s for s in sessions if s in label_of and (only is None or s in only)]
+    y = [label_of[s] for s in ids]
+    pred = [any(r.is_anomaly for r in sessions[s]) for s in ids]
+    score = [max(r.score for r in sessions[s]) for s in ids]
+    return {"level": "session", "sessions": len(sessions), "labelled_sessions": len(ids),
+            "anomalous_sessions": int(sum(y)), **prf(pred, y), "auroc": auroc(score, y), "auprc": auprc(score, y),
+            "best_f1": best_f1(score, y)}
+
+
+def window_metrics(results: Sequence[WindowResult], label_of: dict[str, int]) -> dict[str, Any]:
+    """Window-level metrics: each window's decision and score against its label (any labelled line)."""
+    y = [label_of.get(r.window_id, 0) for r in results]
+    pred = [r.is_anomaly for r in results]
+    score = [r.score for r in results]
+    return {"level": "window", "anomalous_windows": int(sum(y)), **prf(pred, y), "false_alerts": int(
+        sum(p and not t for p, t in zip(pred, y, strict=True))), "auroc": auroc(score, y), "auprc": auprc(score, y),
+        "best_f1": best_f1(score, y)}
+
+
+def best_f1(scores: Sequence[float], labels: Sequence[int]) -> dict[str, float]:
+    """The best F1 over all thresholds (a diagnostic: the threshold is chosen with the labels).
+
+    >>> best_f1([0.1, 0.4, 0.35, 0.8], [0, 1, 0, 1])
+    {'f1': 1.0, 'threshold': 0.4}
+    """
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=bool)
+    if not y.any():
+        return {"f1": float("nan"), "threshold": float("nan")}
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    tp = np.cumsum(y)
+    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+    precision = tp[last] / (last + 1)
+    recall = tp[last] / y.sum()
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    i = int(np.argmax(f1))
+    return {"f1": float(f1[i]), "threshold": float(s[last[i]])}

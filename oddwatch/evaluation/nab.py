@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from oddwatch.evaluation import corpora
+
 PROBATION_PERCENT = 0.15
 PROBATION_MAX_ROWS = 750  # NAB: probationPercent * 5000
 NO_DETECTION_THRESHOLD = 1.1  # NAB's first sweep threshold: nothing detected
@@ -174,25 +176,7 @@ def to_datetime64(values: Sequence[Any] | np.ndarray) -> np.ndarray:
 
 def load_windows(path: str | Path) -> dict[str, list[Window]]:
     """NAB anomaly windows (``labels/combined_windows.json``) as UTC datetimes per file."""
-    try:
-        raw = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"NAB windows file {path} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"NAB windows file {path} is not valid JSON: {exc}") from None
-    out: dict[str, list[Window]] = {}
-    for key, limits in raw.items():
-        windows = []
-        for limit in limits:
-            try:
-                start, end = (datetime.fromisoformat(v) for v in limit)
-            except (TypeError, ValueError):
-                raise ValueError(f"{path}: window {limit!r} of {key!r} is not [start, end]") from None
-            start = start.replace(tzinfo=UTC) if start.tzinfo is None else start.astimezone(UTC)
-            end = end.replace(tzinfo=UTC) if end.tzinfo is None else end.astimezone(UTC)
-            windows.append((start, end))
-        out[key] = sorted(windows)
-    return out
+    return corpora.read_windows(path)
 
 
 def load_profiles(path: str | Path) -> dict[str, Profile]:

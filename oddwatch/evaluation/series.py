@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from oddwatch.core.series import SeriesParams, SeriesState
-from oddwatch.evaluation import nab
+from oddwatch.evaluation import corpora, nab
 from oddwatch.records import Reading
 from oddwatch.settings import AlertSettings
 
@@ -43,13 +43,7 @@ NO_ANOMALY_CATEGORY = "artificialNoAnomaly"
 OUT_HEADER = ["timestamp", "value", "anomaly_score", "is_anomaly"]
 
 
-def find_series(data_dir: str | Path) -> list[Path]:
-    """The ``<category>/<file>.csv`` files under *data_dir* (or under ``data_dir/data``)."""
-    root = Path(data_dir)
-    files = sorted(root.glob("*/*.csv"))
-    if not files and (root / "data").is_dir():
-        files = sorted((root / "data").glob("*/*.csv"))
-    return files
+find_series = corpora.find_series
 
 
 def parse_ts(text: str, where: str) -> datetime:
@@ -59,10 +53,9 @@ def parse_ts(text: str, where: str) -> datetime:
     '2014-04-01T00:05:00+00:00'
     """
     try:
-        ts = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return corpora.utc(text)
     except ValueError:
         raise ValueError(f"{where}: timestamp {text!r} is not ISO 8601") from None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def run_file(
@@ -84,27 +77,14 @@ def run_file(
     flags: list[int] = []
     out_rows: list[list[str]] = []
     start = time.perf_counter()
-    with open(csv_path, newline="") as src:
-        reader = csv.reader(src)
-        header = next(reader, None)
-        if header is None or header[:2] != ["timestamp", "value"]:
-            raise ValueError(f"{csv_path}: header {header!r} is not timestamp,value")
-        for row_no, row in enumerate(reader, start=2):
-            where = f"{csv_path} row {row_no}"
-            if len(row) < 2:
-                raise ValueError(f"{where}: {row!r} has no value column")
-            ts = parse_ts(row[0], where)
-            try:
-                value = float(row[1])
-            except ValueError:
-                raise ValueError(f"{where}: value {row[1]!r} is not a number") from None
-            out = state.step(Reading(SITE, category, stem, ts, value))
-            flag = int(out.is_anomaly)
-            if out_path is not None:
-                out_rows.append([row[0], row[1], repr(float(out.score)), str(flag)])
-            stamps.append(ts)
-            scores.append(out.score)
-            flags.append(flag)
+    for ts, value, ts_text, value_text in corpora.iter_series(csv_path):
+        out = state.step(Reading(SITE, category, stem, ts, value))
+        flag = int(out.is_anomaly)
+        if out_path is not None:
+            out_rows.append([ts_text, value_text, repr(float(out.score)), str(flag)])
+        stamps.append(ts)
+        scores.append(out.score)
+        flags.append(flag)
     if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         with open(out_path, "w", newline="") as dst:
