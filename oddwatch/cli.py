@@ -96,7 +96,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_default_path(args: argparse.Namespace) -> None:
+    """Without a path, evaluate the cached benchmark data (NAB for series, HDFS for logs)."""
+    from oddwatch import datasets
+
+    name = "nab" if args.kind == "series" else "hdfs"
+    if not datasets.is_present(name):
+        raise SystemExit(f"oddwatch eval: no path given and {datasets.missing_message(name)}")
+    if args.kind == "series":
+        args.path = str(datasets.path(name))
+    else:
+        log, labels = datasets.hdfs_files()
+        args.path = str(log)
+        args.labels = args.labels or (str(labels) if labels.exists() else None)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.path is None:
+        _eval_default_path(args)
     if args.kind == "series":
         from oddwatch.evaluation.series import evaluate_series
 
@@ -145,6 +162,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     except Exception as exc:  # status must always print something useful
         report["services"] = f"unknown: {exc}"
     print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    """Fetch a public benchmark data set into the cache folder, or print that folder."""
+    from oddwatch import datasets
+
+    try:
+        if args.action == "path":
+            print(datasets.path(args.name))
+            return 0
+        if args.action == "list":
+            for d in datasets.DATASETS.values():
+                state = "present" if datasets.is_present(d.name) else "not fetched"
+                print(f"{d.name:12} {state:12} {datasets.path(d.name)}  {d.description}")
+            return 0
+        where = f"--from {args.source_dir}" if args.source_dir else "download"
+        print(f"fetching {args.name} ({where}) into {datasets.path(args.name)}", file=sys.stderr)
+        dest = datasets.fetch(args.name, source_dir=Path(args.source_dir) if args.source_dir else None,
+                              url=args.url, sha256=args.sha256, force=args.force)
+    except datasets.DatasetError as exc:
+        print(f"oddwatch datasets: {exc}", file=sys.stderr)
+        return 2
+    print(dest)
     return 0
 
 
@@ -218,12 +259,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="score the live detection code on labelled data")
     p.add_argument("kind", choices=["series", "logs"])
-    p.add_argument("path")
+    p.add_argument("path", nargs="?", default=None,
+                   help="data to score (default: the cached NAB or HDFS, see `oddwatch datasets`)")
     p.add_argument("--labels", help="NAB combined_windows.json, or a CSV id,label for logs")
     p.add_argument("--out", required=True)
     p.add_argument("--format", default="hdfs", choices=["hdfs", "bgl", "raw", "jsonl"])
     p.add_argument("--session-regex", default=None, help=r"session id regex (default: [log_detector] session_regex, blk_-?\d+)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("datasets", help="public benchmark data (NAB, HDFS, BGL, Thunderbird) in a cache folder")
+    p.add_argument("action", choices=["fetch", "path", "list"])
+    p.add_argument("name", nargs="?", default="", help="nab, hdfs, bgl or thunderbird")
+    p.add_argument("--from", dest="source_dir", help="copy a local copy of the data set instead of downloading")
+    p.add_argument("--url", help="download from this URL instead (a mirror of the single source file)")
+    p.add_argument("--sha256", help="expected SHA-256 of the --url download")
+    p.add_argument("--force", action="store_true", help="fetch again even if the data set is there")
+    p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("feedback", help="tell oddwatch an alert was a false positive (or right)")
     p.add_argument("alert_id", help="the alert's alert_id, e.g. s1/pump1/temp:1767225600")

@@ -35,13 +35,14 @@ import sys
 import time
 from pathlib import Path
 
+from oddwatch import datasets  # noqa: E402
 from oddwatch.core.log_pipeline import LogParams, LogScorer, build_embedder
 from oddwatch.evaluation.logs import evaluate_logs, read_lines
 from oddwatch.records import utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
 
-DEFAULT_LOG = ROOT.parent / "shared" / "data" / "hdfs" / "HDFS_dev.log"
+DEFAULT_LOG = datasets.hdfs_files()[0]  # `oddwatch datasets fetch hdfs`
 
 
 def _rss_mib() -> float:

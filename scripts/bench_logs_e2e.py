@@ -51,9 +51,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from oddwatch import datasets  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
-DEFAULT_LOG = ROOT.parent / "shared" / "data" / "hdfs" / "HDFS_dev.log"
+DEFAULT_LOG = datasets.hdfs_files()[0]  # `oddwatch datasets fetch hdfs`
 HOST, APP = "hdfs1", "hdfs"
 
 
