@@ -189,6 +189,13 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    """Run both dataflows (and with --services the local Mosquitto and InfluxDB) until stopped."""
+    from oddwatch.up import run_up
+
+    return run_up(_settings(args), config=args.config, services=args.services, workers=args.workers)
+
+
 def cmd_feedback(args: argparse.Namespace) -> int:
     """Publish an operator's verdict on an alert (the flows learn from false positives)."""
     import getpass
@@ -266,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="hdfs", choices=["hdfs", "bgl", "raw", "jsonl"])
     p.add_argument("--session-regex", default=None, help=r"session id regex (default: [log_detector] session_regex, blk_-?\d+)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("up", help="run both dataflows until Ctrl-C/SIGTERM (--services: the local services too)")
+    p.add_argument("--services", action="store_true", help="also start (and at the end stop) Mosquitto and InfluxDB")
+    p.add_argument("-w", "--workers", type=int, default=1, help="Bytewax workers per flow")
+    p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("datasets", help="public benchmark data (NAB, HDFS, BGL, Thunderbird) in a cache folder")
     p.add_argument("action", choices=["fetch", "path", "list"])
