@@ -117,7 +117,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.kind == "series":
         from oddwatch.evaluation.series import evaluate_series
 
-        evaluate_series(Path(args.path), Path(args.labels) if args.labels else None, Path(args.out))
+        evaluate_series(Path(args.path), Path(args.labels) if args.labels else None, Path(args.out),
+                        plots_dir=Path(args.plots) if args.plots else None)
     else:
         from oddwatch.evaluation.logs import evaluate_logs
 
@@ -196,6 +197,59 @@ def cmd_up(args: argparse.Namespace) -> int:
     return run_up(_settings(args), config=args.config, services=args.services, workers=args.workers)
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """List the alerts of a period with their explanations, read from InfluxDB."""
+    from oddwatch.connectors.influx import InfluxError, InfluxQuery
+    from oddwatch.review import ReviewError, format_alerts, list_alerts, parse_since
+
+    query = InfluxQuery(_settings(args).influx)
+    try:
+        alerts = list_alerts(query, since=parse_since(args.since), open_only=args.open, site=args.site)
+    except (ReviewError, InfluxError) as exc:
+        print(f"oddwatch alerts: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([a.__dict__ for a in alerts], default=str, indent=2))
+    else:
+        print(format_alerts(alerts))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """The story of one alert: its explanation and the data around it (optionally a PNG)."""
+    from oddwatch.connectors.influx import InfluxError, InfluxQuery
+    from oddwatch.review import ReviewError, find_alert, story
+
+    query = InfluxQuery(_settings(args).influx)
+    try:
+        s = story(query, find_alert(query, args.alert_id), plot=bool(args.png))
+    except (ReviewError, InfluxError) as exc:
+        print(f"oddwatch explain: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(s.lines))
+    if args.png and s.png:
+        Path(args.png).write_bytes(s.png)
+        print(f"plot: {args.png}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """A self-contained HTML page of the period's alerts with a plot for each."""
+    from oddwatch.connectors.influx import InfluxError, InfluxQuery
+    from oddwatch.report import build_report
+    from oddwatch.review import ReviewError, parse_since
+
+    query = InfluxQuery(_settings(args).influx)
+    try:
+        page = build_report(query, since=parse_since(args.since), site=args.site)
+    except (ReviewError, InfluxError) as exc:
+        print(f"oddwatch report: {exc}", file=sys.stderr)
+        return 2
+    Path(args.out).write_text(page, encoding="utf-8")
+    print(args.out)
+    return 0
+
+
 def cmd_feedback(args: argparse.Namespace) -> int:
     """Publish an operator's verdict on an alert (the flows learn from false positives)."""
     import getpass
@@ -271,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="NAB combined_windows.json, or a CSV id,label for logs")
     p.add_argument("--out", required=True)
     p.add_argument("--format", default="hdfs", choices=["hdfs", "bgl", "raw", "jsonl"])
+    p.add_argument("--plots", help="series: write one PNG per series (values, score, threshold, windows, alerts) here")
     p.add_argument("--session-regex", default=None, help=r"session id regex (default: [log_detector] session_regex, blk_-?\d+)")
     p.set_defaults(func=cmd_eval)
 
@@ -278,6 +333,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--services", action="store_true", help="also start (and at the end stop) Mosquitto and InfluxDB")
     p.add_argument("-w", "--workers", type=int, default=1, help="Bytewax workers per flow")
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("alerts", help="list the alerts with their explanations (from InfluxDB)")
+    p.add_argument("--open", action="store_true", help="only the alerts still open")
+    p.add_argument("--since", default="2h", help="how far back, e.g. 30m, 2h, 7d (default 2h)")
+    p.add_argument("--site", help="only this site")
+    p.add_argument("--json", action="store_true", help="one JSON list")
+    p.set_defaults(func=cmd_alerts)
+
+    p = sub.add_parser("explain", help="the story of one alert: values or log windows around it")
+    p.add_argument("alert_id", help="as listed by `oddwatch alerts`, e.g. s1/pump1/temp:1767225600")
+    p.add_argument("--png", help="also write a plot of it to this PNG file")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("report", help="an HTML page of the period's alerts with a plot for each")
+    p.add_argument("--since", default="24h", help="how far back, e.g. 24h, 7d (default 24h)")
+    p.add_argument("--site", help="only this site")
+    p.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("datasets", help="public benchmark data (NAB, HDFS, BGL, Thunderbird) in a cache folder")
     p.add_argument("action", choices=["fetch", "path", "list"])
