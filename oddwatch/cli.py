@@ -134,12 +134,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     import requests
     from prometheus_client.parser import text_string_to_metric_families
 
-    from oddwatch.observe.health import PORT_OFFSETS
-
     settings = _settings(args)
     report: dict[str, object] = {}
-    for flow, offset in PORT_OFFSETS.items():
-        url = f"http://{settings.metrics.host}:{settings.metrics.port + offset}/metrics"
+    for flow in ("sensors", "logs"):
+        url = f"http://{settings.metrics.host}:{settings.metrics.port_of(flow)}/metrics"
         try:
             text = requests.get(url, timeout=2).text
         except requests.RequestException:
@@ -192,9 +190,25 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Run both dataflows (and with --services the local Mosquitto and InfluxDB) until stopped."""
-    from oddwatch.up import run_up
+    from oddwatch.up import FLOWS, run_up
 
-    return run_up(_settings(args), config=args.config, services=args.services, workers=args.workers)
+    return run_up(_settings(args), config=args.config, services=args.services, workers=args.workers,
+                  flows=args.flow or FLOWS)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the flow's metrics endpoint answers (container and service health checks)."""
+    import requests
+
+    settings = _settings(args)
+    host = settings.metrics.host if settings.metrics.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    url = f"http://{host}:{settings.metrics.port_of(args.flow)}/metrics"
+    try:
+        ok = requests.get(url, timeout=args.timeout).status_code == 200
+    except requests.RequestException:
+        ok = False
+    print(f"{args.flow}: {'healthy' if ok else 'no answer'} at {url}")
+    return 0 if ok else 1
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
@@ -332,7 +346,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="run both dataflows until Ctrl-C/SIGTERM (--services: the local services too)")
     p.add_argument("--services", action="store_true", help="also start (and at the end stop) Mosquitto and InfluxDB")
     p.add_argument("-w", "--workers", type=int, default=1, help="Bytewax workers per flow")
+    p.add_argument("--flow", action="append", choices=["sensors", "logs"],
+                   help="run only this flow (repeatable; default both); a stop requested by a signal exits 0")
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("health", help="exit 0 when the flow's metrics endpoint answers (for health checks)")
+    p.add_argument("flow", choices=["sensors", "logs"])
+    p.add_argument("--timeout", type=float, default=3.0)
+    p.set_defaults(func=cmd_health)
 
     p = sub.add_parser("alerts", help="list the alerts with their explanations (from InfluxDB)")
     p.add_argument("--open", action="store_true", help="only the alerts still open")

@@ -146,7 +146,12 @@ class AlertSettings:
 class MetricsSettings:
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = 9464
+    port: int = 9464  # the sensor flow's /metrics
+    logs_port: int = 9465  # the log flow's /metrics
+
+    def port_of(self, flow: str) -> int:
+        """The metrics port of *flow* (``sensors`` or ``logs``)."""
+        return self.logs_port if flow == "logs" else self.port
 
 
 def _series_params() -> Any:
@@ -317,9 +322,13 @@ def validate(s: Settings) -> None:
         ("mqtt", "port", s.mqtt.port),
         ("services", "influx_rpc_port", s.services.influx_rpc_port),
         ("metrics", "port", s.metrics.port),
+        ("metrics", "logs_port", s.metrics.logs_port),
     ):
         if not 0 < value < 65536:
             raise ConfigError(f"[{section}].{key} = {value!r}: must be a port 1..65535")
+    if s.metrics.port == s.metrics.logs_port:
+        raise ConfigError(f"[metrics].logs_port = {s.metrics.logs_port!r} is also [metrics].port: each flow needs "
+                          "its own metrics port, e.g. port = 9464 (sensors) and logs_port = 9465 (logs)")
     if s.mqtt.qos not in (0, 1, 2):
         raise ConfigError(f"[mqtt].qos = {s.mqtt.qos!r}: must be 0, 1 or 2")
     if s.influx.version not in (1, 2, 3):

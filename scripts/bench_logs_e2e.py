@@ -89,7 +89,7 @@ def _settings(local: Any, tmp: Path, name: str) -> Any:
         "mqtt": {"host": local.mqtt_host, "port": local.mqtt_port, "client_id": f"bench-{name}"},
         "influx": {"url": local.influx_url, "database": local.database, "spool_dir": str(tmp / "spool" / name)},
         "services": {"state_dir": str(local.state_dir), "influx_rpc_port": local.influx_rpc_port},
-        "metrics": {"port": free_port()},
+        "metrics": {"port": free_port(), "logs_port": free_port()},
     })
 
 
