@@ -337,6 +337,9 @@ def validate(s: Settings) -> None:
         raise ConfigError(f"[influx].url = {s.influx.url!r}: must start with http:// or https://")
     if s.influx.version in (2, 3) and not s.influx.token:
         raise ConfigError("[influx].token is empty: InfluxDB 2.x/3.x needs a token (ODDWATCH_INFLUX__TOKEN)")
+    if s.influx.version == 2 and not s.influx.org:
+        raise ConfigError("[influx].org is empty: InfluxDB 2.x writes need the organization name "
+                          "(ODDWATCH_INFLUX__ORG)")
     for name in ("batch_size", "spool_max_bytes"):
         if getattr(s.influx, name) <= 0:
             raise ConfigError(f"[influx].{name} = {getattr(s.influx, name)!r}: must be positive")
