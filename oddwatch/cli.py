@@ -177,10 +177,24 @@ def cmd_datasets(args: argparse.Namespace) -> int:
                 state = "present" if datasets.is_present(d.name) else "not fetched"
                 print(f"{d.name:12} {state:12} {datasets.path(d.name)}  {d.description}")
             return 0
-        where = f"--from {args.source_dir}" if args.source_dir else "download"
-        print(f"fetching {args.name} ({where}) into {datasets.path(args.name)}", file=sys.stderr)
+        if datasets.is_present(args.name) and not args.force:
+            print(f"{args.name} is already in {datasets.path(args.name)} (--force fetches it again)", file=sys.stderr)
+        else:
+            where = f"copying {args.source_dir}" if args.source_dir else "downloading"
+            print(f"{args.name}: {where} into {datasets.path(args.name)}", file=sys.stderr)
+        shown = [-1]
+
+        def progress(done: int, total: int | None) -> None:
+            step = int(100 * done / total) // 5 if total else done >> 26  # every 5 % or 64 MiB
+            if step != shown[0]:
+                shown[0] = step
+                size = f"{done / 2**20:,.0f} MiB" + (f" of {total / 2**20:,.0f} MiB" if total else "")
+                print(f"\r  {size}", end="", file=sys.stderr, flush=True)
+
         dest = datasets.fetch(args.name, source_dir=Path(args.source_dir) if args.source_dir else None,
-                              url=args.url, sha256=args.sha256, force=args.force)
+                              url=args.url, sha256=args.sha256, force=args.force, progress=progress)
+        if shown[0] >= 0:
+            print(file=sys.stderr)
     except datasets.DatasetError as exc:
         print(f"oddwatch datasets: {exc}", file=sys.stderr)
         return 2

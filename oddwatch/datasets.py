@@ -53,9 +53,10 @@ class DatasetError(Exception):
 class Source:
     """One downloadable file: a plain file or an archive (``.zip``, ``.tar.gz``).
 
-    ``keep`` lists glob patterns matched against each archive member's path and against every
-    tail of it (so an archive's top folder does not matter); a kept member is written under the
-    matched tail, renamed by ``rename``. A plain file is written as ``filename``.
+    ``keep`` lists glob patterns matched against each archive member's path below the
+    archive's top folder (when every member sits in one, as in GitHub's archives); a kept
+    member is written under that path, renamed by ``rename``. A plain file is written as
+    ``filename``.
     """
 
     url: str
@@ -87,7 +88,7 @@ DATASETS: dict[str, Dataset] = {
     "hdfs": Dataset(
         "hdfs", "loghub HDFS_v1: 11.2M Hadoop file-system log lines, block labels",
         (Source(f"{LOGHUB_ZENODO}/HDFS_v1.zip?download=1", "HDFS_v1.zip",
-                keep=("HDFS.log", "preprocessed/anomaly_label.csv", "anomaly_label.csv"),
+                keep=("HDFS.log", "preprocessed/anomaly_label.csv", "anomaly_label.csv", "README.md"),
                 rename={"preprocessed/anomaly_label.csv": "anomaly_label.csv"}),),
         required=("*.log",), local_folder="HDFS",
     ),
@@ -215,24 +216,31 @@ def download(url: str, dest: Path, *, sha256: str | None = None, timeout_s: floa
     return got
 
 
-def _tails(member: str) -> list[str]:
-    parts = PurePosixPath(member).parts
-    return ["/".join(parts[i:]) for i in range(len(parts))]
+def _top_folder(names: list[str]) -> str:
+    """The folder every member sits in (``"NAB-1.1/"``), or ``""``.
+
+    >>> _top_folder(["NAB-1.1/", "NAB-1.1/data/a.csv"]), _top_folder(["HDFS.log", "pre/x.csv"]), _top_folder(["BGL.log"])
+    ('NAB-1.1/', '', '')
+    """
+    tops = {n.split("/", 1)[0] for n in names if n}
+    if len(tops) != 1:
+        return ""
+    top = tops.pop()
+    return f"{top}/" if any(n.startswith(f"{top}/") for n in names) else ""
 
 
-def _target(member: str, source: Source) -> str | None:
+def _target(member: str, source: Source, top: str = "") -> str | None:
     """Where an archive member goes (relative), or None when it is not kept.
 
     >>> s = Source("u", "a.zip", keep=("data/*/*.csv",), rename={"x.csv": "y.csv"})
-    >>> _target("NAB-1.1/data/realKnownCause/a.csv", s), _target("NAB-1.1/README.md", s)
+    >>> _target("NAB-1.1/data/realKnownCause/a.csv", s, "NAB-1.1/"), _target("NAB-1.1/README.md", s, "NAB-1.1/")
     ('data/realKnownCause/a.csv', None)
     """
-    if member.startswith("/") or ".." in PurePosixPath(member).parts:
+    if member.startswith("/") or ".." in PurePosixPath(member).parts or not member.startswith(top):
         return None
-    for tail in _tails(member):
-        if any(fnmatch.fnmatchcase(tail, pattern) and tail.count("/") == pattern.count("/")
-               for pattern in source.keep):
-            return source.rename.get(tail, tail)
+    rel = member[len(top):]
+    if any(fnmatch.fnmatchcase(rel, pattern) and rel.count("/") == pattern.count("/") for pattern in source.keep):
+        return source.rename.get(rel, rel)
     return None
 
 
@@ -240,8 +248,9 @@ def _extract(archive: Path, source: Source, into: Path) -> int:
     kept = 0
     if archive.name.endswith(".zip"):
         with zipfile.ZipFile(archive) as zf:
+            top = _top_folder(zf.namelist())
             for info in zf.infolist():
-                rel = None if info.is_dir() else _target(info.filename, source)
+                rel = None if info.is_dir() else _target(info.filename, source, top)
                 if rel:
                     (into / rel).parent.mkdir(parents=True, exist_ok=True)
                     with zf.open(info) as src, (into / rel).open("wb") as dst:
@@ -249,8 +258,10 @@ def _extract(archive: Path, source: Source, into: Path) -> int:
                     kept += 1
     elif archive.name.endswith((".tar.gz", ".tgz", ".tar")):
         with tarfile.open(archive) as tf:
-            for member in tf:
-                rel = _target(member.name, source) if member.isfile() else None
+            members = tf.getmembers()
+            top = _top_folder([m.name + ("/" if m.isdir() else "") for m in members])
+            for member in members:
+                rel = _target(member.name, source, top) if member.isfile() else None
                 fh = tf.extractfile(member) if rel else None
                 if rel and fh:
                     (into / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -171,3 +171,22 @@ def test_cli_fetch_path_and_list(capsys: pytest.CaptureFixture[str], cache: Path
 def test_cli_eval_without_path_names_the_fetch_command(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit, match="oddwatch datasets fetch hdfs"):
         main(["eval", "logs", "--out", "unused"])
+
+
+def test_download_of_a_flat_zip_and_a_tarball_with_a_top_folder(server: tuple[str, Path],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import tarfile
+
+    url, root = server
+    with zipfile.ZipFile(root / "BGL.zip", "w") as zf:  # loghub's BGL.zip: the log at the root
+        zf.writestr("BGL.log", "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 RAS KERNEL INFO ok\n")
+    dest = datasets.fetch("bgl", url=f"{url}/BGL.zip")
+    assert sorted(p.name for p in dest.iterdir()) == ["BGL.log", "SOURCE.json"]
+    with tarfile.open(root / "T.tar.gz", "w:gz") as tf:
+        tf.add(DATA / "hdfs_sample.log", arcname="T/HDFS.log")
+        tf.add(DATA / "hdfs_sample_labels.csv", arcname="T/preprocessed/anomaly_label.csv")
+    hdfs = datasets.DATASETS["hdfs"]
+    monkeypatch.setitem(datasets.DATASETS, "hdfs", replace(hdfs, sources=(replace(hdfs.sources[0], filename="T.tar.gz"),)))
+    datasets.fetch("hdfs", url=f"{url}/T.tar.gz")
+    log, labels = datasets.hdfs_files()
+    assert log.name == "HDFS.log" and labels.name == "anomaly_label.csv" and labels.exists()

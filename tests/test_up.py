@@ -90,3 +90,16 @@ def test_oddwatch_up_runs_both_real_flows(services, tmp_path: Path) -> None:  # 
     text = "".join(lines) + rest
     assert proc.returncode == 0, text[-3000:]
     assert "sensors stopped" in text and "logs stopped" in text
+
+
+def test_demo_summary_says_what_is_still_running_and_how_to_stop_it() -> None:
+    from oddwatch.demo import QUERIES, format_summary
+
+    faults = {"detected": 1, "injected": 1, "mean_delay_s": 5.0, "alerts": 1, "false_alerts": 0, "faults": []}
+    text = format_summary({
+        "wall_s": 60.0, "simulated_s": 3600.0, "readings_published": 10, "series": 1, "readings_scored": 10,
+        "sensor_faults": faults, "queries": QUERIES, "grafana": "deploy/grafana",
+        "still_running": {"mqtt": "Mosquitto on 127.0.0.1:1883", "influx": "InfluxDB on http://127.0.0.1:8086"},
+    })
+    assert "Still running: Mosquitto on 127.0.0.1:1883; InfluxDB on http://127.0.0.1:8086." in text
+    assert "oddwatch services down" in text and "oddwatch up" in text and "oddwatch alerts --since 2h" in text
