@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 FLOWS = ("sensors", "logs")
+# How a flow ends after SIGTERM: 0, or 1 from Bytewax's "signal received" error, or the signal.
+STOPPED_CLEANLY = frozenset({0, 1, -signal.SIGTERM, -signal.SIGINT})
 
 
 class Stop(Exception):
@@ -123,7 +125,8 @@ def run_up(settings: Any, *, config: str | None = None, services: bool = False, 
             signal.signal(s, signal.SIG_IGN)
         for c in children:
             code = c.stop(stop_timeout_s)
-            out.write(f"oddwatch up: {c.name} stopped (status {code})\n")
+            note = "" if code in STOPPED_CLEANLY else f" (exit status {code})"
+            out.write(f"oddwatch up: {c.name} stopped{note}\n")
         if svc is not None:
             svc.stop()
             out.write("oddwatch up: services stopped\n")

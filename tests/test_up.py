@@ -56,7 +56,7 @@ def test_a_flow_that_exits_stops_the_other(monkeypatch: pytest.MonkeyPatch) -> N
     assert up.run_up(Settings(), out=out) == 1
     text = out.getvalue()
     assert "the logs flow exited with status 2" in text
-    assert "[sensors] flushed" in text and "sensors stopped (status 0)" in text
+    assert "[sensors] flushed" in text and "oddwatch up: sensors stopped\n" in text
 
 
 @pytest.mark.slow
