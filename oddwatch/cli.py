@@ -96,13 +96,33 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_default_path(args: argparse.Namespace) -> None:
+    """Without a path, evaluate the cached benchmark data (NAB for series, HDFS for logs)."""
+    from oddwatch import datasets
+
+    name = "nab" if args.kind == "series" else "hdfs"
+    if not datasets.is_present(name):
+        raise SystemExit(f"oddwatch eval: no path given and {datasets.missing_message(name)}")
+    if args.kind == "series":
+        args.path = str(datasets.path(name))
+    else:
+        log, labels = datasets.hdfs_files()
+        args.path = str(log)
+        args.labels = args.labels or (str(labels) if labels.exists() else None)
+        if args.labels and args.session_regex is None:
+            args.session_regex = r"blk_-?\d+"  # HDFS labels are per block
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.path is None:
+        _eval_default_path(args)
     if args.kind == "series":
         from oddwatch.evaluation.series import evaluate_series
 
         settings = _settings(args)
         evaluate_series(Path(args.path), Path(args.labels) if args.labels else None, Path(args.out),
-                        series_params=settings.series, alert_settings=settings.alerts)
+                        series_params=settings.series, alert_settings=settings.alerts,
+                        plots_dir=Path(args.plots) if args.plots else None)
     else:
         from oddwatch.evaluation.logs import evaluate_logs
 
@@ -133,12 +153,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     import requests
     from prometheus_client.parser import text_string_to_metric_families
 
-    from oddwatch.observe.health import PORT_OFFSETS
-
     settings = _settings(args)
     report: dict[str, object] = {}
-    for flow, offset in PORT_OFFSETS.items():
-        url = f"http://{settings.metrics.host}:{settings.metrics.port + offset}/metrics"
+    for flow in ("sensors", "logs"):
+        url = f"http://{settings.metrics.host}:{settings.metrics.port_of(flow)}/metrics"
         try:
             text = requests.get(url, timeout=2).text
         except requests.RequestException:
@@ -162,6 +180,120 @@ def cmd_status(args: argparse.Namespace) -> int:
     except Exception as exc:  # status must always print something useful
         report["services"] = f"unknown: {exc}"
     print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    """Fetch a public benchmark data set into the cache folder, or print that folder."""
+    from oddwatch import datasets
+
+    try:
+        if args.action == "path":
+            print(datasets.path(args.name))
+            return 0
+        if args.action == "list":
+            for d in datasets.DATASETS.values():
+                state = "present" if datasets.is_present(d.name) else "not fetched"
+                print(f"{d.name:12} {state:12} {datasets.path(d.name)}  {d.description}")
+            return 0
+        if datasets.is_present(args.name) and not args.force:
+            print(f"{args.name} is already in {datasets.path(args.name)} (--force fetches it again)", file=sys.stderr)
+        else:
+            where = f"copying {args.source_dir}" if args.source_dir else "downloading"
+            print(f"{args.name}: {where} into {datasets.path(args.name)}", file=sys.stderr)
+        shown = [-1]
+
+        def progress(done: int, total: int | None) -> None:
+            step = int(100 * done / total) // 5 if total else done >> 26  # every 5 % or 64 MiB
+            if step != shown[0]:
+                shown[0] = step
+                size = f"{done / 2**20:,.0f} MiB" + (f" of {total / 2**20:,.0f} MiB" if total else "")
+                print(f"\r  {size}", end="", file=sys.stderr, flush=True)
+
+        dest = datasets.fetch(args.name, source_dir=Path(args.source_dir) if args.source_dir else None,
+                              url=args.url, sha256=args.sha256, force=args.force, progress=progress)
+        if shown[0] >= 0:
+            print(file=sys.stderr)
+    except datasets.DatasetError as exc:
+        print(f"oddwatch datasets: {exc}", file=sys.stderr)
+        return 2
+    print(dest)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Run both dataflows (and with --services the local Mosquitto and InfluxDB) until stopped."""
+    from oddwatch.up import FLOWS, run_up
+
+    return run_up(_settings(args), config=args.config, services=args.services, workers=args.workers,
+                  flows=args.flow or FLOWS)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the flow's metrics endpoint answers (container and service health checks)."""
+    import requests
+
+    settings = _settings(args)
+    host = settings.metrics.host if settings.metrics.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    url = f"http://{host}:{settings.metrics.port_of(args.flow)}/metrics"
+    try:
+        ok = requests.get(url, timeout=args.timeout).status_code == 200
+    except requests.RequestException:
+        ok = False
+    print(f"{args.flow}: {'healthy' if ok else 'no answer'} at {url}")
+    return 0 if ok else 1
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """List the alerts of a period with their explanations, read from InfluxDB."""
+    from oddwatch.connectors.influx import InfluxError, InfluxQuery
+    from oddwatch.review import ReviewError, format_alerts, list_alerts, parse_since
+
+    query = InfluxQuery(_settings(args).influx)
+    try:
+        alerts = list_alerts(query, since=parse_since(args.since), open_only=args.open, site=args.site)
+    except (ReviewError, InfluxError) as exc:
+        print(f"oddwatch alerts: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([a.__dict__ for a in alerts], default=str, indent=2))
+    else:
+        print(format_alerts(alerts))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """The story of one alert: its explanation and the data around it (optionally a PNG)."""
+    from oddwatch.connectors.influx import InfluxError, InfluxQuery
+    from oddwatch.review import ReviewError, find_alert, story
+
+    query = InfluxQuery(_settings(args).influx)
+    try:
+        s = story(query, find_alert(query, args.alert_id), plot=bool(args.png))
+    except (ReviewError, InfluxError) as exc:
+        print(f"oddwatch explain: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(s.lines))
+    if args.png and s.png:
+        Path(args.png).write_bytes(s.png)
+        print(f"plot: {args.png}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """A self-contained HTML page of the period's alerts with a plot for each."""
+    from oddwatch.connectors.influx import InfluxError, InfluxQuery
+    from oddwatch.report import build_report
+    from oddwatch.review import ReviewError, parse_since
+
+    query = InfluxQuery(_settings(args).influx)
+    try:
+        page = build_report(query, since=parse_since(args.since), site=args.site)
+    except (ReviewError, InfluxError) as exc:
+        print(f"oddwatch report: {exc}", file=sys.stderr)
+        return 2
+    Path(args.out).write_text(page, encoding="utf-8")
+    print(args.out)
     return 0
 
 
@@ -235,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="score the live detection code on labelled data")
     p.add_argument("kind", choices=["series", "logs"])
-    p.add_argument("path")
+    p.add_argument("path", nargs="?", default=None,
+                   help="data to score (default: the cached NAB or HDFS, see `oddwatch datasets`)")
     p.add_argument("--labels", help="NAB combined_windows.json, or a CSV id,label for logs")
     p.add_argument("--out", required=True)
     p.add_argument("--format", default="hdfs", choices=["hdfs", "bgl", "thunderbird", "raw", "jsonl"])
@@ -248,7 +381,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-size", type=float, default=None, help="window size in seconds or lines")
     p.add_argument("--config", default=argparse.SUPPRESS,
                    help="TOML config file: [log_detector] and [alerts] (also accepted before the sub-command)")
+    p.add_argument("--plots", help="series: write one PNG per series (values, score, threshold, windows, alerts) here")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("up", help="run both dataflows until Ctrl-C/SIGTERM (--services: the local services too)")
+    p.add_argument("--services", action="store_true", help="also start (and at the end stop) Mosquitto and InfluxDB")
+    p.add_argument("-w", "--workers", type=int, default=1, help="Bytewax workers per flow")
+    p.add_argument("--flow", action="append", choices=["sensors", "logs"],
+                   help="run only this flow (repeatable; default both); a stop requested by a signal exits 0")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("health", help="exit 0 when the flow's metrics endpoint answers (for health checks)")
+    p.add_argument("flow", choices=["sensors", "logs"])
+    p.add_argument("--timeout", type=float, default=3.0)
+    p.set_defaults(func=cmd_health)
+
+    p = sub.add_parser("alerts", help="list the alerts with their explanations (from InfluxDB)")
+    p.add_argument("--open", action="store_true", help="only the alerts still open")
+    p.add_argument("--since", default="2h", help="how far back, e.g. 30m, 2h, 7d (default 2h)")
+    p.add_argument("--site", help="only this site")
+    p.add_argument("--json", action="store_true", help="one JSON list")
+    p.set_defaults(func=cmd_alerts)
+
+    p = sub.add_parser("explain", help="the story of one alert: values or log windows around it")
+    p.add_argument("alert_id", help="as listed by `oddwatch alerts`, e.g. s1/pump1/temp:1767225600")
+    p.add_argument("--png", help="also write a plot of it to this PNG file")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("report", help="an HTML page of the period's alerts with a plot for each")
+    p.add_argument("--since", default="24h", help="how far back, e.g. 24h, 7d (default 24h)")
+    p.add_argument("--site", help="only this site")
+    p.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("datasets", help="public benchmark data (NAB, HDFS, BGL, Thunderbird) in a cache folder")
+    p.add_argument("action", choices=["fetch", "path", "list"])
+    p.add_argument("name", nargs="?", default="", help="nab, hdfs, bgl or thunderbird")
+    p.add_argument("--from", dest="source_dir", help="copy a local copy of the data set instead of downloading")
+    p.add_argument("--url", help="download from this URL instead (a mirror of the single source file)")
+    p.add_argument("--sha256", help="expected SHA-256 of the --url download")
+    p.add_argument("--force", action="store_true", help="fetch again even if the data set is there")
+    p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("feedback", help="tell oddwatch an alert was a false positive (or right)")
     p.add_argument("alert_id", help="the alert's alert_id, e.g. s1/pump1/temp:1767225600")

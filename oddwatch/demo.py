@@ -224,6 +224,10 @@ def run_demo(settings: Settings, *, duration_s: float = 60.0, seed: int = 7, as_
             summary["log_incidents"] = log_summary
         summary["queries"] = QUERIES
         summary["grafana"] = "deploy/grafana/provisioning (datasource + dashboards); see deploy/README.md"
+        summary["still_running"] = {
+            "mqtt": f"Mosquitto on {settings.mqtt.host}:{settings.mqtt.port}",
+            "influx": f"InfluxDB on {settings.influx.url} (database {settings.influx.database!r})",
+        }
     finally:
         for flow in flows:
             flow.stop()
@@ -256,7 +260,17 @@ def format_summary(s: dict[str, Any]) -> str:
         for row in g["faults"]:
             delay = "missed" if not row["detected"] else f"after {row['delay_s']:.0f} s"
             lines.append(f"    {row['kind']:<12} {row['source']:<32} {delay}")
-    lines += ["", "Look at the results (InfluxQL, database 'oddwatch'):"]
+    lines += ["", "Look at the results:",
+              "  oddwatch alerts --since 2h          the alerts with their explanations",
+              "  oddwatch explain ALERT_ID           the story of one alert",
+              "  oddwatch report --since 2h --out report.html",
+              "InfluxQL (database 'oddwatch'; POST to the InfluxDB /query endpoint, e.g. "
+              "curl -sG URL/query --data-urlencode db=oddwatch --data-urlencode q=...):"]
     lines += [f"  {name}: {q}" for name, q in s["queries"].items()]
-    lines += [f"  Grafana: {s['grafana']}", ""]
+    lines += [f"  Grafana: {s['grafana']}"]
+    if "still_running" in s:
+        lines += ["", "Still running: " + "; ".join(s["still_running"].values()) + ".",
+                  "  oddwatch up                 runs both dataflows on them (Ctrl-C stops)",
+                  "  oddwatch services down      stops them"]
+    lines += [""]
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -152,7 +153,12 @@ class AlertSettings:
 class MetricsSettings:
     enabled: bool = True
     host: str = "127.0.0.1"
-    port: int = 9464
+    port: int = 9464  # the sensor flow's /metrics
+    logs_port: int = 9465  # the log flow's /metrics
+
+    def port_of(self, flow: str) -> int:
+        """The metrics port of *flow* (``sensors`` or ``logs``)."""
+        return self.logs_port if flow == "logs" else self.port
 
 
 def _series_params() -> Any:
@@ -240,7 +246,10 @@ def _build_section(section: str, cls: type, body: Mapping[str, Any]) -> Any:
                 f"unknown key [{section}].{key} = {raw!r}; known keys: {', '.join(sorted(known))}"
             )
         kwargs[key] = _coerce(section, key, hints[key], raw)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:  # a params class that validates itself on construction
+        raise ConfigError(f"[{section}]: {exc}") from None
 
 
 def _coerce(section: str, key: str, hint: Any, raw: Any) -> Any:
@@ -251,6 +260,10 @@ def _coerce(section: str, key: str, hint: Any, raw: Any) -> Any:
         if isinstance(raw, str) and raw.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
             return raw.lower() in {"1", "true", "yes", "on"}
         raise ConfigError(f"{where}: expected true or false")
+    if hint is int and (isinstance(raw, float) and not raw.is_integer()
+                        or isinstance(raw, str) and not raw.strip().lstrip("+-").isdigit()):
+        raise ConfigError(f"{where}: expected a whole number (an integer setting), e.g. {key} = "
+                          f"{_whole_example(raw)}")
     if hint in (int, float):
         if isinstance(raw, bool):
             raise ConfigError(f"{where}: expected a number")
@@ -272,17 +285,59 @@ def _coerce(section: str, key: str, hint: Any, raw: Any) -> Any:
     return raw
 
 
+def _whole_example(raw: Any) -> str:
+    """A whole number near *raw* for an error message ("2" for 2.5, "1" otherwise)."""
+    try:
+        return str(max(1, round(float(raw))))
+    except (TypeError, ValueError):
+        return "1"
+
+
+# LogWindowParams field -> the [log_detector] key that sets it (messages name the config key).
+_WINDOW_KEYS = {"mode": "window_mode", "by": "window_by", "size_s": "window_size_s", "slide_s": "window_slide_s",
+                "size_lines": "window_size_lines", "slide_lines": "window_slide_lines"}
+
+
+def _check_log_params(where: str, params: Any) -> None:
+    """Everything the log flow checks at start, as ConfigError naming *where* (section or subscription)."""
+    from oddwatch.core.log_windows import BYS, MODES
+
+    for key, allowed in (("window_mode", MODES), ("window_by", BYS)):
+        value = getattr(params, key)
+        if value not in allowed:
+            near = [a for a in allowed if a.startswith(str(value)[:3])]
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ConfigError(f"{where}{key} = {value!r}: must be one of {', '.join(allowed)}{hint}")
+    try:
+        re.compile(params.session_regex)
+    except re.error as exc:
+        raise ConfigError(f"{where}session_regex = {params.session_regex!r} is not a valid regular expression "
+                          f"({exc}); in TOML write it in single quotes, e.g. session_regex = 'blk_-?\\d+'") from None
+    try:
+        params.validate()
+    except ValueError as exc:
+        text = str(exc)
+        for field_name, key in _WINDOW_KEYS.items():
+            text = text.replace(f"LogWindowParams: {field_name} =", f"{key} =")
+        text = text.replace("LogWindowParams: ", "").replace("LogParams: ", "")
+        raise ConfigError(f"{where.rstrip('. :')}: {text}") from None
+
+
 def validate(s: Settings) -> None:
     """Cross-field checks with messages that name the setting and its value."""
     for section, key, value in (
         ("mqtt", "port", s.mqtt.port),
         ("metrics", "port", s.metrics.port),
+        ("metrics", "logs_port", s.metrics.logs_port),
     ):
         if not 0 < value < 65536:
             raise ConfigError(f"[{section}].{key} = {value!r}: must be a port 1..65535")
     if not 0 <= s.services.influx_rpc_port < 65536:
         raise ConfigError(f"[services].influx_rpc_port = {s.services.influx_rpc_port!r}: must be a port "
                           "1..65535, or 0 for a free port chosen at start")
+    if s.metrics.port == s.metrics.logs_port:
+        raise ConfigError(f"[metrics].logs_port = {s.metrics.logs_port!r} is also [metrics].port: each flow needs "
+                          "its own metrics port, e.g. port = 9464 (sensors) and logs_port = 9465 (logs)")
     if s.mqtt.qos not in (0, 1, 2):
         raise ConfigError(f"[mqtt].qos = {s.mqtt.qos!r}: must be 0, 1 or 2")
     if s.influx.version not in (1, 2, 3):
@@ -291,6 +346,9 @@ def validate(s: Settings) -> None:
         raise ConfigError(f"[influx].url = {s.influx.url!r}: must start with http:// or https://")
     if s.influx.version in (2, 3) and not s.influx.token:
         raise ConfigError("[influx].token is empty: InfluxDB 2.x/3.x needs a token (ODDWATCH_INFLUX__TOKEN)")
+    if s.influx.version == 2 and not s.influx.org:
+        raise ConfigError("[influx].org is empty: InfluxDB 2.x writes need the organization name "
+                          "(ODDWATCH_INFLUX__ORG)")
     for name in ("batch_size", "spool_max_bytes"):
         if getattr(s.influx, name) <= 0:
             raise ConfigError(f"[influx].{name} = {getattr(s.influx, name)!r}: must be positive")
@@ -313,6 +371,34 @@ def validate(s: Settings) -> None:
             raise ConfigError(f"[{section}].idle_evict_s = {getattr(s, section).idle_evict_s!r}: must be >= 0")
     if s.alerts.open_after < 1 or s.alerts.close_after < 1:
         raise ConfigError("[alerts].open_after and close_after must be at least 1")
+    port = _url_port(s.influx.url)
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(f"[influx].url = {s.influx.url!r}: the port must be a number 1..65535, "
+                          "e.g. http://127.0.0.1:8086")
+    try:
+        s.series.validate()
+    except ValueError as exc:
+        raise ConfigError(f"[series]: {exc}") from None
+    _check_log_params("[log_detector].", s.log_detector)
+    for i, sub in enumerate(s.logs.subscriptions):
+        overrides = sub.window_overrides()
+        if overrides:
+            _check_log_params(f"[[logs.subscriptions]] #{i + 1} topic {sub.topic!r}: ",
+                              dataclasses.replace(s.log_detector, **overrides))
+
+
+def _url_port(url: str) -> int | None:
+    """The explicit port of *url*, or None; -1 when it is not a number.
+
+    >>> _url_port("http://h:8086"), _url_port("https://h"), _url_port("http://h:x")
+    (8086, None, -1)
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).port
+    except ValueError:
+        return -1
 
 
 def as_dict(s: Settings, *, mask: bool = True) -> dict[str, Any]:

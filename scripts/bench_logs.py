@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 from detectors.embedders import TemplateEmbeddingCache
+from oddwatch import datasets
 from oddwatch.core.log_pipeline import LogParams, build_embedder
 from oddwatch.core.logsource import Decided, LogSourceState
 from oddwatch.evaluation.corpora import read_log as read_lines
@@ -44,7 +45,7 @@ from oddwatch.records import utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
 
-DEFAULT_LOG = ROOT.parent / "shared" / "data" / "hdfs" / "HDFS_dev.log"
+DEFAULT_LOG = datasets.hdfs_files()[0]  # `oddwatch datasets fetch hdfs`
 
 
 def _rss_mib() -> float:

@@ -51,9 +51,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from oddwatch import datasets  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
-DEFAULT_LOG = ROOT.parent / "shared" / "data" / "hdfs" / "HDFS_dev.log"
+DEFAULT_LOG = datasets.hdfs_files()[0]  # `oddwatch datasets fetch hdfs`
 HOST, APP = "hdfs1", "hdfs"
 
 
@@ -87,7 +89,7 @@ def _settings(local: Any, tmp: Path, name: str) -> Any:
         "mqtt": {"host": local.mqtt_host, "port": local.mqtt_port, "client_id": f"bench-{name}"},
         "influx": {"url": local.influx_url, "database": local.database, "spool_dir": str(tmp / "spool" / name)},
         "services": {"state_dir": str(local.state_dir), "influx_rpc_port": local.influx_rpc_port},
-        "metrics": {"port": free_port()},
+        "metrics": {"port": free_port(), "logs_port": free_port()},
         "log_detector": {"window_mode": "session"},
     })
 

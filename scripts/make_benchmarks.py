@@ -2,14 +2,14 @@
 
 Reads, under ``--results DIR`` (default ``out/``):
 
-- ``DIR/nab/summary.json``: ``oddwatch eval series ../shared/data/nab --out DIR/nab``;
-- ``DIR/hdfs/summary.json``: ``oddwatch eval logs ../shared/data/hdfs ... --out DIR/hdfs``;
+- ``DIR/nab/summary.json``: ``oddwatch eval series --out DIR/nab`` (the cached NAB);
+- ``DIR/hdfs/summary.json``: ``oddwatch eval logs --out DIR/hdfs`` (the cached HDFS);
 - ``DIR/bench-*.json``: benchmark scripts' results (``scripts/bench_*.py``).
 
 Any other ``DIR/*/summary.json`` is classified by its content. The ARTime reference scores
 are computed here with :mod:`oddwatch.evaluation.nab` from NAB's published per-row output
-(``--nab``, default ``../shared/data/nab``); the Numenta HTM ones are quoted (its per-row
-output is not in the shared data). Usage::
+(``--nab``, default: the cache folder of ``oddwatch datasets fetch nab``); the Numenta HTM ones
+are quoted (its per-row output is not published with NAB v1.1). Usage::
 
     .venv/bin/python scripts/make_benchmarks.py [--results out] [--out docs/benchmarks.md]
 """
@@ -28,13 +28,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from oddwatch import datasets
 from oddwatch.evaluation import nab
 
 ROOT = Path(__file__).resolve().parents[1]
 
 PROFILE_COLUMNS = ["standard", "reward_low_FP_rate", "reward_low_FN_rate"]
-# Published NAB v1.1 scores of Numenta HTM restricted to the 35 shared files
-# (../shared/data/README.md); quoted because its per-row output is not available here.
+# Published NAB v1.1 scores of Numenta HTM restricted to the 35 benchmark files of
+# docs/benchmarks.md; quoted because its per-row output is not available here.
 NUMENTA_HTM = {"standard": 66.59, "reward_low_FP_rate": 60.81, "reward_low_FN_rate": 71.06}
 MAX_TABLE_ROWS = 40
 
@@ -224,14 +225,12 @@ def render(results: Path, nab_dir: Path, this_command: str) -> str:
         "",
     ]
     logs_cmd = (found["logs"] or {}).get("command") or (
-        f"oddwatch eval logs ../shared/data/hdfs/HDFS_dev.log --format hdfs --session-regex 'blk_-?\\d+' "
-        f"--labels ../shared/data/hdfs/HDFS_dev_labels.csv --out {results}/hdfs")
+        f"oddwatch datasets fetch hdfs && oddwatch eval logs --format hdfs --session-regex 'blk_-?\\d+' --out {results}/hdfs")
     lines += nab_section(found["series"], found["series_path"], artime, nab_dir, this_command)
     lines += logs_section(found["logs"], found["logs_path"], logs_cmd)
     lines += bench_section(found["bench"])
     series_cmd = (found["series"] or {}).get("command") or (
-        "oddwatch eval series ../shared/data/nab --labels ../shared/data/nab/labels/combined_windows.json "
-        f"--out {results}/nab")
+        f"oddwatch datasets fetch nab && oddwatch eval series --out {results}/nab")
     bench_cmds = [d["command"] for d in found["bench"].values() if isinstance(d.get("command"), str)]
     lines += ["## Reproduce", "", "```sh", series_cmd, logs_cmd, *bench_cmds, this_command, "```", ""]
     return "\n".join(lines)
@@ -241,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", default="out", help="folder of result files (default: out)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="markdown file to write")
-    parser.add_argument("--nab", default=str(ROOT.parent / "shared" / "data" / "nab"),
-                        help="NAB folder with reference_results/ARTime (default: ../shared/data/nab)")
+    parser.add_argument("--nab", default=str(datasets.path("nab")),
+                        help="NAB folder with reference_results/ARTime (default: `oddwatch datasets path nab`)")
     args = parser.parse_args(argv)
     command = shlex.join(["python", "scripts/make_benchmarks.py", *(sys.argv[1:] if argv is None else argv)])
     text = render(Path(args.results), Path(args.nab), command)

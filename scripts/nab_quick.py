@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from oddwatch import datasets
 from oddwatch.core.series import SeriesParams, SeriesState
 from oddwatch.evaluation import corpora
 from oddwatch.records import Reading
@@ -33,7 +34,7 @@ except ImportError:  # pragma: no cover
     nab = None  # type: ignore[assignment]
 
 _D = TypeVar("_D", SeriesParams, AlertSettings)
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "nab"
+DEFAULT_DATA = datasets.path("nab")  # `oddwatch datasets fetch nab`
 PROFILES = {
     "standard": (1.0, 0.11, 1.0),
     "reward_low_FP_rate": (1.0, 0.22, 1.0),

@@ -106,8 +106,8 @@ def test_compose_oddwatch_services_build_and_settings_load() -> None:
         context = (DEPLOY / build["context"]).resolve()
         assert context == ROOT
         assert (context / build["dockerfile"]).is_file()
-        assert svc["command"] == ["run", flow]
-        assert parser.parse_args(svc["command"]).flow == flow
+        assert svc["command"] == ["up", "--flow", flow]
+        assert parser.parse_args(svc["command"]).flow == [flow]
         env = {k: interpolate(str(v), example) for k, v in svc["environment"].items()}
         settings = load_settings(path=None, env=env)
         assert settings.mqtt.host == "mosquitto"
@@ -166,7 +166,10 @@ def test_dockerfile_paths_exist() -> None:
     assert not missing, f"Dockerfile copies paths that do not exist: {missing}"
     text = "\n".join(lines)
     assert 'ENTRYPOINT ["oddwatch"]' in text and "USER oddwatch" in text
-    assert json.loads(text.split("CMD ", 1)[1].splitlines()[0]) == ["run", "sensors"]
+    (cmd,) = [line for line in lines if line.startswith("CMD ")]
+    assert json.loads(cmd.removeprefix("CMD ")) == ["up", "--flow", "sensors"]
+    (health,) = [line for line in lines if line.startswith("HEALTHCHECK ")]
+    assert health.endswith('CMD ["oddwatch", "health", "sensors"]')
 
 
 # --- systemd ---------------------------------------------------------------------------------
@@ -202,7 +205,7 @@ def test_systemd_unit(flow: str) -> None:
     assert service["User"] == "oddwatch"
     argv = shlex.split(service["ExecStart"])
     assert argv[0].startswith("/") and argv[0].endswith("/oddwatch")
-    assert argv[1:] == ["run", flow] and build_parser().parse_args(argv[1:]).flow == flow
+    assert argv[1:] == ["up", "--flow", flow] and build_parser().parse_args(argv[1:]).flow == [flow]
     env = dict(v.split("=", 1) for k, v in unit["Service"] if k == "Environment")
     assert env["ODDWATCH_INFLUX__SPOOL_DIR"].startswith(f"/var/lib/{service['StateDirectory']}")
     settings = load_settings(path=None, env={k: v for k, v in env.items() if k != "ODDWATCH_CONFIG"})
@@ -210,12 +213,94 @@ def test_systemd_unit(flow: str) -> None:
     assert one["Install"]["WantedBy"] == "multi-user.target"
 
 
-def test_systemd_units_use_different_metrics_ports() -> None:
-    ports = set()
+def test_systemd_units_leave_metrics_ports_to_the_settings() -> None:
+    # One port per flow, written once in MetricsSettings; a unit overriding it would point
+    # Prometheus (and the docs) at nothing.
+    settings = load_settings(path=None, env={})
+    assert {flow: settings.metrics.port_of(flow) for flow in UNITS} == {"sensors": 9464, "logs": 9465}
     for path in UNITS.values():
         env = dict(v.split("=", 1) for k, v in parse_unit(path)["Service"] if k == "Environment")
-        ports.add(env["ODDWATCH_METRICS__PORT"])
-    assert len(ports) == len(UNITS)
+        assert not any(k.startswith("ODDWATCH_METRICS__") for k in env), path.name
+
+
+@pytest.mark.parametrize("flow", sorted(UNITS))
+def test_systemd_unit_treats_a_requested_stop_as_success(flow: str) -> None:
+    service = dict(parse_unit(UNITS[flow])["Service"])
+    # SIGTERM goes to `oddwatch up` alone, which stops the flow and exits 0 (tests/test_up.py);
+    # a flow that ends on its own makes it exit non-zero, which Restart=on-failure restarts.
+    assert service["KillSignal"] == "SIGTERM" and service["KillMode"] == "mixed"
+    assert set(service["SuccessExitStatus"].split()) >= {"SIGTERM"}
+    assert "1" not in service["SuccessExitStatus"].split()  # a crash must stay a failure
+    assert service["Restart"] == "on-failure"
+    assert int(service["TimeoutStopSec"]) >= 30
+
+
+def test_compose_metrics_ports_match_each_flows_setting() -> None:
+    data = compose()
+    example = env_example()
+    for flow in ("sensors", "logs"):
+        svc = data["services"][f"oddwatch-{flow}"]
+        env = {k: interpolate(str(v), example) for k, v in svc["environment"].items()}
+        port = load_settings(path=None, env=env).metrics.port_of(flow)
+        (spec,) = svc["ports"]
+        assert interpolate(spec, {}).rsplit(":", 1)[1] == str(port), spec
+
+
+def test_compose_oddwatch_services_have_healthchecks() -> None:
+    parser = build_parser()
+    for flow in ("sensors", "logs"):
+        check = compose()["services"][f"oddwatch-{flow}"]["healthcheck"]
+        test = check["test"]
+        assert test[0] == "CMD" and test[1] == "oddwatch"
+        args = parser.parse_args(test[2:])
+        assert args.command == "health" and args.flow == flow
+        assert check["start_period"] and check["retries"] >= 1
+    for svc in compose()["services"].values():
+        assert "healthcheck" in svc
+
+
+def test_grafana_gets_no_admin_or_write_credentials() -> None:
+    grafana = compose()["services"]["grafana"]
+    values = " ".join(str(v) for v in grafana["environment"].values())
+    for secret in ("INFLUXDB_ADMIN_TOKEN", "INFLUXDB_ADMIN_PASSWORD", "ODDWATCH_INFLUX_TOKEN"):
+        assert secret not in values
+    assert grafana["environment"]["INFLUX_USER"] == "${GRAFANA_INFLUX_USER}"
+    # ... which the init script creates with read access to the bucket only
+    init = (DEPLOY / "influxdb" / "init-dbrp.sh").read_text()
+    create = init[init.index("influx v1 auth create --org"):]
+    create = create[:create.index("echo")]
+    assert '--username "$GRAFANA_INFLUX_USER"' in create and "--read-bucket" in create
+    assert "--write-bucket" not in create
+
+
+def test_health_command_checks_the_flows_own_port(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    from oddwatch.cli import main
+    from oddwatch.services import free_port
+
+    port = free_port()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"oddwatch_up 1\n")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    cfg = tmp_path / "oddwatch.toml"
+    cfg.write_text(f"[metrics]\nhost = \"0.0.0.0\"\nport = {free_port()}\nlogs_port = {port}\n")
+    try:
+        assert main(["--config", str(cfg), "health", "logs"]) == 0
+        assert main(["--config", str(cfg), "health", "sensors", "--timeout", "1"]) == 1
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 # --- Grafana provisioning --------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Quality of the log detector on HDFS, online from the first line, labels only to score.
 
-``test_vendored_sample_*`` runs without ../shared on ``tests/data/hdfs_sample.log``: the first
+``test_vendored_sample_*`` runs without benchmark data on ``tests/data/hdfs_sample.log``: the first
 150 blocks (3,851 lines, 8 anomalous) of HDFS_v1 (loghub, see tests/data/LICENSE.loghub). It is
 all cold start (the detector has seen nothing before), so only ranking and recall are checked.
-The full dev-set checks need /work/shared/data/hdfs (../shared/data/hdfs) and skip without it.
+The dev-set checks need the 5,750-block HDFS dev subset (``HDFS_dev.log``) in the cache folder
+of ``oddwatch datasets fetch hdfs --from DIR`` and skip without it.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from oddwatch import datasets
 from oddwatch.core.log_pipeline import LogParams
 from oddwatch.evaluation.logs import evaluate_logs
 
 DATA = Path(__file__).parent / "data"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hdfs"
+SHARED = datasets.path("hdfs")
 
 
 def test_vendored_sample_core_runs_without_shared_data(tmp_path: Path) -> None:
@@ -35,7 +37,7 @@ def test_vendored_sample_core_runs_without_shared_data(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def dev_summary(tmp_path_factory: pytest.TempPathFactory) -> dict:
     if not (SHARED / "HDFS_dev.log").exists():
-        pytest.skip(f"HDFS dev data not found at {SHARED} (../shared/data/hdfs): skipping the quality test")
+        pytest.skip(datasets.missing_message("hdfs", "the HDFS_dev.log subset"))
     return evaluate_logs(
         SHARED / "HDFS_dev.log", labels=SHARED / "HDFS_dev_labels.csv",
         out_dir=tmp_path_factory.mktemp("hdfs"), params=LogParams(), session_regex=r"blk_-?\d+",

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from oddwatch import datasets
 from oddwatch.evaluation import nab
 
-SHARED_NAB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nab"
+SHARED_NAB = datasets.path("nab")
 T0 = datetime(2024, 1, 1)
 
 
@@ -98,7 +99,7 @@ def test_matches_reference_sweeper_on_random_corpora(seed: int, profile: str) ->
 def test_reproduces_published_artime_scores() -> None:
     art = SHARED_NAB / "reference_results" / "ARTime"
     if not art.is_dir():
-        pytest.skip(f"{art} is absent: the ARTime reference check needs ../shared/data/nab")
+        pytest.skip(datasets.missing_message("nab", "with reference_results/ARTime, from a local copy"))
     windows = nab.load_windows(SHARED_NAB / "labels" / "combined_windows.json")
     results = nab.load_results_dir(art, detector="ARTime")
     assert len(results) == 35

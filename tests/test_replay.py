@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from oddwatch import datasets
 from oddwatch.records import UTC
 from oddwatch.replay import ReplayError, iter_payloads, replay
 from oddwatch.settings import Settings
@@ -183,15 +184,14 @@ def test_log_folder_merged_undated_lines_follow_their_predecessor(tmp_path: Path
     assert [t for t, _ in pairs] == ["logs/replay/a/syslog"] * 2 + ["logs/replay/b/syslog", "logs/replay/a/syslog"]
 
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
 @pytest.mark.shared_data
-@pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent (benchmark data, not part of the project)")
+@pytest.mark.skipif(not (datasets.is_present("nab") and datasets.hdfs_files()[0].exists()),
+                    reason="; ".join(datasets.missing_message(n) for n in ("nab", "hdfs")))
 def test_real_nab_and_hdfs_files_parse() -> None:
-    nab = SHARED / "nab" / "data" / "realKnownCause" / "ambient_temperature_system_failure.csv"
+    nab = datasets.path("nab") / "data" / "realKnownCause" / "ambient_temperature_system_failure.csv"
     pairs = list(iter_payloads(nab))
     assert len(pairs) == len(nab.read_text().splitlines()) - 1
     assert pairs[0][0] == "plant/nab/realKnownCause/ambient_temperature_system_failure"
-    hdfs = list(itertools.islice(iter_payloads(SHARED / "hdfs" / "HDFS_dev.log", fmt="hdfs"), 1000))
-    assert len(hdfs) == 1000 and all(t == "logs/replay/HDFS_dev/hdfs" for t, _ in hdfs)
+    log = datasets.hdfs_files()[0]
+    hdfs = list(itertools.islice(iter_payloads(log, fmt="hdfs"), 1000))
+    assert len(hdfs) == 1000 and all(t == f"logs/replay/{log.stem}/hdfs" for t, _ in hdfs)

@@ -7,17 +7,17 @@ import math
 import pickle
 import random
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
+from oddwatch import datasets
 from oddwatch.core.series import SeriesOutput, SeriesParams, SeriesState
 from oddwatch.records import Reading
 from oddwatch.settings import AlertSettings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 FAULT_AT = 2000
-NAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "nab"
+NAB = datasets.path("nab")
 
 
 def signal(kind: str, n: int = 2600, seed: int = 0) -> list[float]:
@@ -126,7 +126,7 @@ def test_custom_params_and_alert_settings_are_used() -> None:
 
 
 @pytest.mark.shared_data
-@pytest.mark.skipif(not (NAB / "data").is_dir(), reason=f"NAB data not found under {NAB}")
+@pytest.mark.skipif(not (NAB / "data").is_dir(), reason=datasets.missing_message("nab"))
 def test_no_alert_on_nab_artificial_no_anomaly() -> None:
     for path in sorted((NAB / "data" / "artificialNoAnomaly").glob("*.csv")):
         st = SeriesState("nab", "artificialNoAnomaly", path.stem)

@@ -207,14 +207,17 @@ class InfluxWriter:
         self._headers, self._basic = _auth(settings)
         self._headers["Content-Type"] = "text/plain; charset=utf-8"
         base = settings.url.rstrip("/")
+        self._v2: Any = None  # InfluxDB 2.x/3.x: oddwatch.connectors.influx2 (influxdb-client)
         if settings.version == 1:
             self._write_url = f"{base}/write"
             self._params = {"db": settings.database, "precision": "ns"}
             if settings.retention_policy:
                 self._params["rp"] = settings.retention_policy
         else:
-            self._write_url = f"{base}/api/v2/write"
-            self._params = {"org": settings.org, "bucket": settings.bucket or settings.database, "precision": "ns"}
+            from oddwatch.connectors.influx2 import V2Transport
+
+            self._v2 = V2Transport(settings)
+            self._write_url = self._v2.url
         self._spool = Spool(expand(settings.spool_dir), settings.spool_max_bytes)
         if self._spool.bytes:
             log.warning("influx writer: %d bytes left in spool %s from a previous run; draining them first",
@@ -309,6 +312,8 @@ class InfluxWriter:
                         self._spool.bytes, self._spool.dir)
         self._spool.close()
         self._session.close()
+        if self._v2 is not None:
+            self._v2.close()
 
     def __enter__(self) -> InfluxWriter:
         return self
@@ -416,6 +421,8 @@ class InfluxWriter:
                       self.rejected)
 
     def _post(self, lines: list[str]) -> tuple[str, str]:
+        if self._v2 is not None:
+            return self._v2.post(lines)  # type: ignore[no-any-return]
         body = "\n".join(lines).encode()
         try:
             resp = self._session.post(

@@ -77,7 +77,13 @@ class LogParams:
     model: str = "default"  # "default", "hashing" (tests), a local path or cached model name
     device: str = "auto"
     truncate_dim: int = 0  # 0: full size
-    prompt: str = ""
+    prompt: str = ""  # prompt text for every template (takes precedence over prompt_name)
+    prompt_name: str = ""  # a prompt the model defines, e.g. "query" or "document"
+    dtype: str = "auto"  # auto (float16 on CUDA, float32 on CPU) | float32 | float16 | bfloat16
+    max_seq_length: int = 0  # tokens per template; 0: the model's own limit
+    revision: str = ""  # branch, tag or commit of a Hugging Face model; "": its default
+    trust_remote_code: bool = False  # run the model's own code (only for models you trust)
+    allow_download: bool = False  # fetch a model missing locally; false: fail at once, offline
     batch_size: int = 64
     cache_capacity: int = 10000
     micro_batch: int = 256  # lines per source and embedding call in the evaluator (the flow takes Bytewax's batches)
@@ -126,6 +132,10 @@ class LogParams:
         self.window_params().validate()
         if self.weighting not in ("count", "tfidf", "logtfidf", "idf"):
             raise ValueError(f"LogParams: weighting = {self.weighting!r} must be count, tfidf, logtfidf or idf")
+        if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
+            raise ValueError(f"LogParams: dtype = {self.dtype!r} must be auto, float32, float16 or bfloat16")
+        if self.max_seq_length < 0:
+            raise ValueError(f"LogParams: max_seq_length = {self.max_seq_length!r} must be >= 0 (0: the model's limit)")
         if not 0.0 <= self.count_weight <= 1.0:
             raise ValueError(f"LogParams: count_weight = {self.count_weight!r} must be in [0, 1]")
         for name in ("count_dims", "index_capacity", "index_k", "micro_batch", "promote_min", "max_templates"):
@@ -144,7 +154,9 @@ def build_embedder(params: LogParams) -> Embedder:
         return HashingEmbedder(dim=params.truncate_dim or 64)
     return SentenceTransformerEmbedder(
         params.model, device=params.device, truncate_dim=params.truncate_dim or None,
-        prompt=params.prompt or None, batch_size=params.batch_size,
+        prompt=params.prompt or None, prompt_name=params.prompt_name or None, batch_size=params.batch_size,
+        dtype=params.dtype, max_seq_length=params.max_seq_length or None, revision=params.revision or None,
+        trust_remote_code=params.trust_remote_code, allow_download=params.allow_download,
     )
 
 

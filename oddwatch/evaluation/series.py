@@ -67,7 +67,7 @@ def run_file(
     """Replay one series through :class:`SeriesState`, writing its output CSV to *out_path*.
 
     With ``out_path=None`` nothing is written (for parameter sweeps). Returns ``{"key",
-    "rows", "seconds", "timestamps", "scores", "is_anomaly"}`` (numpy arrays), ``key`` being
+    "rows", "seconds", "timestamps", "scores", "is_anomaly", "values", "thresholds"}`` (numpy arrays), ``key`` being
     ``"<category>/<file>.csv"``.
     """
     category, stem = csv_path.parent.name, csv_path.stem
@@ -75,6 +75,8 @@ def run_file(
     stamps: list[datetime] = []
     scores: list[float] = []
     flags: list[int] = []
+    values: list[float] = []
+    thresholds: list[float] = []
     out_rows: list[list[str]] = []
     start = time.perf_counter()
     for ts, value, ts_text, value_text in corpora.iter_series(csv_path):
@@ -85,6 +87,8 @@ def run_file(
         stamps.append(ts)
         scores.append(out.score)
         flags.append(flag)
+        values.append(value)
+        thresholds.append(out.threshold)
     if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         with open(out_path, "w", newline="") as dst:
@@ -98,6 +102,8 @@ def run_file(
         "timestamps": nab.to_datetime64(stamps),
         "scores": np.asarray(scores, dtype=float),
         "is_anomaly": np.asarray(flags, dtype=np.int8),
+        "values": np.asarray(values, dtype=float),
+        "thresholds": np.asarray(thresholds, dtype=float),
     }
 
 
@@ -125,6 +131,7 @@ def evaluate_series(
     workers: int = 1,
     progress: bool = True,
     quiet: bool = False,
+    plots_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the sensor pipeline over every series under *data_dir* and score it with NAB.
 
@@ -143,6 +150,8 @@ def evaluate_series(
         Processes to use; 1 (default) runs in this process, which on 2 cores is as fast.
     progress, quiet
         A progress line on stderr; no printed summary on stdout.
+    plots_dir
+        When given, one PNG per series there (:func:`oddwatch.plots.write_eval_series_plots`).
 
     Returns
     -------
@@ -192,6 +201,10 @@ def evaluate_series(
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if plots_dir is not None:
+        from oddwatch.plots import write_eval_series_plots
+
+        write_eval_series_plots(runs, windows, Path(plots_dir))
     if not quiet:
         print(format_summary(summary))
     return summary

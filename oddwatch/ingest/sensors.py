@@ -162,6 +162,8 @@ class SensorParser:
             lines = parse_lines(text)
         except ValueError as exc:
             raise _Reject("bad_line_protocol", f"payload is neither a number, JSON nor line protocol: {exc}") from None
+        if not lines:
+            raise _Reject("empty", "payload holds only line-protocol comments or blank lines; send one or more readings")
         out: list[Reading | IngestError] = []
         overrides = self.settings.payload_overrides
         for _measurement, lp_tags, fields, ts_ns in lines:

@@ -1,8 +1,8 @@
 """oddwatch's own health while a flow runs: the Prometheus endpoint and ``pipeline`` points.
 
 :func:`start_health` is called by the flow factories for real runs (not in tests that pass
-their own source). It serves ``/metrics`` on ``[metrics].host:port + port_offset`` (the sensor
-flow on the configured port, the log flow on the next one) and writes the ``pipeline``
+their own source). It serves ``/metrics`` on ``[metrics].host`` at the flow's own port
+(``[metrics].port`` for the sensor flow, ``[metrics].logs_port`` for the log flow) and writes the ``pipeline``
 measurement to InfluxDB every ``interval_s`` through its own :class:`InfluxWriter`.
 """
 
@@ -21,7 +21,6 @@ from oddwatch.records import utcnow
 from oddwatch.settings import Settings, expand
 
 log = logging.getLogger(__name__)
-PORT_OFFSETS = {"sensors": 0, "logs": 1}
 
 
 @dataclass
@@ -44,7 +43,7 @@ def start_health(settings: Settings, instance: str, *, interval_s: float = 10.0)
     """Serve metrics and write ``pipeline`` points for the flow *instance* (``sensors``/``logs``)."""
     server = None
     if settings.metrics.enabled:
-        m = dataclasses.replace(settings.metrics, port=settings.metrics.port + PORT_OFFSETS.get(instance, 0))
+        m = dataclasses.replace(settings.metrics, port=settings.metrics.port_of(instance))
         try:
             server = metrics.start_metrics_server(m)
         except metrics.MetricsError as exc:  # a second copy of a flow on one host: keep running

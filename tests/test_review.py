@@ -1,0 +1,137 @@
+"""``oddwatch alerts``, ``explain`` and ``report`` against a real InfluxDB, on points written here."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oddwatch.cli import main
+from oddwatch.connectors.influx import InfluxQuery, InfluxWriter
+from oddwatch.lineproto import to_line
+from oddwatch.records import Alert, Point
+from oddwatch.review import ReviewError, find_alert, list_alerts, parse_since, story
+from oddwatch.schema import alert_points
+from oddwatch.settings import as_dict, to_toml
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+T0 = NOW - timedelta(minutes=70)
+
+
+def sensor_points(site: str) -> list[Point]:
+    points = []
+    for i in range(60):
+        spike = 40 <= i < 46
+        value = 30.0 if spike else 10.0 + (i % 3) * 0.1
+        score = 0.95 if spike else 0.2
+        points.append(Point("sensor_score", {"site": site, "asset": "pump1", "sensor": "temp", "detector": "ensemble"},
+                            {"value": value, "score": score, "threshold": 0.8, "expected_low": 9.5,
+                             "expected_high": 10.8, "is_anomaly": spike, "alert_open": spike},
+                            T0 + timedelta(minutes=i)))
+    opened = T0 + timedelta(minutes=40)
+    common: dict[str, Any] = dict(alert_id=f"{site}/pump1/temp:{int(opened.timestamp())}", source="sensor",
+                                  severity="critical", site=site, subject="pump1", score=0.95, threshold=0.8,
+                                  opened_at=opened)
+    points += alert_points(Alert(kind="open", title="temp on s/pump1: value 30 <above> expected range",
+                                 text="temp on s/pump1: value 30, expected [9.5, 10.8]; anomaly score 0.950 >= "
+                                      "threshold 0.800", ts=opened + timedelta(minutes=2), **common))
+    points += alert_points(Alert(kind="close", title="temp: back to normal", text="closed",
+                                 ts=T0 + timedelta(minutes=46), **common))
+    return points
+
+
+def log_points(site: str) -> list[Point]:
+    points = []
+    for i in range(20):
+        novel = i == 12
+        fields: dict[str, Any] = {"novelty": 0.9 if novel else 0.1, "threshold": 0.6, "lines": 50, "templates": 4,
+                                  "is_anomaly": novel, "window_id": f"w{i}", "start_ms": 0.0, "end_ms": 0.0}
+        if novel:
+            fields |= {"novel_template": "Failed password for <*> from <*>", "example": "Failed password for root from 10.0.0.9"}
+        points.append(Point("log_window", {"site": site, "host": "gw1", "app": "sshd"}, fields,
+                            T0 + timedelta(minutes=3 * i)))
+    opened = T0 + timedelta(minutes=36)
+    text = ("Log window w12 of s/gw1/sshd (... 50 lines, 4 templates) has novelty 0.900 >= threshold 0.600. "
+            "New or rare templates: 'Failed password for <*> from <*>' (seen in 0 windows; e.g. "
+            "'Failed password for root from 10.0.0.9'). Nearest normal window w11: Accepted publickey for deploy")
+    points += alert_points(Alert(alert_id=f"{site}/gw1/sshd:{int(opened.timestamp())}", source="log", kind="open",
+                                 severity="warning", site=site, subject="gw1/sshd",
+                                 title="gw1/sshd on s: unusual log window (1 new or rare templates)", text=text,
+                                 score=0.9, threshold=0.6, opened_at=opened, ts=opened))
+    return points
+
+
+@pytest.fixture
+def site(services, unique: str) -> str:  # type: ignore[no-untyped-def]
+    with InfluxWriter(services.settings().influx) as writer:
+        writer.add([to_line(p) for p in sensor_points(unique) + log_points(unique)])
+        assert writer.flush(10)
+    return unique
+
+
+@pytest.fixture
+def config(services, tmp_path: Path) -> str:  # type: ignore[no-untyped-def]
+    path = tmp_path / "oddwatch.toml"
+    path.write_text(to_toml(as_dict(services.settings(), mask=False)))
+    return str(path)
+
+
+def test_parse_since_rejects_what_influxql_would_not_take() -> None:
+    assert parse_since("7d") == timedelta(days=7)
+    with pytest.raises(ReviewError, match="30m, 2h"):
+        parse_since("2x")
+
+
+def test_list_alerts_of_a_site_newest_first_and_open_only(services, site: str) -> None:  # type: ignore[no-untyped-def]
+    query = InfluxQuery(services.settings().influx)
+    alerts = list_alerts(query, since=timedelta(hours=3), site=site)
+    assert [a.source for a in alerts] == ["sensor", "log"]  # opened at +40 and +36 min
+    sensor, log = alerts
+    assert sensor.state == "closed" and sensor.closed_at == T0 + timedelta(minutes=46)
+    assert log.state == "open" and log.closed_at is None
+    assert [a.alert_id for a in list_alerts(query, since=timedelta(hours=3), site=site, open_only=True)] == [log.alert_id]
+    assert list_alerts(query, since=timedelta(minutes=10), site=site) == []
+
+
+def test_sensor_story_has_values_against_band_and_threshold(services, site: str) -> None:  # type: ignore[no-untyped-def]
+    query = InfluxQuery(services.settings().influx)
+    alert = find_alert(query, f"{site}/pump1/temp:{int((T0 + timedelta(minutes=40)).timestamp())}")
+    s = story(query, alert, NOW)
+    text = "\n".join(s.lines)
+    assert "values 10 to 10.2, expected about [9.5, 10.8]" in text
+    assert "During: 7 readings, 6 at or above the threshold; peak score 0.950 (threshold 0.800)" in text
+    assert s.png is not None and s.png.startswith(b"\x89PNG")
+
+
+def test_log_story_lists_new_templates_with_examples(services, site: str) -> None:  # type: ignore[no-untyped-def]
+    query = InfluxQuery(services.settings().influx)
+    alert = find_alert(query, f"{site}/gw1/sshd:{int((T0 + timedelta(minutes=36)).timestamp())}")
+    s = story(query, alert, NOW)
+    assert "Nearest normal window w11: Accepted publickey for deploy" in s.lines
+    assert ("  new template 'Failed password for <*> from <*>' in 1 window(s) (50 lines), "
+            "e.g. 'Failed password for root from 10.0.0.9'") in s.lines
+    assert s.png is not None
+
+
+def test_cli_alerts_explain_and_report(site: str, config: str, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", config, "alerts", "--site", site, "--since", "3h"]) == 0
+    out = capsys.readouterr().out
+    ids = re.findall(rf"{site}/\S+:\d+", out)
+    assert len(ids) == 2 and "anomaly score 0.950 >= threshold 0.800" in out
+    assert main(["--config", config, "explain", ids[0], "--png", str(tmp_path / "a.png")]) == 0
+    assert "During:" in capsys.readouterr().out and (tmp_path / "a.png").read_bytes().startswith(b"\x89PNG")
+    assert main(["--config", config, "explain", f"{site}/nope/x:1"]) == 2
+    assert "oddwatch alerts --since 7d" in capsys.readouterr().err
+    out_html = tmp_path / "report.html"
+    assert main(["--config", config, "report", "--since", "3h", "--site", site, "--out", str(out_html)]) == 0
+    page = out_html.read_text()
+    assert "2 alert(s), 1 still open" in page
+    assert "value 30 &lt;above&gt; expected range" in page and "<above>" not in page  # escaped
+    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    assert len(images) == 2 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert "src='http" not in page  # self-contained
