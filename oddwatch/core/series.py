@@ -42,7 +42,7 @@ class SeriesParams(SensorDetectorParams):
     drift_min_samples: int = 300  # readings of a regime before a drift of it is reported
     rewarm: int = 1  # readings without alerts after a re-fit (0: warmup); NAB standard -0.1 (1), -4 (50)
     quiet_after_alert: int = 48  # readings after an alert closes during which the series raises no new one
-    onset_score: bool = False  # score capped below min_threshold where no alert can open (SeriesOutput.score)
+    onset_score: bool = True  # score capped below min_threshold where no alert can open (SeriesOutput.score)
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting whose value cannot work."""
