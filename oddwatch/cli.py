@@ -48,7 +48,8 @@ def cmd_services(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a dataflow in this process with Bytewax's runner (replaces this process)."""
-    target = {"sensors": "flows.sensors:build_flow()", "logs": "flows.logs:build_flow()"}[args.flow]
+    target = {"sensors": "flows.sensors:build_flow()", "logs": "flows.logs:build_flow()",
+              "incidents": "flows.incidents:build_flow()"}[args.flow]
     argv = [sys.executable, "-m", "bytewax.run", target, "-w", str(args.workers)]
     if args.recovery_dir:
         recovery = Path(args.recovery_dir)
@@ -179,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_services)
 
     p = sub.add_parser("run", help="run a dataflow (Bytewax)")
-    p.add_argument("flow", choices=["sensors", "logs"])
+    p.add_argument("flow", choices=["sensors", "logs", "incidents"])
     p.add_argument("-w", "--workers", type=int, default=1)
     p.add_argument("--recovery-dir", help="Bytewax recovery directory (create with python -m bytewax.recovery DIR N)")
     p.add_argument("--snapshot-s", type=int, default=10)
@@ -227,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("feedback", help="tell oddwatch an alert was a false positive (or right)")
     p.add_argument("alert_id", help="the alert's alert_id, e.g. s1/pump1/temp:1767225600")
-    p.add_argument("verdict", help="false-positive, true-positive or ack")
+    p.add_argument("verdict", help="false-positive, confirmed (true-positive), ack, or missed (with an id "
+                                   "<source>:<epoch> for an incident nobody was alerted to)")
     p.add_argument("--user", default="", help="who says so (default: the login name)")
     p.add_argument("--comment", default="")
     p.set_defaults(func=cmd_feedback)

@@ -139,6 +139,39 @@ class AlertSettings:
     budget_per_source_per_hour: int = 6
     budget_global_per_hour: int = 60
     budget_summary_every: int = 10  # held alerts between two updated summaries within an hour
+    budget_counts: str = "alerts"  # "incidents": the flows pass every alert; the incidents flow budgets incidents
+
+
+@dataclass
+class AssetRule:
+    """Sources (globs over ``site/asset/sensor`` and ``site/host/app`` keys) that make up one asset."""
+
+    asset: str
+    sources: list[str] = field(default_factory=list)
+    site: str = ""  # empty: the site of each matching source
+
+
+@dataclass
+class AssetSettings:
+    """Asset mapping; a source no rule matches belongs to the asset (or host) named in its key."""
+
+    map: list[AssetRule] = field(default_factory=list)
+
+
+@dataclass
+class IncidentSettings:
+    join_s: float = 600.0  # an alert opened this soon after the incident's latest alert joins it
+    group_by: str = "asset"  # or "site": every asset of a site joins one incident
+    topic_prefix: str = "oddwatch/incidents"
+    max_story: int = 40  # story lines kept per incident (the first and the latest)
+
+
+@dataclass
+class QualitySettings:
+    precision_floor: float = 0.5  # a source judged below this precision is reported
+    min_judged: int = 5  # verdicts (confirmed + false positives) before precision is compared
+    recent_false_positives: int = 5  # false positives listed with a source below the floor
+    topic_prefix: str = "oddwatch/quality"
 
 
 @dataclass
@@ -169,6 +202,9 @@ class Settings:
     logs: LogSettings = field(default_factory=LogSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    assets: AssetSettings = field(default_factory=AssetSettings)
+    incidents: IncidentSettings = field(default_factory=IncidentSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
     series: Any = field(default_factory=_series_params)  # oddwatch.core.series.SeriesParams
     log_detector: Any = field(default_factory=_log_params)  # oddwatch.core.log_pipeline.LogParams
 
@@ -295,6 +331,19 @@ def validate(s: Settings) -> None:
                 )
     if s.alerts.open_after < 1 or s.alerts.close_after < 1:
         raise ConfigError("[alerts].open_after and close_after must be at least 1")
+    if s.alerts.budget_counts not in ("alerts", "incidents"):
+        raise ConfigError(f"[alerts].budget_counts = {s.alerts.budget_counts!r}: must be alerts or incidents")
+    if s.incidents.group_by not in ("asset", "site"):
+        raise ConfigError(f"[incidents].group_by = {s.incidents.group_by!r}: must be asset or site")
+    if s.incidents.join_s < 0 or s.incidents.max_story < 2:
+        raise ConfigError(f"[incidents].join_s = {s.incidents.join_s!r} must be >= 0 and "
+                          f"max_story = {s.incidents.max_story!r} >= 2")
+    for rule in s.assets.map:
+        if not rule.asset or "/" in rule.asset or not rule.sources:
+            raise ConfigError(f"[[assets.map]] asset = {rule.asset!r}: needs a name without '/' and at least "
+                              f"one source glob (sources = {rule.sources!r})")
+    if not 0.0 <= s.quality.precision_floor <= 1.0:
+        raise ConfigError(f"[quality].precision_floor = {s.quality.precision_floor!r}: must be in [0, 1]")
 
 
 def as_dict(s: Settings, *, mask: bool = True) -> dict[str, Any]:

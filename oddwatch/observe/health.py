@@ -21,7 +21,7 @@ from oddwatch.records import utcnow
 from oddwatch.settings import Settings, expand
 
 log = logging.getLogger(__name__)
-PORT_OFFSETS = {"sensors": 0, "logs": 1}
+PORT_OFFSETS = {"sensors": 0, "logs": 1, "incidents": 2}
 
 
 @dataclass
