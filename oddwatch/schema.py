@@ -136,7 +136,7 @@ def incident_points(inc: Incident) -> list[Point]:
         "state": inc.state,
         "title": inc.title,
         "text": inc.text,
-        "alerts": int(inc.alerts),
+        "alerts": float(inc.alerts),
         "sources": " ".join(inc.sources),
         "alert_ids": " ".join(inc.alert_ids)[:4000],
         "peak_severity": inc.peak_severity,
@@ -178,8 +178,9 @@ def quality_point(row: QualityRow) -> Point:
     ({'site': 'n', 'asset': 'p', 'source': 'n/p/temp', 'component': 'ensemble'}, 0.5, False)
     """
     fields: dict[str, float | int | bool | str] = {
-        "week": row.week, "alerts": int(row.alerts), "confirmed": int(row.confirmed),
-        "false_positives": int(row.false_positives), "missed": int(row.missed), "below_floor": bool(row.below_floor),
+        "week": row.week, "alerts": float(row.alerts), "confirmed": float(row.confirmed),
+        "false_positives": float(row.false_positives), "missed": float(row.missed),
+        "below_floor": bool(row.below_floor),
     }
     for name in ("precision", "recall", "source_precision"):
         value = getattr(row, name)
