@@ -113,7 +113,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Print each running flow's metrics (scraped from its endpoint) and the services' state."""
+    """Print each running flow's metrics (scraped from its endpoint), precision in operation
+    (the ``quality`` rows of the last 4 weeks) and the services' state."""
     import requests
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -139,6 +140,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                     continue
                 values[f"{name}{{{labels}}}" if labels else name] = sample.value
         report[flow] = values
+    try:
+        from oddwatch.observe.quality import quality_status
+
+        report["quality"] = quality_status(settings)
+    except Exception as exc:  # as below: status must always print something useful
+        report["quality"] = f"unknown: {exc}"
     try:
         from oddwatch.services import from_settings
 

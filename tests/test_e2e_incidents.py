@@ -20,6 +20,7 @@ from oddwatch import simulate
 from oddwatch.connectors.mqtt import MqttSource
 from oddwatch.evaluation.incidents import incident_rows, score_incidents
 from oddwatch.flowrunner import FlowRunner, TopicCollector, count, mosquitto_pub, wait_for
+from oddwatch.observe.quality import quality_status
 from oddwatch.records import utcnow
 from oddwatch.settings import Settings
 from simulators.correlated import CorrelatedSimulation
@@ -102,3 +103,6 @@ def test_correlated_faults_land_in_one_incident_each(services: Any, unique: str)
     q = services.query(f"SELECT confirmed, precision FROM quality WHERE site = '{site}' AND "
                        f"source = '{plan.scenarios[0].sensor_series}'")
     assert q and q[-1]["confirmed"] == 1 and q[-1]["precision"] == 1.0
+    status = quality_status(settings)  # what `oddwatch status` prints under "quality"
+    assert status["sources"][plan.scenarios[0].sensor_series]["confirmed"] == 1
+    assert status["sources"][f"{site}/pump-1/flow"]["missed"] == 1
