@@ -27,7 +27,7 @@ COMPOSE = DEPLOY / "docker-compose.yml"
 DATASOURCE = DEPLOY / "grafana" / "provisioning" / "datasources" / "oddwatch.yaml"
 PROVIDER = DEPLOY / "grafana" / "provisioning" / "dashboards" / "oddwatch.yaml"
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"
-UNITS = {flow: DEPLOY / "systemd" / f"oddwatch-{flow}.service" for flow in ("sensors", "logs")}
+UNITS = {flow: DEPLOY / "systemd" / f"oddwatch-{flow}.service" for flow in ("sensors", "logs", "incidents")}
 VAR = re.compile(r"\$\{(\w+)(:?-[^}]*)?\}")
 
 
@@ -54,7 +54,7 @@ def interpolate(value: str, env: dict[str, str]) -> str:
 
 def test_compose_services() -> None:
     services = compose()["services"]
-    assert set(services) == {"mosquitto", "influxdb", "grafana", "oddwatch-sensors", "oddwatch-logs"}
+    assert set(services) == {"mosquitto", "influxdb", "grafana", "oddwatch-sensors", "oddwatch-logs", "oddwatch-incidents"}
     for name, svc in services.items():
         assert svc.get("image"), name
         assert svc.get("restart") == "unless-stopped", name
@@ -100,7 +100,7 @@ def test_compose_oddwatch_services_build_and_settings_load() -> None:
     data = compose()
     example = env_example()
     parser = build_parser()
-    for flow in ("sensors", "logs"):
+    for flow in ("sensors", "logs", "incidents"):
         svc = data["services"][f"oddwatch-{flow}"]
         build = svc["build"]
         context = (DEPLOY / build["context"]).resolve()

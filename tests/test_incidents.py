@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import pickle
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
+from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from flows.incidents import IncidentBudgetStep, build_flow
@@ -191,3 +193,23 @@ def test_flow_merges_one_asset_and_keeps_others_apart() -> None:
     assert quality[-1].tags["source"] == "south/fan-2/vibration" and quality[-1].fields["false_positives"] == 1
     assert any(p.measurement == "ingest_error" and p.tags["reason"] == "bad_json" for p in points)
     assert "oddwatch/deadletter/incident/bad_json" in topics
+
+
+@pytest.mark.slow
+def test_incident_state_survives_an_abort(tmp_path: Path) -> None:
+    """An incident opened before a Bytewax abort is closed, story whole, after the resume."""
+    rare = {"key": "north/pump-1/plc", "rare_templates": [{"template": "overcurrent trip on <*>", "example": "x"}]}
+    before = [_alert("north/pump-1/temperature", "open", 0), _alert("north/pump-1/plc", "open", 1, source="log",
+                                                                      details=rare)]
+    before += [_alert(f"south/fan-{i}/vibration", "open", 2 + i) for i in range(30)]
+    after = [_alert("north/pump-1/temperature", "close", 0, 40), _alert("north/pump-1/plc", "close", 1, 41, source="log")]
+    init_db_dir(tmp_path, 1)
+    source = TestingSource([*(_msg(a) for a in before), TestingSource.ABORT(), *(_msg(a) for a in after)], batch_size=5)
+    runs: list[list[Point]] = [[], []]
+    for points in runs:
+        flow = build_flow(Settings(), source=source, influx_sink=TestingSink(points), mqtt_sink=TestingSink([]))
+        run_main(flow, epoch_interval=timedelta(milliseconds=5), recovery_config=RecoveryConfig(str(tmp_path)))
+    first = {p.fields["incident_id"] for p in runs[0] if p.measurement == "incident" and p.tags["asset"] == "pump-1"}
+    closed = [p for p in runs[1] if p.measurement == "incident" and p.fields["state"] == "closed"]
+    assert len(closed) == 1 and closed[0].fields["incident_id"] in first and closed[0].fields["alerts"] == 2
+    assert "overcurrent trip" in str(closed[0].fields["text"]) and "incident closed" in str(closed[0].fields["text"])
