@@ -74,13 +74,17 @@ class AssetKey:
         return self.assets.key_of(source)
 
 
-def key_alert(assets: AssetMap, item: Alert | Feedback) -> Alert | Feedback | IngestError:
-    """Items whose source key cannot be mapped to an asset become ingest errors (named key and id)."""
+def check_source(assets: AssetMap, item: object) -> object:
+    """The ``check_source`` step: an alert or feedback whose source key maps to no asset becomes
+    an ingest error naming the id and the key; anything else passes unchanged."""
+    if not is_input(item):
+        return item
     try:
         AssetKey(assets)(item)
     except ValueError as exc:
-        return IngestError("incident", "asset_key", "unknown_source", "", item.alert_id,
-                           f"alert {item.alert_id!r}: {exc}", item.ts)
+        return IngestError("incident", "check_source", "unknown_source", "", item.alert_id,
+                           f"alert {item.alert_id!r}: {exc}; expected ids 'site/asset/sensor:epoch' or "
+                           "'site/host/app:epoch'", item.ts)
     return item
 
 
@@ -206,8 +210,7 @@ def build_flow(
     feedback = op.map("parse_feedback", by_topic.trues,
                       lambda m: parse_feedback(m, prefix=fb_prefix, stream="incident"))
     alerts = op.map("parse_alert", by_topic.falses, parse_alert)
-    checked = op.map("check_source", op.merge("inputs", alerts, feedback), lambda x: key_alert(assets, x)
-                     if isinstance(x, (Alert, Feedback)) and is_input(x) else x)
+    checked = op.map("check_source", op.merge("inputs", alerts, feedback), lambda x: check_source(assets, x))
     split = op.branch("split_errors", checked, is_input)
     errors = cast("Stream[IngestError]", op.filter("only_errors", split.falses, is_error))
     keyed = op.key_on("asset_key", split.trues, AssetKey(assets))

@@ -176,6 +176,8 @@ def test_flow_merges_one_asset_and_keeps_others_apart() -> None:
     fb = feedback_message(items[2].alert_id, "false-positive", "ana")
     msgs += [Message(fb.topic, fb.payload, T0 + timedelta(minutes=10)),
              Message("oddwatch/alerts/north/x", b"{nope", T0)]
+    odd = Alert("nokey:1", "sensor", "open", "warning", "north", "x", "", "", 0.9, 0.5, T0, T0)
+    msgs.append(_msg(odd))
     points: list[Point] = []
     out: list[Outgoing] = []
     flow = build_flow(Settings(), source=TestingSource(msgs), influx_sink=TestingSink(points),
@@ -193,6 +195,8 @@ def test_flow_merges_one_asset_and_keeps_others_apart() -> None:
     assert quality[-1].tags["source"] == "south/fan-2/vibration" and quality[-1].fields["false_positives"] == 1
     assert any(p.measurement == "ingest_error" and p.tags["reason"] == "bad_json" for p in points)
     assert "oddwatch/deadletter/incident/bad_json" in topics
+    odd_err = [p for p in points if p.measurement == "ingest_error" and p.tags["reason"] == "unknown_source"]
+    assert odd_err and "'nokey:1'" in str(odd_err[0].fields["detail"]) and odd_err[0].fields["step"] == "check_source"
 
 
 @pytest.mark.slow
