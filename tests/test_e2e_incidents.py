@@ -93,9 +93,13 @@ def test_correlated_faults_land_in_one_incident_each(services: Any, unique: str)
         asset = sc.asset.split("/")[1]
         assert all(s.split("/")[1] in (asset, "plc-1") for s in str(row["sources"]).split()), row
         assert row["state"] == "closed" and row["alerts"] >= 2
-    story = services.query(f"SELECT text FROM incident WHERE site = '{site}' AND asset = "
+    story = services.query(f"SELECT text, sources FROM incident WHERE site = '{site}' AND asset = "
                            f"'{plan.scenarios[0].asset.split('/')[1]}'")
-    assert any("overcurrent" in str(r["text"]) or "overtemperature" in str(r["text"]) for r in story)
+    both = {plan.scenarios[0].log_source, plan.scenarios[0].sensor_series}
+    text = next(str(r["text"]) for r in story if both <= set(str(r["sources"]).split()))
+    assert "overcurrent" in text or "overtemperature" in text  # the PLC's new templates
+    assert f"sensor {plan.scenarios[0].sensor_series}: " in text and " degC " in text and "(expected " in text
+    assert text.splitlines()[-1].split(" ", 1)[1].startswith("incident closed: all ")
     topics = {m.topic for m in messages}
     assert {f"oddwatch/incidents/{sc.asset}" for sc in plan.scenarios} <= topics
     bodies = [json.loads(m.payload) for m in messages if m.topic == f"oddwatch/incidents/{plan.scenarios[1].asset}"]

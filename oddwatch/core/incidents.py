@@ -129,6 +129,9 @@ def story_line(alert: Alert, source: str) -> str:
             return f"{alert.source} {source}: closed as a false positive by operator feedback"
         return f"{alert.source} {source}: {alert.title} after {(alert.ts - alert.opened_at).total_seconds():.0f} s"
     line = f"{alert.source} {source}: {alert.title}"
+    low, high = alert.details.get("expected_low"), alert.details.get("expected_high")
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        line += f" (expected {low:.4g} to {high:.4g})"
     rare = alert.details.get("rare_templates")
     if isinstance(rare, list) and rare:
         names = [f"'{r.get('template', '')}'" for r in rare[:3] if isinstance(r, dict)]
