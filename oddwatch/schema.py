@@ -115,12 +115,16 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
+STORY_SEPARATOR = " | "  # between the story lines of an incident's text in InfluxDB
+
+
 def incident_points(inc: Incident) -> list[Point]:
     """The ``incident`` row of one incident transition, stamped at ``opened_at``.
 
     Every transition rewrites the same row (same time and tags: the severity is the one the
     incident opened with), so the row holds the latest state, story and ``time_end`` (the
-    close, or the latest update while open) for a table and an annotation query.
+    close, or the latest update while open) for a table and an annotation query. The story's
+    lines are joined with :data:`STORY_SEPARATOR` (the MQTT message keeps the newlines).
 
     >>> from oddwatch.core.incidents import Incident
     >>> from oddwatch.records import UTC
@@ -135,7 +139,7 @@ def incident_points(inc: Incident) -> list[Point]:
         "incident_id": inc.incident_id,
         "state": inc.state,
         "title": inc.title,
-        "text": inc.text,
+        "text": inc.text.replace("\n", STORY_SEPARATOR),  # line protocol has no newlines
         "alerts": float(inc.alerts),
         "sources": " ".join(inc.sources),
         "alert_ids": " ".join(inc.alert_ids)[:4000],

@@ -99,7 +99,7 @@ def test_correlated_faults_land_in_one_incident_each(services: Any, unique: str)
     text = next(str(r["text"]) for r in story if both <= set(str(r["sources"]).split()))
     assert "overcurrent" in text or "overtemperature" in text  # the PLC's new templates
     assert f"sensor {plan.scenarios[0].sensor_series}: " in text and " degC " in text and "(expected " in text
-    assert text.splitlines()[-1].split(" ", 1)[1].startswith("incident closed: all ")
+    assert text.split(" | ")[-1].split(" ", 1)[1].startswith("incident closed: all ")
     topics = {m.topic for m in messages}
     assert {f"oddwatch/incidents/{sc.asset}" for sc in plan.scenarios} <= topics
     bodies = [json.loads(m.payload) for m in messages if m.topic == f"oddwatch/incidents/{plan.scenarios[1].asset}"]
