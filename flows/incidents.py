@@ -114,7 +114,8 @@ class IncidentStep:
     def new_state(self, key: str) -> AssetState:
         site, _, asset = key.partition("/")
         q = self.quality
-        return AssetState(IncidentState(site, asset, join_s=self.incidents.join_s, max_story=self.incidents.max_story),
+        i = self.incidents
+        return AssetState(IncidentState(site, asset, join_s=i.join_s, max_story=i.max_story, stale_s=i.stale_s),
                           QualityBook(precision_floor=q.precision_floor, min_judged=q.min_judged,
                                       recent=q.recent_false_positives, asset=asset))
 

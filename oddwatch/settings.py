@@ -164,6 +164,7 @@ class IncidentSettings:
     group_by: str = "asset"  # or "site": every asset of a site joins one incident
     topic_prefix: str = "oddwatch/incidents"
     max_story: int = 40  # story lines kept per incident (the first and the latest)
+    stale_s: float = 86400.0  # an open incident without alert activity this long closes as stale
 
 
 @dataclass
@@ -335,9 +336,9 @@ def validate(s: Settings) -> None:
         raise ConfigError(f"[alerts].budget_counts = {s.alerts.budget_counts!r}: must be alerts or incidents")
     if s.incidents.group_by not in ("asset", "site"):
         raise ConfigError(f"[incidents].group_by = {s.incidents.group_by!r}: must be asset or site")
-    if s.incidents.join_s < 0 or s.incidents.max_story < 2:
-        raise ConfigError(f"[incidents].join_s = {s.incidents.join_s!r} must be >= 0 and "
-                          f"max_story = {s.incidents.max_story!r} >= 2")
+    if s.incidents.join_s < 0 or s.incidents.max_story < 2 or s.incidents.stale_s <= s.incidents.join_s:
+        raise ConfigError(f"[incidents].join_s = {s.incidents.join_s!r} must be >= 0, max_story = "
+                          f"{s.incidents.max_story!r} >= 2 and stale_s = {s.incidents.stale_s!r} > join_s")
     for rule in s.assets.map:
         if not rule.asset or "/" in rule.asset or not rule.sources:
             raise ConfigError(f"[[assets.map]] asset = {rule.asset!r}: needs a name without '/' and at least "

@@ -13,6 +13,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from flows.incidents import IncidentBudgetStep, build_flow
 from oddwatch.core.assets import AssetMap
+from oddwatch.core.budget import BudgetStep
 from oddwatch.core.feedback import Feedback, feedback_message, normalise_verdict
 from oddwatch.core.incidents import Incident, IncidentState
 from oddwatch.core.quality import QualityBook, component_of
@@ -49,6 +50,8 @@ def test_asset_settings_from_toml_shape() -> None:
                        "incidents": {"join_s": 120, "group_by": "site"}})
     assert s.assets.map[0].sources == ["north/plc-07/*"] and s.incidents.join_s == 120.0
     assert AssetMap.from_settings(s.assets, s.incidents).key_of("north/plc-07/x") == "north/all"
+    with pytest.raises(ConfigError, match="stale_s"):
+        build_settings({"incidents": {"join_s": 600, "stale_s": 60}})
     with pytest.raises(ConfigError, match="group_by"):
         build_settings({"incidents": {"group_by": "planet"}})
     with pytest.raises(ConfigError, match="assets.map"):
@@ -92,6 +95,18 @@ def test_alerts_far_apart_open_separate_incidents_and_a_near_one_reopens() -> No
     assert later.kind == "open" and later.incident_id != first.incident_id and later.alerts == 1
     assert st.step(_alert("n/p/t", "open", 30))[0].alerts == 1  # a repeated open is not a second alert
     assert st.step(_alert("x/y/z", "close", 99)) == []  # closes of unknown alerts change nothing
+
+
+def test_an_incident_without_activity_closes_as_stale_before_a_new_one_opens() -> None:
+    st = IncidentState("n", "p", join_s=300, stale_s=3600)
+    st.step(_alert("n/p/t", "open", 0))  # its close never comes
+    st.step(_alert("n/p/v", "open", 30))
+    assert st.step(_alert("n/p/v", "close", 30, 50))[0].state == "open"
+    stale, new = st.step(_alert("n/p/w", "open", 200))
+    assert (stale.kind, stale.alerts, new.kind, new.alerts) == ("close", 2, "open", 1)
+    assert stale.closed_at == T0 + timedelta(minutes=50) and "closed as stale" in stale.text
+    assert "(1 alert never closed)" in stale.text.splitlines()[-1]
+    assert st.step(_alert("n/p/t", "close", 0, 201)) == []  # the late close belongs to no open incident
 
 
 def test_a_false_positive_closes_its_alert_in_the_incident() -> None:
@@ -155,6 +170,23 @@ def test_incident_budget_counts_incidents_not_alerts() -> None:
                 sent += [x for x in out if not isinstance(x, Point)]
     kinds = [(x.kind, x.asset if isinstance(x, Incident) else x.subject) for x in sent]  # type: ignore[attr-defined]
     assert kinds == [("open", "p"), ("update", "p"), ("summary", "budget"), ("open", "q"), ("update", "q")]
+
+
+def test_flow_budgets_pass_every_alert_when_the_budget_counts_incidents() -> None:
+    s = Settings()
+    s.alerts.budget_per_source_per_hour = 1
+    alerts = [_alert("n/p/t", "open", i) for i in range(4)]
+    budget, passed = None, []
+    for a in alerts:
+        budget, out = BudgetStep(s.alerts, "sensors")(budget, a)
+        passed += [x for x in out if isinstance(x, Alert)]
+    assert [x.kind for x in passed] == ["open", "summary"]  # budget_counts = "alerts"
+    s.alerts.budget_counts = "incidents"
+    budget, passed = None, []
+    for a in alerts:
+        budget, out = BudgetStep(s.alerts, "sensors")(budget, a)
+        passed += [x for x in out if isinstance(x, Alert)]
+    assert passed == alerts
 
 
 # ---------------------------------------------------------------- the dataflow

@@ -8,7 +8,10 @@ site) turns that key's alert transitions into incident transitions (:class:`Inci
   it; a closed incident that an alert joins opens again under the same id;
 - any other alert opens a new incident (``incident_id`` = ``site/asset:epoch``);
 - the incident closes when every alert in it has closed (a close from the flow, or operator
-  feedback marking the alert a false positive, since that close is never published).
+  feedback marking the alert a false positive, since that close is never published);
+- an open incident with no alert opening or closing for ``stale_s`` seconds is closed as
+  stale when the next alert of the asset arrives (an alert whose close never came must not
+  hold every later alert in one incident); that alert opens a new incident.
 
 The story (``text``) lists what happened in event-time order: which sensor went where, which
 log templates appeared, what closed each alert and the incident. It keeps the first and latest
@@ -93,6 +96,10 @@ class _Open:
     omitted: int = 0
     closed_at: datetime | None = None
     seq: int = 0
+    last_activity: datetime | None = None  # latest alert transition (event time)
+
+    def touch(self, ts: datetime) -> None:
+        self.last_activity = ts if self.last_activity is None else max(self.last_activity, ts)
 
     @property
     def is_open(self) -> bool:
@@ -151,12 +158,16 @@ class IncidentState:
         still joins it.
     max_story
         Story lines kept (the first half and the latest half; a line says how many were left out).
+    stale_s
+        Seconds without alert activity after which an open incident is closed as stale.
     """
 
-    def __init__(self, site: str, asset: str, *, join_s: float = 600.0, max_story: int = 40) -> None:
-        if join_s < 0 or max_story < 2:
-            raise ValueError(f"IncidentState {site}/{asset}: join_s = {join_s!r} must be >= 0 and "
-                             f"max_story = {max_story!r} >= 2")
+    def __init__(self, site: str, asset: str, *, join_s: float = 600.0, max_story: int = 40,
+                 stale_s: float = 86400.0) -> None:
+        if join_s < 0 or max_story < 2 or stale_s <= join_s:
+            raise ValueError(f"IncidentState {site}/{asset}: join_s = {join_s!r} must be >= 0, "
+                             f"max_story = {max_story!r} >= 2 and stale_s = {stale_s!r} > join_s")
+        self.stale_s = stale_s
         self.site = site
         self.asset = asset
         self.join_s = join_s
@@ -173,7 +184,7 @@ class IncidentState:
         """The incident transitions one alert transition causes (summaries cause none)."""
         source = source_of_alert(alert)
         if alert.kind == "open":
-            return [self._open(alert, source)]
+            return [*self._close_if_stale(alert.ts), self._open(alert, source)]
         if alert.kind == "close":
             return self._close(alert.alert_id, alert.ts, story_line(alert, source))
         return []
@@ -186,6 +197,21 @@ class IncidentState:
         return self.current is not None and alert_id in self.current.members
 
     # -- internals
+    def _close_if_stale(self, now: datetime) -> list[Incident]:
+        cur = self.current
+        if cur is None or cur.last_activity is None or not cur.is_open or \
+                (now - cur.last_activity).total_seconds() <= self.stale_s:
+            return []
+        still = [a for a, m in cur.members.items() if m.closed_at is None]
+        for alert_id in still:
+            cur.members[alert_id].closed_at = cur.last_activity
+        cur.closed_at = cur.last_activity
+        self._say(now, f"incident closed as stale: no alert opened or closed for {self.stale_s:.0f} s "
+                       f"({len(still)} alert{'s' if len(still) != 1 else ''} never closed)")
+        out = self._emit("close", now)
+        self.current = None
+        return [out]
+
     def _joins(self, alert: Alert) -> bool:
         cur = self.current
         if cur is None:
@@ -213,6 +239,7 @@ class IncidentState:
         if alert.alert_id in cur.members:  # the same open again (at-least-once delivery)
             return self._emit("update", alert.ts)
         cur.members[alert.alert_id] = _Member(source, alert.source, alert.opened_at, alert.severity)
+        cur.touch(alert.ts)
         self._say(alert.opened_at, story_line(alert, source))
         return self._emit(kind, alert.ts)
 
@@ -222,6 +249,7 @@ class IncidentState:
         if cur is None or member is None or member.closed_at is not None:
             return []
         member.closed_at = ts
+        cur.touch(ts)
         self._say(ts, line)
         if cur.is_open:
             return [self._emit("update", ts)]
