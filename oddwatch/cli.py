@@ -141,7 +141,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 values[f"{name}{{{labels}}}" if labels else name] = sample.value
         report[flow] = values
     try:
-        from oddwatch.observe.quality import quality_status
+        from oddwatch.evaluation.quality import quality_status
 
         report["quality"] = quality_status(settings)
     except Exception as exc:  # as below: status must always print something useful

@@ -19,8 +19,8 @@ from bytewax.dataflow import Dataflow
 from oddwatch import simulate
 from oddwatch.connectors.mqtt import MqttSource
 from oddwatch.evaluation.incidents import incident_rows, score_incidents
+from oddwatch.evaluation.quality import quality_status
 from oddwatch.flowrunner import FlowRunner, TopicCollector, count, mosquitto_pub, wait_for
-from oddwatch.observe.quality import quality_status
 from oddwatch.records import utcnow
 from oddwatch.settings import Settings
 from simulators.correlated import CorrelatedSimulation
