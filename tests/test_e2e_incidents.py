@@ -33,7 +33,7 @@ SEED = 3
 def _logs(settings: Settings, source: MqttSource) -> Dataflow:
     from flows.logs import build_flow
 
-    return build_flow(settings, source=source, batch_wait_ms=50, idle_check_s=30.0)
+    return build_flow(settings, source=source, idle_check_s=30.0)
 
 
 def _incidents(settings: Settings, source: MqttSource) -> Dataflow:
