@@ -3,10 +3,10 @@
 Run it with ``oddwatch run incidents`` or ``python -m bytewax.run "flows.incidents:build_flow()"``.
 
 Steps (ids match the functions): ``mqtt_in`` (``oddwatch/alerts/#`` and the feedback topic) ->
-``parse_alert`` / ``parse_feedback`` -> ``split_errors`` -> ``asset_key`` (an
+``parse_alert`` / ``parse_feedback`` -> ``check_source`` -> ``split_errors`` -> ``asset_key`` (an
 :class:`~oddwatch.core.assets.AssetMap` from ``[assets]``) -> ``incident`` (one
-:class:`AssetState` per asset: an :class:`~oddwatch.core.incidents.IncidentState` and a
-:class:`~oddwatch.core.quality.QualityBook`, pickled at Bytewax snapshots) -> ``budget``
+:class:`~oddwatch.core.asset_state.AssetState` per asset: its incidents and quality counts,
+pickled at Bytewax snapshots) -> ``budget``
 (with ``[alerts].budget_counts = "incidents"`` the hourly budget counts incidents) ->
 ``to_points`` / ``to_messages`` -> ``influx_out`` / ``mqtt_out`` (``oddwatch/incidents/<site>/<asset>``,
 and ``oddwatch/quality/<source>`` for a source below its precision floor).
@@ -16,18 +16,18 @@ Every incident transition is written to InfluxDB; the budget only holds back MQT
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, TypeGuard, cast
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 
 from flows.runtime import connectors
+from oddwatch.core.asset_state import AssetState, Decided
 from oddwatch.core.assets import AssetMap
 from oddwatch.core.budget import AlertBudget, budget_point
 from oddwatch.core.feedback import Feedback, parse_feedback, route_key, topic_prefix
-from oddwatch.core.incidents import Incident, IncidentState, source_of_alert
-from oddwatch.core.quality import QualityBook, QualityRow
+from oddwatch.core.incidents import Incident, source_of_alert
+from oddwatch.core.quality import QualityRow
 from oddwatch.ingest.alerts import parse_alert
 from oddwatch.observe.logsetup import configure_logging
 from oddwatch.records import Alert, IngestError, Outgoing, Point
@@ -42,16 +42,6 @@ from oddwatch.schema import (
     quality_point,
 )
 from oddwatch.settings import AlertSettings, Settings, load_settings
-
-Decided = Incident | QualityRow
-
-
-@dataclass
-class AssetState:
-    """What the ``incident`` step keeps per incident key: the incident and the quality counts."""
-
-    incidents: IncidentState
-    quality: QualityBook
 
 
 def is_input(x: object) -> TypeGuard[Alert | Feedback]:
@@ -89,7 +79,7 @@ def check_source(assets: AssetMap, item: object) -> object:
 
 
 class IncidentStep:
-    """The ``incident`` step's mapper: incidents from alerts, quality counts from alerts and verdicts."""
+    """The ``incident`` step's mapper: one :class:`AssetState` per incident key, created on first sight."""
 
     def __init__(self, settings: Settings, assets: AssetMap) -> None:
         self.incidents = settings.incidents
@@ -98,26 +88,8 @@ class IncidentStep:
 
     def __call__(self, state: AssetState | None, item: Alert | Feedback) -> tuple[AssetState, list[Decided]]:
         if state is None:
-            state = self.new_state(AssetKey(self.assets)(item))
-        out: list[Decided] = []
-        if isinstance(item, Feedback):
-            out.extend(state.quality.record_feedback(item))
-            if item.verdict == "false_positive" and state.incidents.is_member(item.alert_id):
-                who = f" by {item.user}" if item.user else ""
-                out.extend(state.incidents.close_alert(
-                    item.alert_id, item.ts, f"{route_key(item.alert_id)}: marked a false positive{who}"))
-            return state, out
-        out.extend(state.incidents.step(item))
-        out.extend(state.quality.record_alert(item))
-        return state, out
-
-    def new_state(self, key: str) -> AssetState:
-        site, _, asset = key.partition("/")
-        q = self.quality
-        i = self.incidents
-        return AssetState(IncidentState(site, asset, join_s=i.join_s, max_story=i.max_story, stale_s=i.stale_s),
-                          QualityBook(precision_floor=q.precision_floor, min_judged=q.min_judged,
-                                      recent=q.recent_false_positives, asset=asset))
+            state = AssetState.create(AssetKey(self.assets)(item), self.incidents, self.quality)
+        return state, state.apply_feedback(item) if isinstance(item, Feedback) else state.step(item)
 
 
 def as_alert(inc: Incident) -> Alert:
