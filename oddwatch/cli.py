@@ -48,7 +48,8 @@ def cmd_services(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a dataflow in this process with Bytewax's runner (replaces this process)."""
-    target = {"sensors": "flows.sensors:build_flow()", "logs": "flows.logs:build_flow()"}[args.flow]
+    target = {"sensors": "flows.sensors:build_flow()", "logs": "flows.logs:build_flow()",
+              "incidents": "flows.incidents:build_flow()"}[args.flow]
     argv = [sys.executable, "-m", "bytewax.run", target, "-w", str(args.workers)]
     if args.recovery_dir:
         recovery = Path(args.recovery_dir)
@@ -149,13 +150,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Print each running flow's metrics (scraped from its endpoint) and the services' state."""
+    """Print each running flow's metrics (scraped from its endpoint), precision in operation
+    (the ``quality`` rows of the last 4 weeks) and the services' state."""
     import requests
     from prometheus_client.parser import text_string_to_metric_families
 
     settings = _settings(args)
     report: dict[str, object] = {}
-    for flow in ("sensors", "logs"):
+    for flow in ("sensors", "logs", "incidents"):
         url = f"http://{settings.metrics.host}:{settings.metrics.port_of(flow)}/metrics"
         try:
             text = requests.get(url, timeout=2).text
@@ -173,6 +175,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                     continue
                 values[f"{name}{{{labels}}}" if labels else name] = sample.value
         report[flow] = values
+    try:
+        from oddwatch.evaluation.quality import quality_status
+
+        report["quality"] = quality_status(settings)
+    except Exception as exc:  # as below: status must always print something useful
+        report["quality"] = f"unknown: {exc}"
     try:
         from oddwatch.services import from_settings
 
@@ -328,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_services)
 
     p = sub.add_parser("run", help="run a dataflow (Bytewax)")
-    p.add_argument("flow", choices=["sensors", "logs"])
+    p.add_argument("flow", choices=["sensors", "logs", "incidents"])
     p.add_argument("-w", "--workers", type=int, default=1)
     p.add_argument("--recovery-dir", help="Bytewax recovery directory (create with python -m bytewax.recovery DIR N)")
     p.add_argument("--snapshot-s", type=int, default=10)
@@ -384,15 +392,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", help="series: write one PNG per series (values, score, threshold, windows, alerts) here")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("up", help="run both dataflows until Ctrl-C/SIGTERM (--services: the local services too)")
+    p = sub.add_parser("up", help="run the dataflows (sensors, logs, incidents) until Ctrl-C/SIGTERM (--services: the local services too)")
     p.add_argument("--services", action="store_true", help="also start (and at the end stop) Mosquitto and InfluxDB")
     p.add_argument("-w", "--workers", type=int, default=1, help="Bytewax workers per flow")
-    p.add_argument("--flow", action="append", choices=["sensors", "logs"],
-                   help="run only this flow (repeatable; default both); a stop requested by a signal exits 0")
+    p.add_argument("--flow", action="append", choices=["sensors", "logs", "incidents"],
+                   help="run only this flow (repeatable; default all three); a stop requested by a signal exits 0")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("health", help="exit 0 when the flow's metrics endpoint answers (for health checks)")
-    p.add_argument("flow", choices=["sensors", "logs"])
+    p.add_argument("flow", choices=["sensors", "logs", "incidents"])
     p.add_argument("--timeout", type=float, default=3.0)
     p.set_defaults(func=cmd_health)
 
@@ -425,7 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("feedback", help="tell oddwatch an alert was a false positive (or right)")
     p.add_argument("alert_id", help="the alert's alert_id, e.g. s1/pump1/temp:1767225600")
-    p.add_argument("verdict", help="false-positive, true-positive or ack")
+    p.add_argument("verdict", help="false-positive, confirmed (true-positive), ack, or missed (with an id "
+                                   "<source>:<epoch> for an incident nobody was alerted to)")
     p.add_argument("--user", default="", help="who says so (default: the login name)")
     p.add_argument("--comment", default="")
     p.set_defaults(func=cmd_feedback)

@@ -21,14 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from oddwatch.records import UTC, utcnow
-from oddwatch.settings import Settings, as_dict, expand, to_toml
+from oddwatch.settings import AssetRule, Settings, as_dict, expand, to_toml
 
+CORRELATED_SITE = "east"  # the correlated scenarios' site (simulators/correlated.py)
 READY = re.compile(r"subscribing to|resumed session")
 QUERIES = {
     "alerts": 'SELECT "title", "text", "score", "threshold" FROM "alert" WHERE "kind" = \'open\' AND time > now() - 2h',
     "scores": 'SELECT mean("score") FROM "sensor_score" WHERE time > now() - 2h GROUP BY time(1m), "asset"',
     "log novelty": 'SELECT max("novelty") FROM "log_window" WHERE time > now() - 2h GROUP BY time(1m), "host"',
     "ingest errors": 'SELECT count("count") FROM "ingest_error" WHERE time > now() - 2h GROUP BY "reason"',
+    "incidents": 'SELECT "asset", "state", "title", "alerts", "sources" FROM "incident" WHERE time > now() - 2h',
 }
 
 
@@ -130,6 +132,27 @@ def _alerts(query: Any, source: str, since: datetime, exclude: frozenset[str] = 
     return out
 
 
+def _own(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alerts of the plant and network simulators (not of the correlated scenarios' site)."""
+    return [a for a in alerts if not a["key"].startswith(CORRELATED_SITE + "/")]
+
+
+def _incident_rows(query: Any, since: datetime) -> list[dict[str, Any]]:
+    from oddwatch.evaluation.incidents import incident_rows
+
+    return incident_rows(query, CORRELATED_SITE, since)
+
+
+def with_correlated_site(settings: Settings, seed: int, duration_s: float) -> Settings:
+    """The asset rules the correlated scenarios need; the alert budget counts incidents."""
+    from simulators.correlated import CorrelatedSimulation
+
+    sim = CorrelatedSimulation(seed=seed, duration_s=duration_s, start=utcnow(), site=CORRELATED_SITE)
+    settings.assets.map = [*settings.assets.map, *(AssetRule(**r) for r in sim.asset_rules)]  # type: ignore[arg-type]
+    settings.alerts.budget_counts = "incidents"
+    return settings
+
+
 def _count(query: Any, q: str) -> int:
     rows = query.query(q)
     return int(next(iter(v for k, v in rows[0].items() if k != "time"), 0)) if rows else 0
@@ -144,13 +167,15 @@ def run_demo(settings: Settings, *, duration_s: float = 60.0, seed: int = 7, as_
 
     say = (lambda *a: None) if as_json else (lambda *a: print(*a, file=sys.stderr, flush=True))
     settings = demo_settings(settings)
+    if logs:  # incidents of the correlated scenarios, on their own site
+        settings = with_correlated_site(settings, seed, duration_s * speed)
     services = from_settings(settings)
     say("demo: starting Mosquitto and InfluxDB ...")
     services.start()
     state = expand(settings.services.state_dir)
     config = state / "demo.toml"
     config.write_text(to_toml(as_dict(settings, mask=False)))
-    names = ["sensors", "logs"] if logs else ["sensors"]
+    names = ["sensors", "logs", "incidents"] if logs else ["sensors"]
     say(f"demo: starting the {' and '.join(names)} dataflows ...")
     flows = [start_flow(name, config) for name in names]
     query = InfluxQuery(settings.influx)
@@ -162,10 +187,12 @@ def run_demo(settings: Settings, *, duration_s: float = 60.0, seed: int = 7, as_
         since = utcnow() - timedelta(seconds=sim_s + 60)
         # Earlier demo runs may have written into the same time range: count only what is new.
         rfc = since.isoformat().replace("+00:00", "Z")
-        q_scored = f"SELECT count(\"score\") FROM \"sensor_score\" WHERE time >= '{rfc}'"
-        q_windows = f"SELECT count(\"novelty\") FROM \"log_window\" WHERE time >= '{rfc}'"
+        own = f"\"site\" != '{CORRELATED_SITE}'"
+        q_scored = f"SELECT count(\"score\") FROM \"sensor_score\" WHERE time >= '{rfc}' AND {own}"
+        q_windows = f"SELECT count(\"novelty\") FROM \"log_window\" WHERE time >= '{rfc}' AND {own}"
         before_scored, before_windows = _count(query, q_scored), _count(query, q_windows)
         old = {src: frozenset(a["alert_id"] for a in _alerts(query, src, since)) for src in ("sensor", "log")}
+        old_incidents = frozenset(r["incident_id"] for r in _incident_rows(query, since))
         say(f"demo: simulating {sim_s / 3600:.1f} h of plant{' and network' if logs else ''} in {duration_s:.0f} s ...")
         results: dict[str, Any] = {}
         # Faults start once the detectors are warm: after their warm-up readings/windows.
@@ -180,6 +207,8 @@ def run_demo(settings: Settings, *, duration_s: float = 60.0, seed: int = 7, as_
             threads.append(threading.Thread(target=lambda: results.__setitem__("network", publish.run_network(
                 settings, rate=log_rate / speed, duration_s=sim_s, seed=seed, speed=speed,
                 warmup_frac=log_warmup))))
+            threads.append(threading.Thread(target=lambda: results.__setitem__("correlated", publish.run_correlated(
+                settings, duration_s=sim_s, seed=seed, speed=speed, site=CORRELATED_SITE))))
         t0 = time.monotonic()
         for t in threads:
             t.start()
@@ -203,7 +232,8 @@ def run_demo(settings: Settings, *, duration_s: float = 60.0, seed: int = 7, as_
         wall = time.monotonic() - t0
         n_series = plant["series"]
         tick = n_series / (plant_rate / speed)
-        sensor = match_faults(plant["plan"]["faults"], _alerts(query, "sensor", since, old["sensor"]), "series", 20 * tick)
+        sensor = match_faults(plant["plan"]["faults"], _own(_alerts(query, "sensor", since, old["sensor"])), "series",
+                              20 * tick)
         summary = {
             "ok": True,
             "wall_s": round(wall, 1),
@@ -216,12 +246,17 @@ def run_demo(settings: Settings, *, duration_s: float = 60.0, seed: int = 7, as_
         if logs:
             net = results["network"]
             incidents = net["plan"]["incidents"]
-            log_alerts = _alerts(query, "log", since, old["log"])
+            log_alerts = _own(_alerts(query, "log", since, old["log"]))
             log_summary = match_faults(incidents, log_alerts, "source", 3 * settings.log_detector.window_size_s)
             windows = _count(query, q_windows) - before_windows
             summary["log_lines_published"] = net["published"]
             summary["log_windows_scored"] = windows
             summary["log_incidents"] = log_summary
+            from oddwatch.evaluation.incidents import score_incidents
+
+            rows = [r for r in _incident_rows(query, since) if r["incident_id"] not in old_incidents]
+            summary["incidents"] = score_incidents(results["correlated"]["plan"], rows,
+                                                   grace_s=3 * settings.log_detector.window_size_s)
         summary["queries"] = QUERIES
         summary["grafana"] = "deploy/grafana/provisioning (datasource + dashboards); see deploy/README.md"
         summary["still_running"] = {
@@ -260,6 +295,12 @@ def format_summary(s: dict[str, Any]) -> str:
         for row in g["faults"]:
             delay = "missed" if not row["detected"] else f"after {row['delay_s']:.0f} s"
             lines.append(f"    {row['kind']:<12} {row['source']:<32} {delay}")
+    if "incidents" in s:
+        i = s["incidents"]
+        lines.append(f"  incidents ({CORRELATED_SITE}): {i['detected']}/{i['scenarios']} correlated faults detected, "
+                     f"{i['merged']} merged into one incident, {i['split']} split; {i['unrelated_detected']}/"
+                     f"{i['unrelated']} unrelated faults detected, {i['wrongly_merged']} wrongly merged; "
+                     f"{i['incidents']} incidents in all")
     lines += ["", "Look at the results:",
               "  oddwatch alerts --since 2h          the alerts with their explanations",
               "  oddwatch explain ALERT_ID           the story of one alert",

@@ -15,8 +15,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from oddwatch.records import Alert, IngestError, Outgoing, Point
+
+if TYPE_CHECKING:
+    from oddwatch.core.incidents import Incident
+    from oddwatch.core.quality import QualityRow
 
 
 def error_point(err: IngestError) -> Point:
@@ -111,3 +116,91 @@ def _jsonable(value: object) -> object:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+STORY_SEPARATOR = " | "  # between the story lines of an incident's text in InfluxDB
+
+
+def incident_points(inc: Incident) -> list[Point]:
+    """The ``incident`` row of one incident transition, stamped at ``opened_at``.
+
+    Every transition rewrites the same row (same time and tags: the severity is the one the
+    incident opened with), so the row holds the latest state, story and ``time_end`` (the
+    close, or the latest update while open) for a table and an annotation query. The story's
+    lines are joined with :data:`STORY_SEPARATOR` (the MQTT message keeps the newlines).
+
+    >>> from oddwatch.core.incidents import Incident
+    >>> from oddwatch.records import UTC
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> p = incident_points(Incident("n/p:1", "open", "n", "p", "warning", "critical", "p on n", "story", 2,
+    ...                              ("n/p/plc", "n/p/temp"), ("a", "b"), t, t))[0]
+    >>> p.measurement, p.tags, p.fields["sources"], p.fields["state"]
+    ('incident', {'site': 'n', 'asset': 'p', 'severity': 'warning'}, 'n/p/plc n/p/temp', 'open')
+    """
+    end = inc.closed_at or inc.ts
+    fields: dict[str, float | int | bool | str] = {
+        "incident_id": inc.incident_id,
+        "state": inc.state,
+        "title": inc.title,
+        "text": inc.text.replace("\n", STORY_SEPARATOR),  # line protocol has no newlines
+        "alerts": float(inc.alerts),
+        "sources": " ".join(inc.sources),
+        "alert_ids": " ".join(inc.alert_ids)[:4000],
+        "peak_severity": inc.peak_severity,
+        "opened_at": float(inc.opened_at.timestamp() * 1000.0),
+        "time_end": float(end.timestamp() * 1000.0),
+        "duration_s": float((end - inc.opened_at).total_seconds()),
+    }
+    return [Point("incident", {"site": inc.site, "asset": inc.asset, "severity": inc.severity}, fields, inc.opened_at)]
+
+
+def incident_json(inc: Incident) -> dict[str, object]:
+    """An incident transition as plain JSON-ready data."""
+    return {
+        "incident_id": inc.incident_id, "kind": inc.kind, "state": inc.state, "site": inc.site,
+        "asset": inc.asset, "severity": inc.severity, "peak_severity": inc.peak_severity, "title": inc.title,
+        "text": inc.text, "alerts": inc.alerts, "sources": list(inc.sources), "alert_ids": list(inc.alert_ids),
+        "opened_at": inc.opened_at.isoformat(), "ts": inc.ts.isoformat(),
+        "time_end": inc.closed_at.isoformat() if inc.closed_at else None,
+    }
+
+
+def incident_message(inc: Incident, prefix: str) -> Outgoing:
+    """The JSON incident transition published on ``<prefix>/<site>/<asset>`` (QoS 1)."""
+    return Outgoing(f"{prefix}/{inc.site}/{inc.asset}", json.dumps(incident_json(inc)).encode(), qos=1)
+
+
+def quality_point(row: QualityRow) -> Point:
+    """The ``quality`` row of one source, component and week (stamped at the week's Monday).
+
+    Each verdict rewrites the week's row with the running counts; ``precision`` and
+    ``recall`` are written only when they can be computed.
+
+    >>> from oddwatch.core.quality import QualityRow
+    >>> from oddwatch.records import UTC
+    >>> t = datetime(2025, 12, 29, tzinfo=UTC)
+    >>> p = quality_point(QualityRow("n", "p", "n/p/temp", "ensemble", "2026-W01", t, 3, 1, 1, 0, 0.5, 1.0,
+    ...                              0.5, False, []))
+    >>> p.tags, p.fields["precision"], "recent_false_positives" in p.fields
+    ({'site': 'n', 'asset': 'p', 'source': 'n/p/temp', 'component': 'ensemble'}, 0.5, False)
+    """
+    fields: dict[str, float | int | bool | str] = {
+        "week": row.week, "alerts": float(row.alerts), "confirmed": float(row.confirmed),
+        "false_positives": float(row.false_positives), "missed": float(row.missed),
+        "below_floor": bool(row.below_floor),
+    }
+    for name in ("precision", "recall", "source_precision"):
+        value = getattr(row, name)
+        if value is not None:
+            fields[name] = float(value)
+    if row.recent_false_positives:
+        fields["recent_false_positives"] = " | ".join(row.recent_false_positives)[:2000]
+    tags = {"site": row.site, "asset": row.asset, "source": row.source, "component": row.component}
+    return Point("quality", tags, fields, row.week_start)
+
+
+def quality_message(row: QualityRow, prefix: str) -> Outgoing:
+    """The report of a source below its precision floor, on ``<prefix>/<source>`` (QoS 1)."""
+    body = {"source": row.source, "asset": row.asset, "precision": row.source_precision, "week": row.week,
+            "below_floor": row.below_floor, "recent_false_positives": row.recent_false_positives}
+    return Outgoing(f"{prefix}/{row.source}", json.dumps(body).encode(), qos=1)

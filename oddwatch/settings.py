@@ -147,6 +147,40 @@ class AlertSettings:
     budget_per_source_per_hour: int = 6
     budget_global_per_hour: int = 60
     budget_summary_every: int = 10  # held alerts between two updated summaries within an hour
+    budget_counts: str = "alerts"  # "incidents": the flows pass every alert; the incidents flow budgets incidents
+
+
+@dataclass
+class AssetRule:
+    """Sources (globs over ``site/asset/sensor`` and ``site/host/app`` keys) that make up one asset."""
+
+    asset: str
+    sources: list[str] = field(default_factory=list)
+    site: str = ""  # empty: the site of each matching source
+
+
+@dataclass
+class AssetSettings:
+    """Asset mapping; a source no rule matches belongs to the asset (or host) named in its key."""
+
+    map: list[AssetRule] = field(default_factory=list)
+
+
+@dataclass
+class IncidentSettings:
+    join_s: float = 600.0  # an alert opened this soon after the incident's latest alert joins it
+    group_by: str = "asset"  # or "site": every asset of a site joins one incident
+    topic_prefix: str = "oddwatch/incidents"
+    max_story: int = 40  # story lines kept per incident (the first and the latest)
+    stale_s: float = 86400.0  # an open incident without alert activity this long closes as stale
+
+
+@dataclass
+class QualitySettings:
+    precision_floor: float = 0.5  # a source judged below this precision is reported
+    min_judged: int = 5  # verdicts (confirmed + false positives) before precision is compared
+    recent_false_positives: int = 5  # false positives listed with a source below the floor
+    topic_prefix: str = "oddwatch/quality"
 
 
 @dataclass
@@ -155,10 +189,11 @@ class MetricsSettings:
     host: str = "127.0.0.1"
     port: int = 9464  # the sensor flow's /metrics
     logs_port: int = 9465  # the log flow's /metrics
+    incidents_port: int = 9466  # the incidents flow's /metrics
 
     def port_of(self, flow: str) -> int:
-        """The metrics port of *flow* (``sensors`` or ``logs``)."""
-        return self.logs_port if flow == "logs" else self.port
+        """The metrics port of *flow* (``sensors``, ``logs`` or ``incidents``)."""
+        return {"logs": self.logs_port, "incidents": self.incidents_port}.get(flow, self.port)
 
 
 def _series_params() -> Any:
@@ -182,6 +217,9 @@ class Settings:
     logs: LogSettings = field(default_factory=LogSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    assets: AssetSettings = field(default_factory=AssetSettings)
+    incidents: IncidentSettings = field(default_factory=IncidentSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
     series: Any = field(default_factory=_series_params)  # oddwatch.core.series.SeriesParams
     log_detector: Any = field(default_factory=_log_params)  # oddwatch.core.log_pipeline.LogParams
 
@@ -329,15 +367,17 @@ def validate(s: Settings) -> None:
         ("mqtt", "port", s.mqtt.port),
         ("metrics", "port", s.metrics.port),
         ("metrics", "logs_port", s.metrics.logs_port),
+        ("metrics", "incidents_port", s.metrics.incidents_port),
     ):
         if not 0 < value < 65536:
             raise ConfigError(f"[{section}].{key} = {value!r}: must be a port 1..65535")
     if not 0 <= s.services.influx_rpc_port < 65536:
         raise ConfigError(f"[services].influx_rpc_port = {s.services.influx_rpc_port!r}: must be a port "
                           "1..65535, or 0 for a free port chosen at start")
-    if s.metrics.port == s.metrics.logs_port:
-        raise ConfigError(f"[metrics].logs_port = {s.metrics.logs_port!r} is also [metrics].port: each flow needs "
-                          "its own metrics port, e.g. port = 9464 (sensors) and logs_port = 9465 (logs)")
+    ports = (s.metrics.port, s.metrics.logs_port, s.metrics.incidents_port)
+    if len(set(ports)) < len(ports):
+        raise ConfigError(f"[metrics] port, logs_port, incidents_port = {ports!r}: each flow needs its own metrics "
+                          "port, e.g. 9464 (sensors), 9465 (logs) and 9466 (incidents)")
     if s.mqtt.qos not in (0, 1, 2):
         raise ConfigError(f"[mqtt].qos = {s.mqtt.qos!r}: must be 0, 1 or 2")
     if s.influx.version not in (1, 2, 3):
@@ -385,6 +425,20 @@ def validate(s: Settings) -> None:
         if overrides:
             _check_log_params(f"[[logs.subscriptions]] #{i + 1} topic {sub.topic!r}: ",
                               dataclasses.replace(s.log_detector, **overrides))
+
+    if s.alerts.budget_counts not in ("alerts", "incidents"):
+        raise ConfigError(f"[alerts].budget_counts = {s.alerts.budget_counts!r}: must be alerts or incidents")
+    if s.incidents.group_by not in ("asset", "site"):
+        raise ConfigError(f"[incidents].group_by = {s.incidents.group_by!r}: must be asset or site")
+    if s.incidents.join_s < 0 or s.incidents.max_story < 2 or s.incidents.stale_s <= s.incidents.join_s:
+        raise ConfigError(f"[incidents].join_s = {s.incidents.join_s!r} must be >= 0, max_story = "
+                          f"{s.incidents.max_story!r} >= 2 and stale_s = {s.incidents.stale_s!r} > join_s")
+    for rule in s.assets.map:
+        if not rule.asset or "/" in rule.asset or not rule.sources:
+            raise ConfigError(f"[[assets.map]] asset = {rule.asset!r}: needs a name without '/' and at least "
+                              f"one source glob (sources = {rule.sources!r})")
+    if not 0.0 <= s.quality.precision_floor <= 1.0:
+        raise ConfigError(f"[quality].precision_floor = {s.quality.precision_floor!r}: must be in [0, 1]")
 
 
 def _url_port(url: str) -> int | None:

@@ -27,6 +27,7 @@ from typing import Any
 from oddwatch.observe.progress import Progress, Publisher, publish_stream
 from oddwatch.records import utcnow
 from oddwatch.settings import Settings
+from simulators.correlated import CorrelatedSimulation
 from simulators.network import NetworkSimulation, SimLogLine
 from simulators.plant import DEFAULT_SENSORS, DEFAULT_SITES, PlantSimulation, SimReading
 
@@ -125,6 +126,26 @@ def run_network(settings: Settings, *, rate: float, duration_s: float, seed: int
                      client_id=client_id or f"{settings.mqtt.client_id}-sim-network-{seed}", publisher=publisher)
     return {"kind": "network", "seed": seed, "sources": len(sim.sources),
             "start": rfc3339(start), **stats, "plan": sim.plan.as_dict()}
+
+
+def run_correlated(settings: Settings, *, duration_s: float, seed: int, speed: float | None = 1.0,
+                   start: datetime | None = None, site: str = "north", plant_rate: float = 2.4,
+                   log_rate: float = 1.0, warmup_frac: float = 0.5, rate_limit: float | None = None, progress: bool = False,
+                   client_id: str | None = None, publisher: Publisher | None = None) -> dict[str, Any]:
+    """Simulate the plant and network with correlated faults (:mod:`simulators.correlated`) and
+    publish readings and log lines on one connection; returns counts and the plan (scenarios,
+    the asset rules they need, and the unrelated faults)."""
+    start = default_start(duration_s, speed) if start is None else start
+    sim = CorrelatedSimulation(seed=seed, duration_s=duration_s, start=start, site=site, plant_rate=plant_rate,
+                               log_rate=log_rate, warmup_frac=warmup_frac)
+
+    def payload(item: SimReading | SimLogLine) -> bytes:
+        return reading_payload(item) if isinstance(item, SimReading) else log_payload(item)
+
+    stats = _publish(settings, sim, payload, kind="correlated", total=int((plant_rate + log_rate) * duration_s),
+                     speed=speed, rate_limit=rate_limit, progress=progress,
+                     client_id=client_id or f"{settings.mqtt.client_id}-sim-correlated-{seed}", publisher=publisher)
+    return {"kind": "correlated", "seed": seed, "start": rfc3339(start), **stats, "plan": sim.as_dict()}
 
 
 def _publish(settings: Settings, items: Iterable[Any], payload: Callable[[Any], bytes], *, kind: str, total: int,

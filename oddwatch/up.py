@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-FLOWS = ("sensors", "logs")
+FLOWS = ("sensors", "logs", "incidents")
 # How a flow ends after SIGTERM: 0, or 1 from Bytewax's "signal received" error, or the signal.
 STOPPED_CLEANLY = frozenset({0, 1, -signal.SIGTERM, -signal.SIGINT})
 

@@ -85,7 +85,7 @@ class RunningServices:
                 "state_dir": str(self.local.state_dir),
                 "influx_rpc_port": self.local.influx_rpc_port,
             },
-            "metrics": {"port": free_port(), "logs_port": free_port()},
+            "metrics": {"port": free_port(), "logs_port": free_port(), "incidents_port": free_port()},
         }
         return build_settings(_merge(base, overrides))
 

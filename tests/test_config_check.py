@@ -25,7 +25,7 @@ from oddwatch.settings import ConfigError, build_settings, load_settings
     ({"series": {"q": 1.5}}, "[series]:"),
     ({"mqtt": {"port": 70000}}, "[mqtt].port = 70000: must be a port 1..65535"),
     ({"influx": {"version": 2, "token": "t"}}, "[influx].org is empty: InfluxDB 2.x writes need the organization"),
-    ({"metrics": {"logs_port": 9464}}, "[metrics].logs_port = 9464 is also [metrics].port"),
+    ({"metrics": {"logs_port": 9464}}, "each flow needs its own metrics port"),
     ({"influx": {"url": "http://127.0.0.1:99999"}}, "[influx].url = 'http://127.0.0.1:99999': the port must be"),
     ({"logs": {"subscriptions": [{"topic": "logs/+/+/+", "tags": "_/site/host/app", "window_mode": "slide"}]}},
      "[[logs.subscriptions]] #1 topic 'logs/+/+/+': window_mode = 'slide': must be one of session, tumbling, "

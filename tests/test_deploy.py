@@ -27,7 +27,7 @@ COMPOSE = DEPLOY / "docker-compose.yml"
 DATASOURCE = DEPLOY / "grafana" / "provisioning" / "datasources" / "oddwatch.yaml"
 PROVIDER = DEPLOY / "grafana" / "provisioning" / "dashboards" / "oddwatch.yaml"
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"
-UNITS = {flow: DEPLOY / "systemd" / f"oddwatch-{flow}.service" for flow in ("sensors", "logs")}
+UNITS = {flow: DEPLOY / "systemd" / f"oddwatch-{flow}.service" for flow in ("sensors", "logs", "incidents")}
 VAR = re.compile(r"\$\{(\w+)(:?-[^}]*)?\}")
 
 
@@ -54,7 +54,7 @@ def interpolate(value: str, env: dict[str, str]) -> str:
 
 def test_compose_services() -> None:
     services = compose()["services"]
-    assert set(services) == {"mosquitto", "influxdb", "grafana", "oddwatch-sensors", "oddwatch-logs"}
+    assert set(services) == {"mosquitto", "influxdb", "grafana", "oddwatch-sensors", "oddwatch-logs", "oddwatch-incidents"}
     for name, svc in services.items():
         assert svc.get("image"), name
         assert svc.get("restart") == "unless-stopped", name
@@ -100,7 +100,7 @@ def test_compose_oddwatch_services_build_and_settings_load() -> None:
     data = compose()
     example = env_example()
     parser = build_parser()
-    for flow in ("sensors", "logs"):
+    for flow in ("sensors", "logs", "incidents"):
         svc = data["services"][f"oddwatch-{flow}"]
         build = svc["build"]
         context = (DEPLOY / build["context"]).resolve()
@@ -217,7 +217,7 @@ def test_systemd_units_leave_metrics_ports_to_the_settings() -> None:
     # One port per flow, written once in MetricsSettings; a unit overriding it would point
     # Prometheus (and the docs) at nothing.
     settings = load_settings(path=None, env={})
-    assert {flow: settings.metrics.port_of(flow) for flow in UNITS} == {"sensors": 9464, "logs": 9465}
+    assert {flow: settings.metrics.port_of(flow) for flow in UNITS} == {"sensors": 9464, "logs": 9465, "incidents": 9466}
     for path in UNITS.values():
         env = dict(v.split("=", 1) for k, v in parse_unit(path)["Service"] if k == "Environment")
         assert not any(k.startswith("ODDWATCH_METRICS__") for k in env), path.name
@@ -238,7 +238,7 @@ def test_systemd_unit_treats_a_requested_stop_as_success(flow: str) -> None:
 def test_compose_metrics_ports_match_each_flows_setting() -> None:
     data = compose()
     example = env_example()
-    for flow in ("sensors", "logs"):
+    for flow in ("sensors", "logs", "incidents"):
         svc = data["services"][f"oddwatch-{flow}"]
         env = {k: interpolate(str(v), example) for k, v in svc["environment"].items()}
         port = load_settings(path=None, env=env).metrics.port_of(flow)

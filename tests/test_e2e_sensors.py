@@ -38,7 +38,8 @@ PLANT_OVERRIDES: dict[str, Any] = {
 
 
 def _ns(ts: datetime) -> int:
-    return int(ts.timestamp() * 1e9)
+    """Epoch nanoseconds, exactly (a float product can land a few ns off a point's time)."""
+    return (ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
 
 
 def _parse_time(ns: int) -> datetime:

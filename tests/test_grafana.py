@@ -21,8 +21,11 @@ from typing import Any
 import pytest
 
 from oddwatch.connectors.influx import InfluxQuery, InfluxWriter, ensure_database
+from oddwatch.core.incidents import Incident
+from oddwatch.core.quality import QualityRow
 from oddwatch.lineproto import to_line
 from oddwatch.records import UTC, Point
+from oddwatch.schema import incident_points, quality_point
 from oddwatch.settings import InfluxSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,6 +180,24 @@ def sample_points(now: datetime) -> list[Point]:
                             {"key": "north/pump-1/temp", "score": 0.01 * i, "threshold": 0.5,
                              "recalibrated": i == 29}, ts))
     points.extend(pipeline_sample(times))
+    points.extend(incident_sample(now))
+    return points
+
+
+def incident_sample(now: datetime) -> list[Point]:
+    """A closed and an open incident of north/pump-1 (with its web-1 log source), and quality rows."""
+    points: list[Point] = []
+    for n, (opened, closed) in enumerate(((now - timedelta(minutes=20), now - timedelta(minutes=12)),
+                                          (now - timedelta(minutes=3), None))):
+        story = f"{opened:%H:%M:%S}Z sensor north/pump-1/temp: temp on north/pump-1: value 90 above expected range"
+        points += incident_points(Incident(
+            f"north/pump-1:{n}", "close" if closed else "update", "north", "pump-1", "warning", "critical",
+            "pump-1 on north: 2 alerts (nginx, temp) from log and sensor", story, 2,
+            ("north/pump-1/temp", "north/web-1/nginx"), ("a", "b"), opened, closed or now, closed))
+    for source, component, fp in (("north/pump-1/temp", "ensemble", 3), ("north/web-1/nginx", "novelty", 0)):
+        points.append(quality_point(QualityRow(
+            "north", source.split("/")[1], source, component, "2026-W10", now - timedelta(minutes=10), 5, 2, fp, 1,
+            2 / (2 + fp), 2 / 3, 2 / (2 + fp), fp > 2, ["north/pump-1/temp:1 temp high"] if fp > 2 else [])))
     return points
 
 
@@ -276,9 +297,10 @@ def test_every_query_follows_the_rules() -> None:
 def test_annotations_map_time_end_text_and_tags() -> None:
     boards = load_dashboards()
     anns = [a for b in boards.values() for a in b["annotations"]["list"] if not a.get("builtIn")]
-    assert {a["name"] for a in anns} == {"Sensor alerts", "Log alerts"}
+    assert {a["name"] for a in anns} == {"Sensor alerts", "Log alerts", "Incidents"}
     for a in anns:
-        assert (a["timeEndColumn"], a["textColumn"], a["tagsColumn"]) == ("time_end", "text", "severity,subject")
+        tags = "severity,asset" if a["name"] == "Incidents" else "severity,subject"
+        assert (a["timeEndColumn"], a["textColumn"], a["tagsColumn"]) == ("time_end", "text", tags)
         assert a["datasource"]["uid"] == "oddwatch-influx"
 
 
@@ -315,7 +337,20 @@ def test_query_returns_rows(influx: InfluxQuery, query: Query) -> None:
         regions = [r for r in rows if r.get("time_end") is not None]
         assert regions and all(r["text"] and r["title"] for r in rows)
         assert all(r["time_end"] * 1e6 > r["time"] for r in regions), "time_end must be after the start"
-        assert any(r.get("time_end") is None for r in rows), "a still-open alert should be a point marker"
+        if '"alert"' in query.influxql:
+            assert any(r.get("time_end") is None for r in rows), "a still-open alert should be a point marker"
+        else:  # an incident spans from its first alert to its close, or to its latest update while open
+            assert len(regions) == len(rows) == 2, rows
+
+
+def test_incident_and_quality_panels_show_the_story_and_the_floor(influx: InfluxQuery) -> None:
+    (incidents,) = [q for q in all_queries() if q.where.startswith("panel 'Incidents'")]
+    rows = influx.query(substitute(incidents.influxql))
+    assert [r["state"] for r in rows] == ["open", "closed"] and all("north/pump-1/temp" in r["text"] for r in rows)
+    (quality,) = [q for q in all_queries() if q.where.startswith("panel 'Precision in operation'")]
+    rows = {r["source"]: r for r in influx.query(substitute(quality.influxql))}
+    assert rows["north/pump-1/temp"]["below floor"] is True and rows["north/pump-1/temp"]["precision"] == 0.4
+    assert rows["north/web-1/nginx"]["below floor"] is False
 
 
 def test_open_alerts_panel_lists_only_alerts_still_open(influx: InfluxQuery) -> None:

@@ -4,7 +4,8 @@ The plant and network simulators' output goes through the real sensor and log da
 (Bytewax's testing source in, the real InfluxDB and MQTT sinks out), the flows' own health
 points are written as a running flow writes them, and then every panel, annotation and
 variable query of every dashboard must return rows. A few malformed messages are mixed in, as
-a misbehaving device would send them. Operator actions (feedback) and slow
+a misbehaving device would send them. The alerts both flows publish on MQTT then go through the incidents flow.
+Operator actions (feedback) and slow
 drifts do not happen in a 40-minute simulation; when the run wrote none, those two
 measurements get the hand-written points of ``tests/test_grafana.py``.
 """
@@ -20,9 +21,11 @@ import pytest
 from bytewax.testing import TestingSource, run_main
 
 from detectors.embedders import HashingEmbedder
+from flows.incidents import build_flow as build_incident_flow
 from flows.logs import build_flow as build_log_flow
 from flows.sensors import build_flow as build_sensor_flow
 from oddwatch.connectors.influx import InfluxQuery, ensure_database
+from oddwatch.flowrunner import TopicCollector
 from oddwatch.observe import metrics
 from oddwatch.records import Message, utcnow
 from oddwatch.simulate import log_payload, reading_payload
@@ -46,6 +49,7 @@ def run(services: Any) -> Iterator[tuple[InfluxQuery, dict[str, str | list[str]]
                       "warmup": 30},
     )
     ensure_database(settings.influx)
+    alerts = TopicCollector(settings, [f"{settings.mqtt.alerts_prefix}/#"], name="alerts")
     start = utcnow() - timedelta(minutes=MINUTES)
     plant = PlantSimulation(seed=3, rate=16.0, duration_s=MINUTES * 60 - 30, start=start, day_s=600.0,
                             warmup_frac=0.5)
@@ -57,11 +61,16 @@ def run(services: Any) -> Iterator[tuple[InfluxQuery, dict[str, str | list[str]]
     network = NetworkSimulation(seed=3, rate=5.0, duration_s=MINUTES * 60 - 30, start=start, warmup_frac=0.5)
     lines = [Message(x.topic, log_payload(x), x.ts) for x in network]
     run_main(build_log_flow(settings, source=TestingSource(lines), embedder=HashingEmbedder(dim=64)))
+    seen: list[int] = []  # every alert has arrived when the count holds for half a second
+    assert alerts.wait(lambda ms: seen.append(len(ms)) or (len(seen) > 10 and seen[-1] == seen[-11] > 0), 20)
+    alerts.close()  # the alerts both flows published on MQTT go through the incidents flow
+    run_main(build_incident_flow(settings, source=TestingSource(alerts.messages)))
     now = utcnow()
     health = [p for instance in ("sensors", "logs") for when in (now - timedelta(seconds=10), now)
               for p in metrics.pipeline_points(when, instance)]
     client = InfluxQuery(settings.influx)
-    missing = {m for m in ("feedback", "drift") if not client.query(f'SELECT count(*) FROM "{m}" WHERE time > now() - 1h')}
+    # quality rows are stamped at the start of their week, outside the last hour on most days
+    missing = {m for m in ("feedback", "drift", "quality") if not client.query(f'SELECT count(*) FROM "{m}" WHERE time > now() - 1h')}
     write_points(settings.influx, health + [p for p in sample_points(now) if p.measurement in missing])
     yield client, variables(client)
     client.close()

@@ -31,7 +31,7 @@ SERVE = ("import signal, sys, time\n"
 
 
 def test_sigterm_stops_every_flow_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_flows(monkeypatch, {"sensors": SERVE, "logs": SERVE})
+    fake_flows(monkeypatch, {"sensors": SERVE, "logs": SERVE, "incidents": SERVE})
     out = io.StringIO()
     started: list[up.Child] = []
 
@@ -46,12 +46,12 @@ def test_sigterm_stops_every_flow_cleanly(monkeypatch: pytest.MonkeyPatch) -> No
     assert all(c.proc.returncode == 0 for c in started)
     text = out.getvalue()
     assert "[sensors] flushed" in text and "[logs] flushed" in text
-    assert "SIGTERM: stopping sensors, logs" in text
+    assert "SIGTERM: stopping sensors, logs, incidents" in text
     assert signal.getsignal(signal.SIGTERM) is not up.Stop  # handlers restored
 
 
 def test_a_flow_that_exits_stops_the_other(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_flows(monkeypatch, {"sensors": SERVE, "logs": "import sys; print('bad config'); sys.exit(2)"})
+    fake_flows(monkeypatch, {"sensors": SERVE, "incidents": SERVE, "logs": "import sys; print('bad config'); sys.exit(2)"})
     out = io.StringIO()
     assert up.run_up(Settings(), out=out) == 1
     text = out.getvalue()

@@ -188,6 +188,24 @@ def alert_annotation(name: str, query: str, color: str) -> Json:
     }
 
 
+def incident_annotation(sources_regex: str) -> Json:
+    """Incidents whose sources match *sources_regex*: a region from the first alert to the close
+    (or the latest update while open), the story as text."""
+    return {
+        "name": "Incidents",
+        "datasource": DS,
+        "enable": True,
+        "hide": False,
+        "iconColor": "purple",
+        "query": 'SELECT "title", "text", "time_end", "severity", "asset" FROM "incident" WHERE $timeFilter '
+                 f'AND "site" =~ /^$site$/ AND "sources" =~ /{sources_regex}/',
+        "titleColumn": "title",
+        "textColumn": "text",
+        "tagsColumn": "severity,asset",
+        "timeEndColumn": "time_end",
+    }
+
+
 BUILTIN_ANNOTATION: Json = {
     "builtIn": 1,
     "datasource": {"type": "grafana", "uid": "-- Grafana --"},
@@ -299,6 +317,28 @@ def overview() -> Json:
                 alias="$tag_label")],
         bars=True, description="Verdicts sent to oddwatch/feedback/<alert_id>.",
     )
+    incidents = table(
+        "Incidents",
+        [target(
+            'SELECT "state", "asset", "peak_severity", "title", "text", "alerts", "sources", "incident_id" '
+            f'FROM "incident" WHERE $timeFilter AND {site} ORDER BY time DESC LIMIT 100', table=True)],
+        description="Alerts of one asset that opened close together, newest first (time = first alert); "
+        "the text tells the story in time order.",
+    )
+    quality = table(
+        "Precision in operation",
+        [target(
+            'SELECT sum("alerts") AS "alerts", sum("confirmed") AS "confirmed", '
+            'sum("false_positives") AS "false positives", sum("missed") AS "missed", '
+            'last("source_precision") AS "precision", last("below_floor") AS "below floor", '
+            'last("recent_false_positives") AS "recent false positives" '
+            f'FROM "quality" WHERE $timeFilter AND {site} GROUP BY "site", "asset", "source", "component"',
+            table=True)],
+        description="Operator verdicts per source and detector component over the last 4 weeks: precision = "
+        "confirmed / (confirmed + false positives) over every week kept; sources below [quality].precision_floor "
+        "list their latest false positives.",
+        time_from="28d",
+    )
     drift = timeseries(
         "Baseline drift",
         [target(f'SELECT max("score") FROM "drift" WHERE $timeFilter AND {site} {PER_INTERVAL}, "stream", "site" '
@@ -311,7 +351,9 @@ def overview() -> Json:
         [
             [(assets, 12, 9), (hosts, 12, 9)],
             [(open_alerts, 24, 8)],
+            [(incidents, 24, 9)],
             [(alert_counts, 12, 8), (feedback, 6, 8), (drift, 6, 8)],
+            [(quality, 24, 8)],
             [(top_sensors, 12, 9), (top_logs, 12, 9)],
         ],
         variables=[query_variable("site", SITE_SENSORS)],
@@ -382,7 +424,7 @@ def sensor_detail() -> Json:
                 'WHERE "site" =~ /^$site$/ AND "asset" =~ /^$asset$/',
             ),
         ],
-        annotations=[annotation],
+        annotations=[annotation, incident_annotation("$site\\/$asset\\/$sensor")],
     )
 
 
@@ -445,7 +487,7 @@ def logs() -> Json:
                 'SHOW TAG VALUES FROM "log_window" WITH KEY = "app" WHERE "site" =~ /^$site$/ AND "host" =~ /^$host$/',
             ),
         ],
-        annotations=[annotation],
+        annotations=[annotation, incident_annotation("$site\\/$host\\/$app")],
     )
 
 

@@ -259,6 +259,8 @@ class BudgetStep:
     """The Bytewax ``budget`` step's mapper (``stateful_map`` on one key for every alert).
 
     Emits the alerts to send (``Alert``) and, after each, the budget's ``pipeline`` point.
+    With ``[alerts].budget_counts = "incidents"`` every alert passes: the incidents flow
+    applies the budget to incidents instead.
 
     >>> from datetime import datetime
     >>> from oddwatch.settings import AlertSettings
@@ -279,6 +281,8 @@ class BudgetStep:
             a = self.alerts
             budget = AlertBudget(a.budget_per_source_per_hour, a.budget_global_per_hour,
                                  summary_every=getattr(a, "budget_summary_every", 10))
+        if getattr(self.alerts, "budget_counts", "alerts") == "incidents":  # budgeted as incidents downstream
+            return budget, [alert, budget_point(budget, self.instance, alert.ts)]
         out: list[Alert | Point] = list(budget.admit(alert))
         out.append(budget_point(budget, self.instance, alert.ts))
         return budget, out

@@ -33,9 +33,10 @@ if TYPE_CHECKING:  # imported for types only: keeps this module light for the CL
     from oddwatch.core.series import SeriesState
     from oddwatch.settings import Settings
 
-VERDICTS = ("false_positive", "true_positive", "ack")
-LABELS = {"false_positive": "false_positive", "true_positive": "true_positive", "ack": "unsure"}
-ALIASES = {"fp": "false_positive", "tp": "true_positive", "acknowledged": "ack", "unsure": "ack"}
+VERDICTS = ("false_positive", "true_positive", "ack", "missed")  # missed: an incident nobody was alerted to
+LABELS = {"false_positive": "false_positive", "true_positive": "true_positive", "ack": "unsure", "missed": "missed"}
+ALIASES = {"fp": "false_positive", "tp": "true_positive", "acknowledged": "ack", "unsure": "ack",
+           "confirmed": "true_positive"}
 DEFAULT_PREFIX = "oddwatch/feedback"
 MAX_PAYLOAD_BYTES = 4096
 FP_MARGIN = 0.02  # the new floor is this far above the false positive's peak score

@@ -1,0 +1,202 @@
+"""The incidents dataflow: both flows' MQTT alerts and operator feedback -> incidents and quality.
+
+Run it with ``oddwatch run incidents`` or ``python -m bytewax.run "flows.incidents:build_flow()"``.
+
+Steps (ids match the functions): ``mqtt_in`` (``oddwatch/alerts/#`` and the feedback topic) ->
+``parse_alert`` / ``parse_feedback`` -> ``check_source`` -> ``split_errors`` -> ``asset_key`` (an
+:class:`~oddwatch.core.assets.AssetMap` from ``[assets]``) -> ``incident`` (one
+:class:`~oddwatch.core.asset_state.AssetState` per asset: its incidents and quality counts,
+pickled at Bytewax snapshots) -> ``budget``
+(with ``[alerts].budget_counts = "incidents"`` the hourly budget counts incidents) ->
+``to_points`` / ``to_messages`` -> ``influx_out`` / ``mqtt_out`` (``oddwatch/incidents/<site>/<asset>``,
+and ``oddwatch/quality/<source>`` for a source below its precision floor).
+
+Every incident transition is written to InfluxDB; the budget only holds back MQTT pages.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeGuard, cast
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow, Stream
+
+from flows.runtime import connectors
+from oddwatch.core.asset_state import AssetState, Decided
+from oddwatch.core.assets import AssetMap
+from oddwatch.core.budget import AlertBudget, budget_point
+from oddwatch.core.feedback import Feedback, parse_feedback, route_key, topic_prefix
+from oddwatch.core.incidents import Incident, source_of_alert
+from oddwatch.core.quality import QualityRow
+from oddwatch.ingest.alerts import parse_alert
+from oddwatch.observe.logsetup import configure_logging
+from oddwatch.records import Alert, IngestError, Outgoing, Point
+from oddwatch.schema import (
+    alert_message,
+    alert_points,
+    deadletter_message,
+    error_point,
+    incident_message,
+    incident_points,
+    quality_message,
+    quality_point,
+)
+from oddwatch.settings import AlertSettings, Settings, load_settings
+
+
+def is_input(x: object) -> TypeGuard[Alert | Feedback]:
+    """Alerts (not budget summaries) and feedback go on; everything else is an ingest error."""
+    return isinstance(x, Feedback) or (isinstance(x, Alert) and x.kind != "summary")
+
+
+def is_error(x: object) -> TypeGuard[IngestError]:
+    return isinstance(x, IngestError)
+
+
+class AssetKey:
+    """The ``asset_key`` step: an alert's or a feedback's source key -> its incident key."""
+
+    def __init__(self, assets: AssetMap) -> None:
+        self.assets = assets
+
+    def __call__(self, item: Alert | Feedback) -> str:
+        source = route_key(item.alert_id) if isinstance(item, Feedback) else source_of_alert(item)
+        return self.assets.key_of(source)
+
+
+def check_source(assets: AssetMap, item: object) -> object:
+    """The ``check_source`` step: an alert or feedback whose source key maps to no asset becomes
+    an ingest error naming the id and the key; anything else passes unchanged."""
+    if not is_input(item):
+        return item
+    try:
+        AssetKey(assets)(item)
+    except ValueError as exc:
+        return IngestError("incident", "check_source", "unknown_source", "", item.alert_id,
+                           f"alert {item.alert_id!r}: {exc}; expected ids 'site/asset/sensor:epoch' or "
+                           "'site/host/app:epoch'", item.ts)
+    return item
+
+
+class IncidentStep:
+    """The ``incident`` step's mapper: one :class:`AssetState` per incident key, created on first sight."""
+
+    def __init__(self, settings: Settings, assets: AssetMap) -> None:
+        self.incidents = settings.incidents
+        self.quality = settings.quality
+        self.assets = assets
+
+    def __call__(self, state: AssetState | None, item: Alert | Feedback) -> tuple[AssetState, list[Decided]]:
+        if state is None:
+            state = AssetState.create(AssetKey(self.assets)(item), self.incidents, self.quality)
+        return state, state.apply_feedback(item) if isinstance(item, Feedback) else state.step(item)
+
+
+def as_alert(inc: Incident) -> Alert:
+    """An incident transition in the shape :class:`~oddwatch.core.budget.AlertBudget` counts."""
+    return Alert(inc.incident_id, "incident", "close" if inc.kind == "close" else "open", inc.peak_severity,
+                 inc.site, inc.asset, inc.title, inc.text, 1.0, 0.0, inc.opened_at, inc.ts)
+
+
+class IncidentBudgetStep:
+    """The ``budget`` step's mapper: which incident transitions are paged on MQTT.
+
+    With ``budget_counts = "incidents"`` an incident's opening counts against the hourly
+    budget of its asset and of all assets; a held incident's updates and close are held too
+    (unless it turns critical). Otherwise every transition passes. Emits incidents to page,
+    budget summaries (``Alert``) and the budget's ``pipeline`` point.
+    """
+
+    def __init__(self, alerts: AlertSettings) -> None:
+        self.alerts = alerts
+
+    def __call__(self, budget: AlertBudget | None, inc: Incident) -> tuple[AlertBudget, list[Incident | Alert | Point]]:
+        a = self.alerts
+        if budget is None:
+            budget = AlertBudget(a.budget_per_source_per_hour, a.budget_global_per_hour,
+                                 summary_every=a.budget_summary_every)
+        if a.budget_counts != "incidents":
+            return budget, [inc]
+        out: list[Incident | Alert | Point] = []
+        held = inc.incident_id in budget.held_ids
+        if inc.kind == "update":
+            out.extend(budget.advance(inc.ts))
+            if held and inc.peak_severity == "critical":
+                del budget.held_ids[inc.incident_id]
+                held = False
+            if not held:
+                out.append(inc)
+        else:
+            for item in budget.admit(as_alert(inc)):
+                out.append(inc if item.alert_id == inc.incident_id and item.kind != "summary" else item)
+        out.append(budget_point(budget, "incidents", inc.ts))
+        return budget, out
+
+
+def only_incident(item: Decided) -> Incident | None:
+    return item if isinstance(item, Incident) else None
+
+
+def to_points(item: Decided) -> list[Point]:
+    """InfluxDB points: the ``incident`` row or the ``quality`` row."""
+    return incident_points(item) if isinstance(item, Incident) else [quality_point(item)]
+
+
+def budget_points(item: Incident | Alert | Point) -> list[Point]:
+    """Points of a ``budget`` output: budget summaries' ``alert`` rows and ``pipeline`` points."""
+    if isinstance(item, Alert):
+        return alert_points(item)
+    return [item] if isinstance(item, Point) else []
+
+
+def to_messages(item: Incident | Alert | Point | QualityRow, settings: Settings) -> Outgoing | None:
+    """The MQTT message of a paged incident, a budget summary, or a source below its floor."""
+    if isinstance(item, Incident):
+        return incident_message(item, settings.incidents.topic_prefix)
+    if isinstance(item, Alert):
+        return alert_message(item, settings.incidents.topic_prefix)
+    if isinstance(item, QualityRow) and item.below_floor:
+        return quality_message(item, settings.quality.topic_prefix)
+    return None
+
+
+def build_flow(
+    settings: Settings | None = None,
+    *,
+    source: Any = None,
+    influx_sink: Any = None,
+    mqtt_sink: Any = None,
+) -> Dataflow:
+    """The incidents dataflow; real MQTT and InfluxDB connectors unless others are given."""
+    configure_logging()
+    settings = settings or load_settings()
+    assets = AssetMap.from_settings(settings.assets, settings.incidents)
+    topics = [settings.mqtt.alerts_prefix.rstrip("/") + "/#"]
+    source, influx_sink, mqtt_sink = connectors(settings, "incidents", topics, source=source,
+                                                influx_sink=influx_sink, mqtt_sink=mqtt_sink)
+    fb_prefix = topic_prefix(settings.mqtt.feedback_topic)
+    dead_prefix = settings.mqtt.deadletter_prefix
+
+    flow = Dataflow("incidents")
+    messages = op.input("mqtt_in", flow, source)
+    by_topic = op.branch("split_feedback", messages, lambda m: m.topic.startswith(fb_prefix + "/"))
+    feedback = op.map("parse_feedback", by_topic.trues,
+                      lambda m: parse_feedback(m, prefix=fb_prefix, stream="incident"))
+    alerts = op.map("parse_alert", by_topic.falses, parse_alert)
+    checked = op.map("check_source", op.merge("inputs", alerts, feedback), lambda x: check_source(assets, x))
+    split = op.branch("split_errors", checked, is_input)
+    errors = cast("Stream[IngestError]", op.filter("only_errors", split.falses, is_error))
+    keyed = op.key_on("asset_key", split.trues, AssetKey(assets))
+    decided = op.flat_map("unkey", op.stateful_map("incident", keyed, IncidentStep(settings, assets)), lambda kv: kv[1])
+    points = op.flat_map("to_points", decided, to_points)
+    incidents = op.key_on("budget_key", op.filter_map("incidents_only", decided, only_incident), lambda _: "budget")
+    budgeted = op.flat_map("unkey_budget", op.stateful_map("budget", incidents, IncidentBudgetStep(settings.alerts)),
+                           lambda kv: kv[1])
+    budget_pts = op.flat_map("budget_points", budgeted, budget_points)
+    quality = op.filter("quality_only", decided, lambda x: isinstance(x, QualityRow))
+    msgs = op.filter_map("to_messages", op.merge("pages", budgeted, quality), lambda x: to_messages(x, settings))
+    err_points = op.map("error_point", errors, error_point)
+    err_msgs = op.map("deadletter_message", errors, lambda e: deadletter_message(e, dead_prefix))
+    op.output("influx_out", op.merge("all_points", points, budget_pts, err_points), influx_sink)
+    op.output("mqtt_out", op.merge("all_messages", msgs, err_msgs), mqtt_sink)
+    return flow
