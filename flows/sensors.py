@@ -3,9 +3,10 @@
 Run it with ``oddwatch run sensors`` or ``python -m bytewax.run "flows.sensors:build_flow()"``.
 
 Steps (ids match the functions): ``mqtt_in`` -> ``parse_reading`` -> ``split_errors`` ->
-``series_key`` -> ``score`` (one :class:`~oddwatch.core.series.SeriesState` per series, pickled at
-Bytewax snapshots) -> ``to_points`` / ``to_messages`` -> ``influx_out`` / ``mqtt_out``. Bad input
-goes to ``ingest_error`` points and the dead-letter topic.
+``series_key`` -> ``score`` (one :class:`~oddwatch.core.series.SeriesState` per series, stepped in
+place by :func:`flows.runtime.keyed_state`, pickled at Bytewax recovery snapshots) ->
+``to_points`` / ``to_messages`` -> ``influx_out`` / ``mqtt_out``. Bad input goes to
+``ingest_error`` points and the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, TypeGuard, cast
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 
-from flows.runtime import connectors, value_of
+from flows.runtime import connectors, keyed_state
 from oddwatch.core.budget import BudgetStep, budget_points
 from oddwatch.core.drift import drift_point
 from oddwatch.core.feedback import (
@@ -51,28 +52,28 @@ class Scored:
 
 
 class ScoreStep:
-    """The ``score`` step's mapper: create the series state on first sight, then step it."""
+    """The ``score`` step: :meth:`new` makes a series' state on its first reading, a call steps it."""
 
     def __init__(self, settings: Settings) -> None:
         self.params = settings.series
         self.alerts = settings.alerts
 
-    def __call__(
-        self, state: SeriesState | None, reading: Reading | Feedback
-    ) -> tuple[SeriesState | None, Scored | FeedbackDone | None]:
-        if isinstance(reading, Feedback):  # unknown series: not ours (maybe the log flow's)
-            if state is None:
-                return None, None
-            return state, FeedbackDone(reading, state.site, apply_sensor_feedback(state, reading))
-        if state is None:
-            state = SeriesState(reading.site, reading.asset, reading.sensor, self.params, self.alerts)
-        out = state.step(reading)
+    def new(self, item: Reading | Feedback) -> SeriesState | None:
+        """A fresh state for the series of *item*; none for feedback on an unknown series (maybe
+        the log flow's)."""
+        if isinstance(item, Feedback):
+            return None
+        return SeriesState(item.site, item.asset, item.sensor, self.params, self.alerts)
+
+    def __call__(self, state: SeriesState, item: Reading | Feedback) -> Scored | FeedbackDone:
+        if isinstance(item, Feedback):
+            return FeedbackDone(item, state.site, apply_sensor_feedback(state, item))
+        out = state.step(item)
         metrics.READINGS_SCORED.inc()
-        metrics.END_TO_END_LAG_SECONDS.observe(max(0.0, (utcnow() - reading.ts).total_seconds()))
+        metrics.END_TO_END_LAG_SECONDS.observe(max(0.0, (utcnow() - item.ts).total_seconds()))
         if out.alert is not None:
             metrics.ALERTS.labels(source="sensor", kind=out.alert.kind).inc()
-        return state, Scored(reading, out, state.tracker.is_open)
-
+        return Scored(item, out, state.tracker.is_open)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +161,8 @@ def build_flow(
     split = op.branch("split_errors", op.merge("inputs", parsed, feedback), is_input)
     errors = cast("Stream[IngestError]", split.falses)
     keyed = op.key_on("series_key", split.trues, series_key)
-    scored: Stream[Scored | FeedbackDone] = op.filter_map(
-        "unkey", op.stateful_map("score", keyed, ScoreStep(settings)), value_of)
+    score = ScoreStep(settings)
+    scored: Stream[Scored | FeedbackDone] = keyed_state("score", keyed, score.new, score)
     points = op.flat_map("to_points", scored, to_points)
     alerts = op.key_on("budget_key", op.filter_map("alert_of", scored, alert_of), lambda _: "budget")
     budgeted = op.flat_map("unkey_budget", op.stateful_map("budget", alerts, BudgetStep(settings.alerts, "sensors")),
