@@ -151,7 +151,7 @@ def to_line(point: Point) -> str:
     fields = []
     for key, value in point.fields.items():
         kind = type(value)
-        if kind is float and value - value == 0.0:  # finite float: the common case
+        if kind is float and value - value == 0.0:  # type: ignore[operator]  # finite float: the common case
             text = repr(value)
         elif kind is bool:
             text = "true" if value else "false"
