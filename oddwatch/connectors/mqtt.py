@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 #: Most messages one ``next_batch`` hands to the dataflow.
 BATCH_CAP = 10_000
+#: Most readings or log lines (counted as a payload's lines) in one batch: a batch is parsed,
+#: scored and written before the next one, so 10,000 messages of 100 readings each would hold
+#: the flow (and its memory) for a million readings.
+BATCH_CAP_LINES = 20_000
 #: How long an idle source partition sleeps before polling again.
 IDLE_AWAKE = timedelta(milliseconds=10)
 #: Messages wait up to this long at the source to travel in one batch: every Bytewax step has
@@ -193,8 +197,12 @@ class _MqttSourcePartition(StatelessSourcePartition[Message]):
             return []
         self._idle = False
         out = []
+        lines = 0
         for _ in range(n):
+            if lines >= BATCH_CAP_LINES:
+                break
             message, mid, qos = queue.popleft()
+            lines += message.payload.count(b"\n") + 1
             # At-least-once delivery ends here: the broker forgets the message once acked, so a
             # crash between this ack and the sink's write loses it. Future fault-injection work:
             # ack only after the sink's durable write (InfluxWriter spool / MqttPublisher ack).
