@@ -53,7 +53,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
-DEFAULT_LOG = ROOT.parent / "shared" / "data" / "hdfs" / "HDFS_dev.log"
+HDFS_LOG = Path("hdfs") / "HDFS_dev.log"  # under --data
 HOST, APP = "hdfs1", "hdfs"
 
 
@@ -284,7 +284,8 @@ def _table(results: dict[str, dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--log", type=Path, default=DEFAULT_LOG, help="HDFS log file")
+    parser.add_argument("--data", type=Path, default=None, help="benchmark data folder (reads hdfs/HDFS_dev.log)")
+    parser.add_argument("--log", type=Path, default=None, help="HDFS log file (default: --data/hdfs/HDFS_dev.log)")
     parser.add_argument("--lines", type=int, default=60_000, help="HDFS lines per run (default 60000)")
     parser.add_argument("--per-message", default="1,100", help="lines per MQTT message, one run each (default 1,100)")
     parser.add_argument("--second-stamps", action="store_true",
@@ -297,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.publish_from:
         return publish_child(Path(args.publish_from), args.mqtt_host, int(args.mqtt_port), args.client_id)
+    args.log = args.log or (args.data / HDFS_LOG if args.data else Path("(no --data or --log given)"))
     if not args.log.exists():
         print(f"bench_logs_e2e: {args.log} not found (pass --log); skipped", file=sys.stderr)
         return 0
@@ -307,13 +309,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--per-message {args.per_message!r}: give positive integers, e.g. 1,100")
     command = shlex.join(["python", "scripts/bench_logs_e2e.py", *(sys.argv[1:] if argv is None else argv)])
 
-    from bench_sensors import _machine, _rss_mb, write_results  # type: ignore[import-not-found]
-
     from oddwatch.connectors.influx import InfluxQuery
     from oddwatch.core.log_pipeline import LogParams, build_embedder
+    from oddwatch.evaluation import benchtools
     from oddwatch.services import LocalServices, free_port
 
-    machine = _machine()
+    machine = benchtools.machine()
     lines = read_hdfs(args.log, args.lines)
     print(f"bench_logs_e2e: {len(lines)} lines of {args.log}; loading the model", file=sys.stderr)
     params = LogParams()
@@ -337,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             query.close()
             local.stop()
-    results["process"] = {"max_rss_mb": round(_rss_mb(), 1), "lines": len(lines), "log": str(args.log)}
-    write_results(Path(args.out), "bench-logs-e2e", machine, command, results)
+    results["process"] = {"max_rss_mb": round(benchtools.rss_mb(), 1), "lines": len(lines), "log": str(args.log)}
+    benchtools.write_results(Path(args.out), "bench-logs-e2e", command, results, machine_info=machine)
     return 0
 
 

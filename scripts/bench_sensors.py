@@ -42,7 +42,6 @@ import math
 import os
 import pickle
 import random
-import resource
 import shlex
 import statistics
 import sys
@@ -60,6 +59,8 @@ from flows.sensors import Scored, build_flow, to_points
 from oddwatch.connectors.influx import InfluxQuery
 from oddwatch.connectors.mqtt import MqttPublisher
 from oddwatch.core.series import SeriesState
+from oddwatch.evaluation import benchtools
+from oddwatch.evaluation.benchtools import cpu_s, percentile
 from oddwatch.flowrunner import FlowRunner, wait_for
 from oddwatch.ingest.sensors import SensorParser
 from oddwatch.lineproto import to_line
@@ -92,33 +93,9 @@ class _NullSink(DynamicSink[Any]):
         return _Part()
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds of process *pid* so far (0 when unknown)."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _cpu_all(local: LocalServices) -> dict[str, float]:
     status = local.status()
-    own = os.times()
-    return {"flow_process": own.user + own.system, "influxd": _cpu_s(status["influx"]["pid"]),
-            "mosquitto": _cpu_s(status["mqtt"]["pid"])}
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return math.nan
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
+    return {"flow_process": cpu_s(), "influxd": cpu_s(status["influx"]["pid"]), "mosquitto": cpu_s(status["mqtt"]["pid"])}
 
 
 SERIES_OVERRIDES: dict[str, str] = {}  # --set key=value: [series] settings for every run
@@ -333,23 +310,12 @@ def bench_latency(local: LocalServices, tmp: Path, query: InfluxQuery, *, series
     scored = _count(query, site)
     ms = [x * 1000 for x in latencies]
     return {"rate_target": rate, "seconds": seconds, "published": total, "publish_rate": round(total / pub_s),
-            "scored": scored, "p50_ms": round(_pct(ms, 0.5), 1), "p90_ms": round(_pct(ms, 0.9), 1),
-            "p99_ms": round(_pct(ms, 0.99), 1), "max_ms": round(max(ms), 1) if ms else math.nan,
+            "scored": scored, "p50_ms": round(percentile(ms, 0.5), 1), "p90_ms": round(percentile(ms, 0.9), 1),
+            "p99_ms": round(percentile(ms, 0.99), 1), "max_ms": round(max(ms), 1) if ms else math.nan,
             "mean_ms": round(statistics.fmean(ms), 1) if ms else math.nan,
             "mean_ms_to_scored_in_flow": round(sum_lag / n_lag * 1000, 1) if n_lag else math.nan,
             "poll_s": poll_s, "mean_query_ms": round(statistics.fmean(query_s) * 1000, 1) if query_s else math.nan,
             "flush_interval_s": settings.influx.flush_interval_s}
-
-
-def _machine() -> dict[str, Any]:
-    try:
-        from make_benchmarks import machine  # type: ignore[import-not-found]
-
-        info: dict[str, Any] = machine()
-    except Exception:  # the table still prints without it
-        info = {"cpus": os.cpu_count()}
-    info["load_avg_1m_at_start"] = round(os.getloadavg()[0], 2)
-    return info
 
 
 #: Metrics shown in docs/benchmarks.md (make_benchmarks lists at most 40 rows per file); the
@@ -367,25 +333,6 @@ HEADLINE = {
     "latency": ("p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms_to_scored_in_flow", "publish_rate"),
     "process": ("max_rss_mb",),
 }
-
-
-def _split_headline(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for section, values in results.items():
-        keep = HEADLINE.get(section, tuple(values))
-        head = {k: values[k] for k in keep if k in values}
-        rest = {k: v for k, v in values.items() if k not in head}
-        out[section] = {**head, "details": rest} if rest else head
-    return out
-
-
-def _table(results: dict[str, dict[str, Any]]) -> str:
-    lines = ["| benchmark | metric | value |", "|---|---|---|"]
-    for section, values in results.items():
-        for key, value in values.items():
-            shown = f"{value:,}" if isinstance(value, int) else str(value)
-            lines.append(f"| {section} | {key} | {shown} |")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -407,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", "scripts/bench_sensors.py", *(sys.argv[1:] if argv is None else argv)])
     SERIES_OVERRIDES.update(kv.split("=", 1) for kv in args.set)
     only = set(args.only.split(",")) if args.only else {"step", "flow", "e2e", "latency"}
-    machine = _machine()
+    machine = benchtools.machine()
     results: dict[str, dict[str, Any]] = {}
     depth = 1000 if args.quick else 4500
     if "step" in only:
@@ -437,20 +384,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             query.close()
             local.stop()
-    results["process"] = {"max_rss_mb": round(_rss_mb(), 1), "series": args.series}
-    write_results(Path(args.out), "bench-sensors", machine, command, results)
+    results["process"] = {"max_rss_mb": round(benchtools.rss_mb(), 1), "series": args.series}
+    benchtools.write_results(Path(args.out), "bench-sensors", command, results, machine_info=machine,
+                             headline=HEADLINE)
     return 0
-
-
-def write_results(out: Path, name: str, machine: dict[str, Any], command: str,
-                  results: dict[str, dict[str, Any]]) -> None:
-    """Write the result file scripts/make_benchmarks.py reads, and print the table."""
-    data = {"name": name, "machine": machine, "command": command, "created": utcnow().isoformat(),
-            "results": _split_headline(results)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=2) + "\n")
-    print(_table(results))
-    print(f"\nCommand: `{command}`; wrote {out}")
 
 
 if __name__ == "__main__":
