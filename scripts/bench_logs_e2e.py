@@ -51,6 +51,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from oddwatch.evaluation import benchtools
+
 ROOT = Path(__file__).resolve().parents[1]
 
 HDFS_LOG = Path("hdfs") / "HDFS_dev.log"  # under --data
@@ -161,8 +163,6 @@ def _delta(m1: dict[str, float], m0: dict[str, float], key: str) -> float:
 def bench_e2e(local: Any, tmp: Path, query: Any, embedder: Any, lines: list[tuple[float, str]], *,
               per_message: int, second_stamps: bool, timeout_s: float) -> dict[str, Any]:
     """Publish *lines* live with *per_message* lines per message; time until all windows are in InfluxDB."""
-    from bench_sensors import _cpu_all, _rss_mb  # type: ignore[import-not-found]
-
     from flows.logs import build_flow
     from oddwatch.connectors.mqtt import MqttSource
     from oddwatch.flowrunner import FlowRunner, wait_for
@@ -243,7 +243,7 @@ def bench_e2e(local: Any, tmp: Path, query: Any, embedder: Any, lines: list[tupl
         "template_cache_hits": int(hits), "template_cache_misses": int(misses),
         "mean_texts_per_model_call": round(_delta(m1, m0, "embed_batch_size_sum") / calls, 1) if calls else 0.0,
         "parse_errors": errors, "alerts_opened": int(_delta(m1, m0, "alerts{source=log,kind=open}")),
-        "second_stamps": second_stamps, "rss_mb_now": round(_vm_rss_mb(), 1), "max_rss_mb_so_far": round(_rss_mb(), 1),
+        "second_stamps": second_stamps, "rss_mb_now": round(_vm_rss_mb(), 1), "max_rss_mb_so_far": round(benchtools.rss_mb(), 1),
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
 
@@ -256,6 +256,12 @@ HEADLINE = {
             "cpu_s_publisher", "cpu_s_influxd", "cpu_s_mosquitto", "lines_per_flow_cpu_s"),
     "process": ("max_rss_mb",),
 }
+
+
+def _cpu_all(local: Any) -> dict[str, float]:
+    status = local.status()
+    return {"flow_process": benchtools.cpu_s(), "influxd": benchtools.cpu_s(status["influx"]["pid"]),
+            "mosquitto": benchtools.cpu_s(status["mqtt"]["pid"])}
 
 
 def _split_headline(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -339,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
             query.close()
             local.stop()
     results["process"] = {"max_rss_mb": round(benchtools.rss_mb(), 1), "lines": len(lines), "log": str(args.log)}
-    benchtools.write_results(Path(args.out), "bench-logs-e2e", command, results, machine_info=machine)
+    benchtools.write_results(Path(args.out), "bench-logs-e2e", command, _split_headline(results),
+                             machine_info=machine, show=False)
+    print(_table(results))
     return 0
 
 
