@@ -178,6 +178,74 @@ def bench_parse(msgs: list[Message]) -> dict[str, float]:
     return {"us_per_json_message": round((time.perf_counter() - start) / n * 1e6, 2)}
 
 
+def _history_messages(series: int, per: int, *, start: datetime) -> list[Message]:
+    """*per* JSON readings for each of *series* series (``plant/long/a<k>/x``), round robin."""
+    rng = random.Random(3)
+    now = utcnow()
+    return [Message(f"plant/long/a{k}/x", json.dumps({"ts": (start + timedelta(seconds=j)).timestamp(),
+                                                      "value": 50 + math.sin(j / 30) + rng.gauss(0, 0.1)}).encode(), now)
+            for j in range(per) for k in range(series)]
+
+
+def bench_long_history(series: int, depth: int, per: int) -> dict[str, float]:
+    """The flow (null sinks) and the series pipeline alone, on *series* states that already hold
+    *depth* readings and on fresh ones; CPU seconds of this process, so other load on the
+    machine does not count.
+
+    The long-history states are copies of one state grown once (untimed); the flow gets them
+    through ``flows.sensors.SeriesState``, replaced for the run.
+    """
+    import flows.sensors as sensor_flow
+
+    rng = random.Random(2)
+    start = utcnow() - timedelta(seconds=depth + per + 60)
+    template = SeriesState("long", "a", "x")
+    for i in range(depth):
+        template.step(Reading("long", "a", "x", start + timedelta(seconds=i),
+                              50 + math.sin(i / 30) + rng.gauss(0, 0.1)))
+    blob = pickle.dumps(template)
+
+    def copies() -> dict[str, SeriesState]:
+        out = {}
+        for k in range(series):
+            st = pickle.loads(blob)
+            st.asset = f"a{k}"
+            out[st.asset] = st
+        return out
+
+    msgs = _history_messages(series, per, start=start + timedelta(seconds=depth))
+    parser = SensorParser(Settings().sensors)
+    readings = [r for m in msgs for r in parser.parse(m) if isinstance(r, Reading)]
+    out: dict[str, float] = {"series": series, "history": depth, "readings": len(msgs)}
+    for label in ("fresh", "long"):
+        states = copies() if label == "long" else {f"a{k}": SeriesState("long", f"a{k}", "x") for k in range(series)}
+        t0 = time.process_time()
+        for r in readings:
+            states[r.asset].step(r)
+        alone = time.process_time() - t0
+        ready = copies() if label == "long" else {}
+
+        def made(site: str, asset: str, sensor: str, *args: Any, _ready: dict[str, SeriesState] = ready) -> SeriesState:
+            return _ready.pop(asset) if asset in _ready else SeriesState(site, asset, sensor, *args)
+
+        sensor_flow.SeriesState = made  # type: ignore[assignment,misc]
+        try:
+            flow = build_flow(Settings(), source=TestingSource(msgs, batch_size=1000), influx_sink=_NullSink(),
+                              mqtt_sink=_NullSink())
+            t0 = time.process_time()
+            run_main(flow, epoch_interval=timedelta(seconds=1))
+            in_flow = time.process_time() - t0
+        finally:
+            sensor_flow.SeriesState = SeriesState  # type: ignore[misc]
+        out[f"pipeline_alone_{label}_readings_per_cpu_s"] = round(len(readings) / alone)
+        out[f"flow_{label}_readings_per_cpu_s"] = round(len(msgs) / in_flow)
+        out[f"flow_{label}_vs_pipeline_alone"] = round(alone / in_flow, 3)
+    out["flow_long_vs_fresh"] = round(out["flow_long_readings_per_cpu_s"] / out["flow_fresh_readings_per_cpu_s"], 3)
+    out["pipeline_alone_long_vs_fresh"] = round(out["pipeline_alone_long_readings_per_cpu_s"]
+                                                / out["pipeline_alone_fresh_readings_per_cpu_s"], 3)
+    return out
+
+
 def bench_flow_null(msgs: list[Message], batch_size: int) -> dict[str, float]:
     """The sensor flow from a ``TestingSource`` (*batch_size* messages per batch) to null sinks."""
     points, out = _NullSink(), _NullSink()
@@ -339,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--series", type=int, default=1000, help="series (default 1000)")
     parser.add_argument("--readings", type=int, default=60_000, help="readings in the throughput runs")
-    parser.add_argument("--per-message", type=int, default=10, help="readings per line-protocol message")
+    parser.add_argument("--per-message", type=int, default=100, help="readings per line-protocol message")
     parser.add_argument("--latency-rate", type=float, default=1000.0, help="readings/s in the latency run")
     parser.add_argument("--latency-s", type=float, default=20.0, help="seconds of the latency run")
     parser.add_argument("--poll-s", type=float, default=0.05, help="InfluxDB poll period of the latency run")
@@ -347,13 +415,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "out" / "bench-sensors.json"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a [series] setting for every run, e.g. --set hst_level=0")
-    parser.add_argument("--only", default="", help="comma-separated parts to run: step,flow,e2e,latency")
+    parser.add_argument("--history", type=int, default=4500, help="readings already held by each series in the "
+                        "long-history run (default 4500)")
+    parser.add_argument("--only", default="", help="comma-separated parts to run: step,flow,history,e2e,latency")
     args = parser.parse_args(argv)
     if args.quick:
         args.series, args.readings, args.latency_s = min(args.series, 200), min(args.readings, 10_000), 5.0
     command = shlex.join(["python", "scripts/bench_sensors.py", *(sys.argv[1:] if argv is None else argv)])
     SERIES_OVERRIDES.update(kv.split("=", 1) for kv in args.set)
-    only = set(args.only.split(",")) if args.only else {"step", "flow", "e2e", "latency"}
+    only = set(args.only.split(",")) if args.only else {"step", "flow", "history", "e2e", "latency"}
     machine = benchtools.machine()
     results: dict[str, dict[str, Any]] = {}
     depth = 1000 if args.quick else 4500
@@ -367,6 +437,10 @@ def main(argv: list[str] | None = None) -> int:
         results["flow_null_sink"] = bench_flow_null(msgs, batch_size=1000)
         results["flow_null_sink_batch_1"] = bench_flow_null(msgs[: len(msgs) // 5], batch_size=1)
         del msgs
+    if "history" in only:
+        n_long = min(args.series, 200) if args.quick else args.series
+        print(f"bench_sensors: {n_long} series with {args.history} readings of history vs fresh", file=sys.stderr)
+        results["long_history"] = bench_long_history(n_long, args.history, 25 if args.quick else 20)
     with tempfile.TemporaryDirectory(prefix="bench-sensors-") as tmp_name:
         tmp = Path(tmp_name)
         local = LocalServices(tmp / "state", free_port(), free_port(), free_port())
