@@ -44,9 +44,9 @@ import pickle
 import random
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -310,49 +310,56 @@ def bench_e2e(local: LocalServices, tmp: Path, query: InfluxQuery, *, mode: str,
             "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
+def publish_latency_child(host: str, port: int, client_id: str, site: str, rate: float, total: int, series: int,
+                          stamps_out: Path) -> int:
+    """The latency run's publisher, in its own process (so it does not take the flow's GIL):
+    *total* readings at *rate* per second, each stamped with its publish time; the stamps (ns,
+    in order) go to *stamps_out* at the end."""
+    from oddwatch.settings import MqttSettings
+
+    rng = random.Random(5)
+    stamps: list[int] = []
+    with MqttPublisher(MqttSettings(host=host, port=port), client_id) as pub:
+        t0 = time.perf_counter()
+        for i in range(total):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            k = i % series
+            ts = utcnow()
+            stamps.append(int(ts.timestamp() * 1e6) * 1000)
+            body = {"ts": rfc3339(ts), "value": 50.0 + math.sin(i / series / 30) + rng.gauss(0, 0.1)}
+            pub.publish(f"plant/{site}/a{k // 4}/s{k % 4}", json.dumps(body).encode(), qos=1)
+        pub.wait_all(60)
+        elapsed = time.perf_counter() - t0
+    stamps_out.write_text(json.dumps({"stamps": stamps, "seconds": elapsed}))
+    return 0
+
+
 def bench_latency(local: LocalServices, tmp: Path, query: InfluxQuery, *, series: int, rate: float,
                   seconds: float, poll_s: float) -> dict[str, Any]:
-    """Publish live at *rate* readings/s, each stamped with its publish time; latency is when
-    it is first queryable in InfluxDB minus that stamp.
+    """Publish live at *rate* readings/s from another process, each reading stamped with its
+    publish time; latency is when it is first queryable in InfluxDB minus that stamp.
 
     One worker and one writer thread keep the points in order, so the newest visible point
     (``LAST(score)``) is a frontier: every reading stamped at or before it is visible. Each
-    poll assigns its time to the readings that crossed the frontier since the previous poll;
-    the final ``COUNT`` checks that none is missing.
+    poll records (its time, the frontier); afterwards each reading gets the time of the first
+    poll whose frontier reached its stamp; the final ``COUNT`` checks that none is missing.
     """
-    site = "benchlat"
-    settings = _settings(local, tmp, "latency")
+    site = f"benchlat{int(rate)}"
+    settings = _settings(local, tmp, f"latency{int(rate)}")
     total = int(rate * seconds)
-    stamps: list[int] = []  # publish timestamps (ns), in order
-    published = threading.Event()
-    rng = random.Random(5)
-
-    def publish() -> None:
-        with MqttPublisher(settings.mqtt, "bench-pub-latency") as pub:
-            t0 = time.perf_counter()
-            for i in range(total):
-                delay = t0 + i / rate - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                k = i % series
-                ts = utcnow()
-                stamps.append(int(ts.timestamp() * 1e6) * 1000)
-                body = {"ts": rfc3339(ts), "value": 50.0 + math.sin(i / series / 30) + rng.gauss(0, 0.1)}
-                pub.publish(f"plant/{site}/a{k // 4}/s{k % 4}", json.dumps(body).encode(), qos=1)
-            pub.wait_all(60)
-        published.set()
-
-    latencies: list[float] = []
+    stamps_file = tmp / f"stamps-{int(rate)}.json"
+    polls: list[tuple[float, int]] = []  # (time the query ran, frontier in ns)
     query_s: list[float] = []
-    done = 0  # readings already assigned a latency
     frontier = int(utcnow().timestamp() * 1e9)
     lag0 = metrics.snapshot(metrics.REGISTRY)
     with FlowRunner(settings):
-        thread = threading.Thread(target=publish, daemon=True)
-        pub_start = time.perf_counter()
-        thread.start()
+        child = subprocess.Popen([sys.executable, str(Path(__file__)), "--publish-latency", json.dumps(
+            [settings.mqtt.host, settings.mqtt.port, "bench-pub-latency", site, rate, total, series,
+             str(stamps_file)])], cwd=ROOT)
         deadline = None
-        while done < total:
+        while True:
             asked = time.perf_counter()
             rows = query.query(f"SELECT LAST(score) FROM sensor_score WHERE site = '{site}' "
                                f"AND time > {frontier - int(2e9)}")  # a time bound keeps LAST cheap
@@ -360,30 +367,38 @@ def bench_latency(local: LocalServices, tmp: Path, query: InfluxQuery, *, series
             query_s.append(time.perf_counter() - asked)
             if rows:
                 frontier = max(frontier, rows[0]["time"])
-                n = len(stamps)
-                while done < n and stamps[done] <= frontier:
-                    latencies.append(seen_at - stamps[done] / 1e9)
-                    done += 1
-            if published.is_set() and deadline is None:
+                polls.append((seen_at, frontier))
+            if deadline is None and child.poll() is not None:
                 deadline = time.monotonic() + 30
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline is not None and (time.monotonic() > deadline or _count(query, site) >= total):
+                if rows:
+                    polls.append((time.time(), frontier))
                 break
             time.sleep(poll_s)
-        thread.join(60)
-        pub_s = time.perf_counter() - pub_start
         wait_for(lambda: _count(query, site) >= total, 10)
+    published = json.loads(stamps_file.read_text()) if stamps_file.exists() else {"stamps": [], "seconds": 1.0}
+    stamps: list[int] = published["stamps"]
+    latencies: list[float] = []
+    j = 0
+    for ts in stamps:  # both in order: the first poll whose frontier reached ts
+        while j < len(polls) and polls[j][1] < ts:
+            j += 1
+        if j == len(polls):
+            break
+        latencies.append(polls[j][0] - ts / 1e9)
     lag1 = metrics.snapshot(metrics.REGISTRY)
     n_lag = lag1.get("end_to_end_lag_seconds_count", 0.0) - lag0.get("end_to_end_lag_seconds_count", 0.0)
     sum_lag = lag1.get("end_to_end_lag_seconds_sum", 0.0) - lag0.get("end_to_end_lag_seconds_sum", 0.0)
     scored = _count(query, site)
     ms = [x * 1000 for x in latencies]
-    return {"rate_target": rate, "seconds": seconds, "published": total, "publish_rate": round(total / pub_s),
-            "scored": scored, "p50_ms": round(percentile(ms, 0.5), 1), "p90_ms": round(percentile(ms, 0.9), 1),
+    return {"rate_target": rate, "seconds": seconds, "published": len(stamps),
+            "publish_rate": round(len(stamps) / published["seconds"]), "scored": scored,
+            "p50_ms": round(percentile(ms, 0.5), 1), "p90_ms": round(percentile(ms, 0.9), 1),
             "p99_ms": round(percentile(ms, 0.99), 1), "max_ms": round(max(ms), 1) if ms else math.nan,
             "mean_ms": round(statistics.fmean(ms), 1) if ms else math.nan,
             "mean_ms_to_scored_in_flow": round(sum_lag / n_lag * 1000, 1) if n_lag else math.nan,
             "poll_s": poll_s, "mean_query_ms": round(statistics.fmean(query_s) * 1000, 1) if query_s else math.nan,
-            "flush_interval_s": settings.influx.flush_interval_s}
+            "flush_interval_s": settings.influx.flush_interval_s, "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 #: Metrics shown in docs/benchmarks.md (make_benchmarks lists at most 40 rows per file); the
@@ -398,7 +413,9 @@ HEADLINE = {
                  "cpu_s_flow_process", "cpu_s_influxd"),
     "e2e_lineproto": ("readings_per_message", "readings", "readings_per_s", "readings_per_flow_cpu_s",
                       "publish_msgs_per_s", "cpu_s_flow_process", "cpu_s_influxd"),
-    "latency": ("p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms_to_scored_in_flow", "publish_rate"),
+    "latency": ("rate_target", "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms_to_scored_in_flow", "publish_rate"),
+    "latency_5000": ("rate_target", "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms_to_scored_in_flow",
+                     "publish_rate"),
     "process": ("max_rss_mb",),
 }
 
@@ -408,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--series", type=int, default=1000, help="series (default 1000)")
     parser.add_argument("--readings", type=int, default=60_000, help="readings in the throughput runs")
     parser.add_argument("--per-message", type=int, default=100, help="readings per line-protocol message")
-    parser.add_argument("--latency-rate", type=float, default=1000.0, help="readings/s in the latency run")
+    parser.add_argument("--latency-rate", default="1000,5000", help="readings/s, one latency run each (default 1000,5000)")
     parser.add_argument("--latency-s", type=float, default=20.0, help="seconds of the latency run")
     parser.add_argument("--poll-s", type=float, default=0.05, help="InfluxDB poll period of the latency run")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of a few seconds each")
@@ -418,7 +435,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history", type=int, default=4500, help="readings already held by each series in the "
                         "long-history run (default 4500)")
     parser.add_argument("--only", default="", help="comma-separated parts to run: step,flow,history,e2e,latency")
+    parser.add_argument("--publish-latency", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.publish_latency:
+        host, port, client, site, rate, total, series, out = json.loads(args.publish_latency)
+        return publish_latency_child(host, int(port), client, site, float(rate), int(total), int(series), Path(out))
     if args.quick:
         args.series, args.readings, args.latency_s = min(args.series, 200), min(args.readings, 10_000), 5.0
     command = shlex.join(["python", "scripts/bench_sensors.py", *(sys.argv[1:] if argv is None else argv)])
@@ -451,10 +472,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bench_sensors: end to end, {mode}", file=sys.stderr)
                 results[f"e2e_{mode}"] = bench_e2e(local, tmp, query, mode=mode, series=args.series,
                                                    readings=args.readings, per_message=args.per_message)
-            if "latency" in only:
-                print(f"bench_sensors: latency at {args.latency_rate:g}/s for {args.latency_s:g} s", file=sys.stderr)
-                results["latency"] = bench_latency(local, tmp, query, series=args.series, rate=args.latency_rate,
-                                                   seconds=args.latency_s, poll_s=args.poll_s)
+            rates = [float(r) for r in args.latency_rate.split(",") if r.strip()] if "latency" in only else []
+            for i, rate in enumerate(rates):
+                print(f"bench_sensors: latency at {rate:g}/s for {args.latency_s:g} s", file=sys.stderr)
+                results["latency" if i == 0 else f"latency_{rate:g}"] = bench_latency(
+                    local, tmp, query, series=args.series, rate=rate, seconds=args.latency_s, poll_s=args.poll_s)
         finally:
             query.close()
             local.stop()
