@@ -148,3 +148,17 @@ def test_two_processes_score_each_reading_once(services: Any, unique: str, tmp_p
     finally:
         codes = cluster.stop_cluster(procs)
     assert all(c in (0, -2) for c in codes), codes  # -2: ended by the KeyboardInterrupt SIGTERM raises
+
+
+def test_run_refuses_a_process_id_without_addresses(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from oddwatch import cli
+
+    for name in ("BYTEWAX_PROCESS_ID", "BYTEWAX_ADDRESSES", "BYTEWAX_HOSTFILE_PATH"):
+        monkeypatch.setenv(name, "x")  # restored to what it was when the test ends
+        monkeypatch.delenv(name)
+    assert cli.main(["run", "sensors", "-i", "1"]) == 2
+    assert "BYTEWAX_ADDRESSES" in capsys.readouterr().err
+    monkeypatch.delenv("BYTEWAX_PROCESS_ID")
+    assert cli.main(["run", "sensors", "--processes", "2", "--recovery-dir", "/nonexistent"]) == 2
+    assert "--recovery-dir" in capsys.readouterr().err
