@@ -48,8 +48,9 @@ class _KeyedLogic(StatefulBatchLogic[V, W, S], Generic[V, W, S]):
 
     def snapshot(self) -> S:
         # Bytewax asks every touched key for a snapshot at each epoch close, recovery or not,
-        # and drops it when recovery is off; with recovery on it pickles it on this worker
-        # thread. Returning the live state skips the deep copy ``stateful_map`` makes there.
+        # and drops it when recovery is off; with recovery on it pickles it for the epoch
+        # (tests/test_recovery.py resumes from such snapshots). Returning the live state skips
+        # the deep copy ``stateful_map`` makes there.
         return self.state  # type: ignore[return-value]
 
 
