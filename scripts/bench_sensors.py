@@ -311,23 +311,34 @@ def bench_e2e(local: LocalServices, tmp: Path, query: InfluxQuery, *, mode: str,
 
 
 def publish_latency_child(host: str, port: int, client_id: str, site: str, rate: float, total: int, series: int,
-                          stamps_out: Path) -> int:
+                          stamps_out: Path, per_message: int = 1) -> int:
     """The latency run's publisher, in its own process (so it does not take the flow's GIL):
-    *total* readings at *rate* per second, each stamped with its publish time; the stamps (ns,
-    in order) go to *stamps_out* at the end."""
+    *total* readings at *rate* per second, each stamped with its publish time, as JSON (one per
+    message) or as line protocol (*per_message* per message, one reading of each of that many
+    series); the stamps (ns, in order) go to *stamps_out* at the end."""
     from oddwatch.settings import MqttSettings
 
     rng = random.Random(5)
     stamps: list[int] = []
     with MqttPublisher(MqttSettings(host=host, port=port), client_id) as pub:
         t0 = time.perf_counter()
-        for i in range(total):
+        for i in range(0, total, per_message):
             delay = t0 + i / rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            k = i % series
             ts = utcnow()
-            stamps.append(int(ts.timestamp() * 1e6) * 1000)
+            ns = int(ts.timestamp() * 1e6) * 1000
+            if per_message > 1:
+                lines = []
+                for j in range(i, min(total, i + per_message)):
+                    k = j % series
+                    value = 50.0 + math.sin(j / series / 30) + rng.gauss(0, 0.1)
+                    lines.append(f"r,asset=a{k // 4},sensor=s{k % 4} value={value!r} {ns}")
+                    stamps.append(ns)
+                pub.publish(f"plant/{site}/batch/lp", "\n".join(lines).encode(), qos=1)
+                continue
+            k = i % series
+            stamps.append(ns)
             body = {"ts": rfc3339(ts), "value": 50.0 + math.sin(i / series / 30) + rng.gauss(0, 0.1)}
             pub.publish(f"plant/{site}/a{k // 4}/s{k % 4}", json.dumps(body).encode(), qos=1)
         pub.wait_all(60)
@@ -337,7 +348,7 @@ def publish_latency_child(host: str, port: int, client_id: str, site: str, rate:
 
 
 def bench_latency(local: LocalServices, tmp: Path, query: InfluxQuery, *, series: int, rate: float,
-                  seconds: float, poll_s: float) -> dict[str, Any]:
+                  seconds: float, poll_s: float, per_message: int = 1) -> dict[str, Any]:
     """Publish live at *rate* readings/s from another process, each reading stamped with its
     publish time; latency is when it is first queryable in InfluxDB minus that stamp.
 
@@ -346,8 +357,8 @@ def bench_latency(local: LocalServices, tmp: Path, query: InfluxQuery, *, series
     poll records (its time, the frontier); afterwards each reading gets the time of the first
     poll whose frontier reached its stamp; the final ``COUNT`` checks that none is missing.
     """
-    site = f"benchlat{int(rate)}"
-    settings = _settings(local, tmp, f"latency{int(rate)}")
+    site = f"benchlat{int(rate)}k{per_message}"
+    settings = _settings(local, tmp, f"latency{int(rate)}k{per_message}")
     total = int(rate * seconds)
     stamps_file = tmp / f"stamps-{int(rate)}.json"
     polls: list[tuple[float, int]] = []  # (time the query ran, frontier in ns)
@@ -357,7 +368,7 @@ def bench_latency(local: LocalServices, tmp: Path, query: InfluxQuery, *, series
     with FlowRunner(settings):
         child = subprocess.Popen([sys.executable, str(Path(__file__)), "--publish-latency", json.dumps(
             [settings.mqtt.host, settings.mqtt.port, "bench-pub-latency", site, rate, total, series,
-             str(stamps_file)])], cwd=ROOT)
+             str(stamps_file), per_message])], cwd=ROOT)
         deadline = None
         while True:
             asked = time.perf_counter()
@@ -391,7 +402,7 @@ def bench_latency(local: LocalServices, tmp: Path, query: InfluxQuery, *, series
     sum_lag = lag1.get("end_to_end_lag_seconds_sum", 0.0) - lag0.get("end_to_end_lag_seconds_sum", 0.0)
     scored = _count(query, site)
     ms = [x * 1000 for x in latencies]
-    return {"rate_target": rate, "seconds": seconds, "published": len(stamps),
+    return {"rate_target": rate, "readings_per_message": per_message, "seconds": seconds, "published": len(stamps),
             "publish_rate": round(len(stamps) / published["seconds"]), "scored": scored,
             "p50_ms": round(percentile(ms, 0.5), 1), "p90_ms": round(percentile(ms, 0.9), 1),
             "p99_ms": round(percentile(ms, 0.99), 1), "max_ms": round(max(ms), 1) if ms else math.nan,
@@ -426,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readings", type=int, default=60_000, help="readings in the throughput runs")
     parser.add_argument("--per-message", type=int, default=100, help="readings per line-protocol message")
     parser.add_argument("--latency-rate", default="1000,5000", help="readings/s, one latency run each (default 1000,5000)")
+    parser.add_argument("--latency-per-message", type=int, default=1,
+                        help="readings per message in the latency runs: 1 = JSON, more = line protocol")
     parser.add_argument("--latency-s", type=float, default=20.0, help="seconds of the latency run")
     parser.add_argument("--poll-s", type=float, default=0.05, help="InfluxDB poll period of the latency run")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of a few seconds each")
@@ -438,8 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--publish-latency", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.publish_latency:
-        host, port, client, site, rate, total, series, out = json.loads(args.publish_latency)
-        return publish_latency_child(host, int(port), client, site, float(rate), int(total), int(series), Path(out))
+        host, port, client, site, rate, total, series, out, k = json.loads(args.publish_latency)
+        return publish_latency_child(host, int(port), client, site, float(rate), int(total), int(series), Path(out),
+                                     int(k))
     if args.quick:
         args.series, args.readings, args.latency_s = min(args.series, 200), min(args.readings, 10_000), 5.0
     command = shlex.join(["python", "scripts/bench_sensors.py", *(sys.argv[1:] if argv is None else argv)])
@@ -476,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
             for i, rate in enumerate(rates):
                 print(f"bench_sensors: latency at {rate:g}/s for {args.latency_s:g} s", file=sys.stderr)
                 results["latency" if i == 0 else f"latency_{rate:g}"] = bench_latency(
-                    local, tmp, query, series=args.series, rate=rate, seconds=args.latency_s, poll_s=args.poll_s)
+                    local, tmp, query, series=args.series, rate=rate, seconds=args.latency_s, poll_s=args.poll_s,
+                    per_message=args.latency_per_message)
         finally:
             query.close()
             local.stop()
