@@ -17,13 +17,16 @@ Mosquitto and InfluxDB 1.x are started on free loopback ports in a temp dir
    a ``TestingSource`` of JSON messages in batches of 1000 (as ``MqttSource`` hands over a
    backlog) with null sinks: the in-process ceiling; ``flow_null_sink_batch_1`` the same with
    one message per batch (a trickle), a fifth of the readings;
+   ``long_history``: the flow and the series pipeline alone on series that already hold
+   ``--history`` readings, and on fresh ones, per CPU second (:func:`bench_long_history`);
 4. ``e2e_json`` / ``e2e_lineproto``: MQTT -> flow -> InfluxDB. The readings are first queued
    in the flow's persistent MQTT session while it is down (one JSON message per reading, or
    line protocol with ``--per-message`` readings per message); then the flow starts and the
    clock runs until ``COUNT(score)`` in InfluxDB reaches the number published. The CPU
    seconds this process, ``influxd`` and ``mosquitto`` used meanwhile show what limits it;
-5. ``latency``: readings published live at ``--latency-rate`` per second for
-   ``--latency-s`` seconds, each stamped with its publish time; a poller queries InfluxDB
+5. ``latency``: readings published live by another process at each ``--latency-rate`` per
+   second for ``--latency-s`` seconds (JSON, or line protocol with ``--latency-per-message``),
+   each stamped with its publish time; a poller queries InfluxDB
    every ``--poll-s`` seconds for new ``sensor_score`` points, and a point's latency is the
    time it was first seen minus its timestamp (publish -> queryable, including the
    writer's flush interval; the poll period adds up to ``--poll-s`` to each value, see
@@ -456,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
                                      int(k))
     if args.quick:
         args.series, args.readings, args.latency_s = min(args.series, 200), min(args.readings, 10_000), 5.0
+        args.latency_rate = args.latency_rate.split(",")[0]
     command = shlex.join(["python", "scripts/bench_sensors.py", *(sys.argv[1:] if argv is None else argv)])
     SERIES_OVERRIDES.update(kv.split("=", 1) for kv in args.set)
     only = set(args.only.split(",")) if args.only else {"step", "flow", "history", "e2e", "latency"}
