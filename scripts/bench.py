@@ -88,6 +88,8 @@ def anchor_rows(results: Path) -> list[dict[str, Any]]:
              f"bare paho drain x {per_msg:g} (small messages)", bare * per_msg if bare else None, "readings/s"),
         _row("sensor flow, null sinks", _get(sens, "flow_null_sink", "readings_per_s"),
              "series pipeline alone (SeriesState.step)", 1e6 / step_us if step_us else None, "readings/s"),
+        _row("sensor flow cost outside the pipeline, JSON", _get(sens, "flow_outside_pipeline", "us_per_reading_json"),
+             "series pipeline alone", step_us, "CPU µs/reading"),
         _row("sensor flow, null sinks, long-history series", _get(sens, "long_history", "flow_long_readings_per_cpu_s"),
              "series pipeline alone on the same states", _get(sens, "long_history", "pipeline_alone_long_readings_per_cpu_s"),
              "readings/CPU s"),

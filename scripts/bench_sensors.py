@@ -17,7 +17,8 @@ Mosquitto and InfluxDB 1.x are started on free loopback ports in a temp dir
    a ``TestingSource`` of JSON messages in batches of 1000 (as ``MqttSource`` hands over a
    backlog) with null sinks: the in-process ceiling; ``flow_null_sink_batch_1`` the same with
    one message per batch (a trickle), a fifth of the readings;
-   ``long_history``: the flow and the series pipeline alone on series that already hold
+   ``flow_outside_pipeline``: CPU µs per reading of the flow with ``SeriesState.step`` replaced
+   by a constant (JSON and line protocol); ``long_history``: the flow and the series pipeline alone on series that already hold
    ``--history`` readings, and on fresh ones, per CPU second (:func:`bench_long_history`);
 4. ``e2e_json`` / ``e2e_lineproto``: MQTT -> flow -> InfluxDB. The readings are first queued
    in the flow's persistent MQTT session while it is down (one JSON message per reading, or
@@ -249,6 +250,36 @@ def bench_long_history(series: int, depth: int, per: int) -> dict[str, float]:
     return out
 
 
+def bench_flow_overhead(msgs: list[Message], per_message: int) -> dict[str, float]:
+    """CPU µs per reading the flow spends outside the series pipeline (``SeriesState.step``
+    replaced by a constant for the run): parse, keying, state handling, points, metrics; for
+    *msgs* (JSON, one reading each) and for the same readings as line protocol."""
+    from oddwatch.core.series import SeriesOutput
+
+    fixed = SeriesOutput(0.1, 0.5, False, 1.0, 2.0)
+    lp: list[Message] = []
+    parser = SensorParser(Settings().sensors)
+    readings = [r for m in msgs for r in parser.parse(m) if isinstance(r, Reading)]
+    for i in range(0, len(readings), per_message):
+        chunk = readings[i:i + per_message]
+        body = "\n".join(f"r,asset={r.asset},sensor={r.sensor} value={r.value!r} {int(r.ts.timestamp() * 1e6) * 1000}"
+                         for r in chunk)
+        lp.append(Message(f"plant/{chunk[0].site}/batch/lp", body.encode(), msgs[0].received))
+    step = SeriesState.step
+    SeriesState.step = lambda self, reading: fixed  # type: ignore[assignment,method-assign,misc]
+    out: dict[str, float] = {}
+    try:
+        for label, batch, size in (("json", msgs, 1000), (f"lineproto_{per_message}", lp, 10)):
+            flow = build_flow(Settings(), source=TestingSource(batch, batch_size=size), influx_sink=_NullSink(),
+                              mqtt_sink=_NullSink())
+            cpu0 = time.process_time()
+            run_main(flow)
+            out[f"us_per_reading_{label}"] = round((time.process_time() - cpu0) / len(readings) * 1e6, 1)
+    finally:
+        SeriesState.step = step  # type: ignore[method-assign]
+    return out
+
+
 def bench_flow_null(msgs: list[Message], batch_size: int) -> dict[str, float]:
     """The sensor flow from a ``TestingSource`` (*batch_size* messages per batch) to null sinks."""
     points, out = _NullSink(), _NullSink()
@@ -475,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_sensors: flow with null sinks, {len(msgs)} readings", file=sys.stderr)
         results["flow_null_sink"] = bench_flow_null(msgs, batch_size=1000)
         results["flow_null_sink_batch_1"] = bench_flow_null(msgs[: len(msgs) // 5], batch_size=1)
+        results["flow_outside_pipeline"] = bench_flow_overhead(msgs, args.per_message)
         del msgs
     if "history" in only:
         n_long = min(args.series, 200) if args.quick else args.series
