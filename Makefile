@@ -28,9 +28,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
+# BENCH_DATA: the benchmark data folder (hdfs/HDFS_dev.log) for the log benchmarks; QUICK=1: ~2 min.
 bench: system-deps $(STAMP)
-	$(PY) scripts/bench_sensors.py
-	$(PY) scripts/bench_logs.py
+	$(PY) scripts/bench.py $(if $(QUICK),--quick) $(if $(BENCH_DATA),--data $(BENCH_DATA))
 
 venv: $(STAMP)
 

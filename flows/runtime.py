@@ -4,16 +4,100 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream, operator
+from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from oddwatch.settings import Settings
 
 V = TypeVar("V")
+W = TypeVar("W")
+S = TypeVar("S")
 
 
 def value_of(kv: tuple[str, V]) -> V:
     """The value of a keyed item (to leave a keyed step)."""
     return kv[1]
+
+
+class Discard:
+    """What a :func:`keyed_state` step function returns to drop its key's state (nothing is emitted)."""
+
+
+DISCARD = Discard()
+
+
+class _KeyedLogic(StatefulBatchLogic[V, W, S], Generic[V, W, S]):
+    """One key's state: :meth:`on_batch` steps it in place, :meth:`snapshot` hands it over as is."""
+
+    __slots__ = ("builder", "state", "step_fn")
+
+    def __init__(self, state: S | None, builder: Callable[[V], S | None], step_fn: Callable[[S, V], W | Discard | None]) -> None:
+        self.state = state
+        self.builder = builder
+        self.step_fn = step_fn
+
+    def on_batch(self, values: list[V]) -> tuple[Iterable[W], bool]:
+        state, step_fn = self.state, self.step_fn
+        out: list[W] = []
+        for v in values:
+            if state is None:
+                state = self.state = self.builder(v)
+                if state is None:
+                    continue
+            w = step_fn(state, v)
+            if isinstance(w, Discard):
+                state = self.state = None
+            elif w is not None:
+                out.append(w)
+        return out, state is None
+
+    def snapshot(self) -> S:
+        # Bytewax asks every touched key for a snapshot at each epoch close, recovery or not,
+        # and drops it when recovery is off; with recovery on it pickles it for the epoch
+        # (tests/test_recovery.py resumes from such snapshots). Returning the live state skips
+        # the deep copy ``stateful_map`` makes there.
+        return self.state  # type: ignore[return-value]
+
+
+@operator
+def keyed_state(
+    step_id: str,
+    up: KeyedStream[V],
+    builder: Callable[[V], S | None],
+    step_fn: Callable[[S, V], W | Discard | None],
+) -> Stream[W]:
+    """Per-key state that ``step_fn`` updates in place; emits its non-``None`` results, unkeyed.
+
+    ``builder(value)`` makes the state from the first value of a key (``None``: the value is
+    dropped and no state is kept); ``step_fn(state, value)`` updates it and returns what to
+    emit, or :data:`DISCARD` to drop the key's state. Unlike ``op.stateful_map`` the state is never deep-copied: Bytewax takes a snapshot
+    of every touched key at every epoch close even with recovery off, and a copy of a
+    long-history state costs more than scoring the readings that touched it. A state must
+    still pickle (recovery snapshots, ``-r``).
+
+    >>> from bytewax.dataflow import Dataflow
+    >>> from bytewax.testing import TestingSink, TestingSource, run_main
+    >>> flow = Dataflow("keyed_state_eg")
+    >>> nums = op.key_on("key", op.input("in", flow, TestingSource([1, 2, 3, 4])), lambda n: str(n % 2))
+    >>> def total(state, n):
+    ...     state.append(n)
+    ...     return sum(state)
+    >>> out = []
+    >>> op.output("out", keyed_state("sum", nums, lambda n: [], total), TestingSink(out))
+    >>> run_main(flow)
+    >>> out
+    [1, 2, 4, 6]
+    """
+
+    def build(resume: S | None) -> _KeyedLogic[V, W, S]:
+        return _KeyedLogic(resume, builder, step_fn)
+
+    keyed = op.stateful_batch("state", up, build)
+    return op.map("values", keyed, value_of)
 
 
 def stop_on_sigterm() -> None:

@@ -47,10 +47,33 @@ def cmd_services(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run a dataflow in this process with Bytewax's runner (replaces this process)."""
-    target = {"sensors": "flows.sensors:build_flow()", "logs": "flows.logs:build_flow()",
-              "incidents": "flows.incidents:build_flow()"}[args.flow]
-    argv = [sys.executable, "-m", "bytewax.run", target, "-w", str(args.workers)]
+    """Run a dataflow with Bytewax's runner: this process, or a local cluster of ``--processes``."""
+    from oddwatch import cluster
+
+    if args.config:
+        os.environ["ODDWATCH_CONFIG"] = args.config
+    if args.process_id is not None:
+        os.environ["BYTEWAX_PROCESS_ID"] = str(args.process_id)
+    if args.addresses:
+        os.environ["BYTEWAX_ADDRESSES"] = args.addresses
+    problem = cluster.check_cluster_env()
+    if problem:
+        print(f"oddwatch run: {problem}", file=sys.stderr)
+        return 2
+    if args.processes > 1:
+        if args.recovery_dir or "BYTEWAX_PROCESS_ID" in os.environ:
+            print("oddwatch run: --processes starts a local cluster; it takes neither --recovery-dir nor "
+                  "-i/-a (BYTEWAX_PROCESS_ID)", file=sys.stderr)
+            return 2
+        import signal
+
+        def interrupt(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        signal.signal(signal.SIGTERM, interrupt)
+        return cluster.run_local_cluster(args.flow, args.processes, workers=args.workers,
+                                         metrics_port=_settings(args).metrics.port_of(args.flow))
+    argv = cluster.bytewax_argv(args.flow, args.workers)
     if args.recovery_dir:
         recovery = Path(args.recovery_dir)
         if not recovery.exists():  # Bytewax needs its partitions created once
@@ -59,8 +82,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True)
         argv += ["-r", str(recovery), "-s", str(args.snapshot_s), "-b", "0"]
-    if args.config:
-        os.environ["ODDWATCH_CONFIG"] = args.config
     os.execv(sys.executable, argv)
     return 0  # pragma: no cover
 
@@ -340,6 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-w", "--workers", type=int, default=1)
     p.add_argument("--recovery-dir", help="Bytewax recovery directory (create with python -m bytewax.recovery DIR N)")
     p.add_argument("--snapshot-s", type=int, default=10)
+    p.add_argument("--processes", type=int, default=1,
+                   help="start N processes on this host as one Bytewax cluster (each series on one worker)")
+    p.add_argument("-i", "--process-id", type=int, default=None,
+                   help="this process's index in a cluster spread over hosts (BYTEWAX_PROCESS_ID); needs -a")
+    p.add_argument("-a", "--addresses", default=None,
+                   help="host:port of every process of the cluster, ';' separated (BYTEWAX_ADDRESSES)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("simulate", help="publish simulated data over MQTT")

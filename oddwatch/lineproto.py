@@ -178,26 +178,43 @@ def to_line(point: Point) -> str:
     ValueError: line protocol: measurement 'm' has no fields; a point needs at least one
     """
     m = point.measurement
+    tags = tuple(point.tags.items())
+    try:
+        head = _series_key(m, tags)
+    except TypeError:  # an unhashable tag value
+        head = _series_key.__wrapped__(m, tags)
+    fields = []
+    for key, value in point.fields.items():
+        kind = type(value)
+        if kind is float and value - value == 0.0:  # type: ignore[operator]  # finite float: the common case
+            text = repr(value)
+        elif kind is bool:
+            text = "true" if value else "false"
+        else:
+            text = format_field(m, key, value)
+        if not key:
+            raise ValueError(f"line protocol: measurement {m!r} has a field with an empty key (value {value!r})")
+        fields.append(f"{escape_key(key)}={text}")
+    if not fields:
+        raise ValueError(f"line protocol: measurement {m!r} has no fields; a point needs at least one")
+    return f"{head} {','.join(fields)} {timestamp_ns(point.ts)}"
+
+
+@functools.lru_cache(maxsize=65536)
+def _series_key(m: str, tags: tuple[tuple[str, str], ...]) -> str:
+    """Measurement and sorted, escaped tags: the part of a line shared by a series' points."""
     if not escape_measurement(m):
-        raise ValueError(f"line protocol: empty measurement name for point with tags {point.tags!r}")
+        raise ValueError(f"line protocol: empty measurement name for point with tags {dict(tags)!r}")
     if escape_measurement(m).startswith("#"):
         raise ValueError(f"line protocol: measurement {m!r} starts with '#', which InfluxDB reads as a comment")
-    if not point.fields:
-        raise ValueError(f"line protocol: measurement {m!r} has no fields; a point needs at least one")
     parts = [escape_measurement(m)]
-    for key in sorted(point.tags):
-        value = point.tags[key]
+    for key, value in sorted(tags):
         if value is None or value == "" or not escape_key(str(value)[:MAX_TAG_CHARS]):
             continue
         if not key:
             raise ValueError(f"line protocol: measurement {m!r} has a tag with an empty key (value {value!r})")
         parts.append(f"{escape_key(key)}={escape_key(str(value)[:MAX_TAG_CHARS])}")
-    fields = []
-    for key, field_value in point.fields.items():
-        if not key:
-            raise ValueError(f"line protocol: measurement {m!r} has a field with an empty key (value {field_value!r})")
-        fields.append(f"{escape_key(key)}={format_field(m, key, field_value)}")
-    return f"{','.join(parts)} {','.join(fields)} {timestamp_ns(point.ts)}"
+    return ",".join(parts)
 
 
 # --------------------------------------------------------------------------- parser
@@ -384,4 +401,70 @@ def parse_lines(text: str) -> list[ParsedLine]:
     ...
     ValueError: line protocol: invalid value 'abc' for field 'value' at line 1 column 12 (offset 11): 'temp value=abc'
     """
+    if not _NOT_PLAIN.search(text):
+        plain = _plain_lines(text)
+        if plain is not None:
+            return plain
     return _Parser(text).parse()
+
+
+_NOT_PLAIN = re.compile(r'[\\"#\r]')
+
+
+def _plain_value(token: str) -> FieldValue | None:
+    """A field value as :meth:`_Parser.field_value` reads it; None where the full parser must decide."""
+    if _FLOAT_RE.fullmatch(token):
+        value = float(token)
+        return value if value - value == 0.0 else None
+    if token in _TRUE:
+        return True
+    if token in _FALSE:
+        return False
+    if _INT_RE.fullmatch(token):
+        number = int(token[:-1])
+        return number if _INT64_MIN <= number <= _INT64_MAX else None
+    return None
+
+
+def _plain_lines(text: str) -> list[ParsedLine] | None:
+    """Lines without escapes, quotes, comments or extra spaces, split on their separators.
+
+    None as soon as a line is not of that simple form: the full parser then reads the whole
+    text (and names the line and column of any error).
+    """
+    out: list[ParsedLine] = []
+    for line in text.split("\n"):
+        if not line:
+            continue
+        parts = line.split(" ")
+        n = len(parts)
+        if n == 3:
+            ts_token = parts[2]
+            if not _TS_RE.fullmatch(ts_token):
+                return None
+            ts: int | None = int(ts_token)
+        elif n == 2:
+            ts = None
+        else:
+            return None
+        head = parts[0].split(",")
+        measurement = head[0]
+        if not measurement:
+            return None
+        tags: dict[str, str] = {}
+        for pair in head[1:]:
+            key, eq, value = pair.partition("=")
+            if not key or not value or "=" in value:
+                return None
+            tags[key] = value
+        fields: dict[str, FieldValue] = {}
+        for pair in parts[1].split(","):
+            key, eq, token = pair.partition("=")
+            if not key or not token or "=" in token:
+                return None
+            field = _plain_value(token)
+            if field is None:
+                return None
+            fields[key] = field
+        out.append((measurement, tags, fields, ts))
+    return out

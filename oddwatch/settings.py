@@ -63,7 +63,7 @@ class InfluxSettings:
     org: str = ""
     bucket: str = ""  # 2.x/3.x; defaults to database when empty
     batch_size: int = 5000
-    flush_interval_s: float = 0.2
+    flush_interval_s: float = 0.05  # longest a point waits in memory: bounds publish -> queryable
     timeout_s: float = 10.0
     max_retries: int = 5
     retry_min_s: float = 0.2

@@ -1,9 +1,11 @@
 """Throughput of the connectors against a local Mosquitto and InfluxDB (started on free ports).
 
-Usage: ``.venv/bin/python scripts/bench_connectors.py [--messages 50000] [--lines 200000]``
+Usage: ``.venv/bin/python scripts/bench_connectors.py [--messages 50000] [--lines 200000] [--quick]``
 
 Measures:
 - MqttPublisher QoS 1 publish rate (publish all, then wait for every PUBACK);
+- the anchor: a bare paho-mqtt client (no oddwatch code) draining a QoS 1 backlog queued in its
+  persistent session, counting messages in ``on_message``;
 - MqttSource receive rate, draining a backlog queued in its persistent session (partition
   ``next_batch`` loop, acks included) and live through a Bytewax dataflow while a publisher
   runs in another thread;
@@ -13,10 +15,13 @@ Measures:
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from bytewax import operators as op
 from bytewax.dataflow import Dataflow
@@ -25,10 +30,12 @@ from bytewax.testing import run_main
 
 from oddwatch.connectors.influx import InfluxWriter
 from oddwatch.connectors.mqtt import MqttPublisher, MqttSource
+from oddwatch.evaluation import benchtools
 from oddwatch.records import Message
 from oddwatch.services import LocalServices, free_port
 from oddwatch.settings import InfluxSettings, MqttSettings
 
+ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = b'{"ts": "2026-11-27T10:00:00Z", "value": 21.375, "unit": "C"}'
 
 
@@ -53,6 +60,54 @@ def bench_publish(mqtt: MqttSettings, n: int) -> float:
             pub.publish(f"bench/pub/{i % 10}", PAYLOAD, qos=1)
         pub.wait_all(120)
         return n / (time.perf_counter() - start)
+
+
+def bench_bare_paho_drain(mqtt: MqttSettings, n: int) -> float:
+    """The anchor: paho alone, QoS 1, persistent session, messages counted in ``on_message``."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    got = 0
+    done = threading.Event()
+    subscribed = threading.Event()
+
+    def on_message(_c: Any, _u: Any, _m: Any) -> None:
+        nonlocal got
+        got += 1
+        if got >= n:
+            done.set()
+
+    def client() -> Any:
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=paho.MQTTv5)
+        c.on_message = on_message
+        c.on_subscribe = lambda *a: subscribed.set()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 600
+        props.ReceiveMaximum = 1000
+        c.connect(mqtt.host, mqtt.port, clean_start=False, properties=props)
+        return c
+
+    c = client()
+    c.loop_start()
+    c.subscribe("bench/bare/#", qos=1)
+    subscribed.wait(10)
+    c.disconnect()
+    c.loop_stop()
+    with MqttPublisher(mqtt, "bench-bare-fill") as pub:
+        for i in range(n):
+            pub.publish(f"bench/bare/{i % 10}", PAYLOAD, qos=1)
+        pub.wait_all(120)
+    start = time.perf_counter()
+    c = client()
+    c.loop_start()
+    finished = done.wait(120)
+    elapsed = time.perf_counter() - start
+    c.disconnect()
+    c.loop_stop()
+    if not finished:
+        raise SystemExit(f"bare paho drain: received {got} of {n}")
+    return n / elapsed
 
 
 def bench_drain(mqtt: MqttSettings, n: int) -> float:
@@ -120,24 +175,35 @@ def bench_influx(influx: InfluxSettings, n: int) -> float:
     return n / elapsed
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--lines", type=int, default=200_000)
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="10,000 messages, 50,000 lines")
+    parser.add_argument("--out", default=str(ROOT / "out" / "bench-connectors.json"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.messages, args.lines = min(args.messages, 10_000), min(args.lines, 50_000)
+    command = shlex.join(["python", "scripts/bench_connectors.py", *(sys.argv[1:] if argv is None else argv)])
+    machine = benchtools.machine()
     with tempfile.TemporaryDirectory() as tmp:
         local = LocalServices(Path(tmp) / "state", free_port(), free_port(), free_port())
         local.start()
         try:
             mqtt = MqttSettings(host=local.mqtt_host, port=local.mqtt_port, client_id="bench")
             influx = InfluxSettings(url=local.influx_url, database=local.database, spool_dir=f"{tmp}/spool")
-            print(f"MqttPublisher QoS 1 publish:        {bench_publish(mqtt, args.messages):10,.0f} msg/s")
-            print(f"MqttSource drain backlog (partition): {bench_drain(mqtt, args.messages):10,.0f} msg/s")
-            print(f"MqttSource live via Bytewax + pub:  {bench_live(mqtt, args.messages):10,.0f} msg/s")
-            print(f"InfluxWriter to InfluxDB 1.6:       {bench_influx(influx, args.lines):10,.0f} lines/s")
+            results = {"mqtt": {
+                "publish_qos1_msgs_per_s": round(bench_publish(mqtt, args.messages)),
+                "bare_paho_drain_msgs_per_s": round(bench_bare_paho_drain(mqtt, args.messages)),
+                "source_drain_msgs_per_s": round(bench_drain(mqtt, args.messages)),
+                "source_live_bytewax_msgs_per_s": round(bench_live(mqtt, args.messages)),
+                "messages": args.messages,
+            }, "influx": {"writer_lines_per_s": round(bench_influx(influx, args.lines)), "lines": args.lines}}
         finally:
             local.stop()
+    benchtools.write_results(Path(args.out), "bench-connectors", command, results, machine_info=machine)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

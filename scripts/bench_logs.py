@@ -27,29 +27,23 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import resource
 import sys
 import time
 from pathlib import Path
 
 from detectors.embedders import TemplateEmbeddingCache
+from detectors.templates import TemplateMinerState
 from oddwatch import datasets
 from oddwatch.core.log_pipeline import LogParams, build_embedder
 from oddwatch.core.logsource import Decided, LogSourceState
+from oddwatch.evaluation import benchtools
 from oddwatch.evaluation.corpora import read_log as read_lines
 from oddwatch.evaluation.logs import decide_lines, evaluate_logs, template_hit_rate
-from oddwatch.records import utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
 
+HDFS_LOG = Path("hdfs") / "HDFS_dev.log"  # under --data
 DEFAULT_LOG = datasets.hdfs_files()[0]  # `oddwatch datasets fetch hdfs`
-
-
-def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _table(rows: list[dict[str, object]]) -> str:
@@ -59,19 +53,6 @@ def _table(rows: list[dict[str, object]]) -> str:
         cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def write_result(out: Path, name: str, command: str, results: dict[str, object]) -> None:
-    """The result file that scripts/make_benchmarks.py reads."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cpuinfo = Path("/proc/cpuinfo")
-    text = cpuinfo.read_text() if cpuinfo.exists() else ""
-    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
-    machine = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-               "cpu_model": model, "load_avg_1m_at_end": round(os.getloadavg()[0], 2)}
-    out.write_text(json.dumps({"name": name, "machine": machine, "command": command,
-                               "created": utcnow().isoformat(), "results": results}, indent=1, default=str))
-    print(f"wrote {out}", file=sys.stderr)
 
 
 def bench_core(path: Path, limit: int | None, device: str) -> dict[str, object]:
@@ -84,6 +65,12 @@ def bench_core(path: Path, limit: int | None, device: str) -> dict[str, object]:
     states: dict[str, LogSourceState] = {}
     windows = sum(isinstance(o, Decided) for o in decide_lines(items, params, cache, states=states))
     core_s = time.perf_counter() - t0
+    miner = TemplateMinerState(max_clusters=params.max_templates, sim_th=params.template_sim_th,
+                               depth=params.template_depth)
+    t0 = time.perf_counter()
+    for _, _, msg in items:  # the anchor: Drain3 with the same masking, nothing else
+        miner.add(msg)
+    drain3_rate = len(items) / (time.perf_counter() - t0)
     sizes = cache.batch_sizes or [0]
     model = cache.embedder
     assert model is not None  # set above
@@ -95,9 +82,10 @@ def bench_core(path: Path, limit: int | None, device: str) -> dict[str, object]:
     rate = len(items) / core_s
     row = {
         "lines": len(items), "windows": windows, "templates": sum(len(st.templates.miner) for st in states.values()),
-        "core lines/s": rate, "model load s": load_s, "cache hit rate": template_hit_rate(cache, states),
+        "core lines/s": rate, "drain3 alone lines/s": drain3_rate, "model load s": load_s,
+        "cache hit rate": template_hit_rate(cache, states),
         "model calls / 1k lines": 1000.0 * cache.model_calls / len(items),
-        "mean batch": sum(sizes) / len(sizes), "max batch": max(sizes), "peak RSS MiB": _rss_mib(),
+        "mean batch": sum(sizes) / len(sizes), "max batch": max(sizes), "peak RSS MiB": benchtools.rss_mb(),
         "embed-every-line lines/s": per_line, "speed-up": rate / per_line,
         "device": str(getattr(model, "device", "?")),
     }
@@ -141,7 +129,8 @@ def bench_matryoshka(path: Path, device: str) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--log", type=Path, default=DEFAULT_LOG, help="HDFS log file")
+    parser.add_argument("--data", type=Path, default=None, help="benchmark data folder (reads hdfs/HDFS_dev.log)")
+    parser.add_argument("--log", type=Path, default=None, help="HDFS log file (default: --data/hdfs/HDFS_dev.log, else the `oddwatch datasets` cache)")
     parser.add_argument("--lines", type=int, default=None, help="only the first N lines")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-sizes", default="", help="e.g. 32,64,128: pure model throughput")
@@ -149,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--matryoshka", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="result JSON (default out/bench-logs[-mode].json)")
     args = parser.parse_args(argv)
+    args.log = args.log or (args.data / HDFS_LOG if args.data else DEFAULT_LOG)
     if not args.log.exists():
         print(f"bench_logs: {args.log} not found (pass --log)", file=sys.stderr)
         return 2
@@ -162,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         name = "bench-logs"
         results = bench_core(args.log, args.lines, args.device)
-    write_result(args.out or ROOT / "out" / f"{name}.json", name, command.strip(), results)
+    benchtools.write_results(args.out or ROOT / "out" / f"{name}.json", name, command.strip(), results,  # type: ignore[arg-type]
+                             show=False)
     return 0
 
 

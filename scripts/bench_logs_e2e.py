@@ -51,10 +51,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from oddwatch import datasets  # noqa: E402
+from oddwatch import datasets
+from oddwatch.evaluation import benchtools
 
 ROOT = Path(__file__).resolve().parents[1]
 
+HDFS_LOG = Path("hdfs") / "HDFS_dev.log"  # under --data
 DEFAULT_LOG = datasets.hdfs_files()[0]  # `oddwatch datasets fetch hdfs`
 HOST, APP = "hdfs1", "hdfs"
 
@@ -164,8 +166,6 @@ def _delta(m1: dict[str, float], m0: dict[str, float], key: str) -> float:
 def bench_e2e(local: Any, tmp: Path, query: Any, embedder: Any, lines: list[tuple[float, str]], *,
               per_message: int, second_stamps: bool, timeout_s: float) -> dict[str, Any]:
     """Publish *lines* live with *per_message* lines per message; time until all windows are in InfluxDB."""
-    from bench_sensors import _cpu_all, _rss_mb  # type: ignore[import-not-found]
-
     from flows.logs import build_flow
     from oddwatch.connectors.mqtt import MqttSource
     from oddwatch.flowrunner import FlowRunner, wait_for
@@ -246,7 +246,7 @@ def bench_e2e(local: Any, tmp: Path, query: Any, embedder: Any, lines: list[tupl
         "template_cache_hits": int(hits), "template_cache_misses": int(misses),
         "mean_texts_per_model_call": round(_delta(m1, m0, "embed_batch_size_sum") / calls, 1) if calls else 0.0,
         "parse_errors": errors, "alerts_opened": int(_delta(m1, m0, "alerts{source=log,kind=open}")),
-        "second_stamps": second_stamps, "rss_mb_now": round(_vm_rss_mb(), 1), "max_rss_mb_so_far": round(_rss_mb(), 1),
+        "second_stamps": second_stamps, "rss_mb_now": round(_vm_rss_mb(), 1), "max_rss_mb_so_far": round(benchtools.rss_mb(), 1),
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
 
@@ -259,6 +259,12 @@ HEADLINE = {
             "cpu_s_publisher", "cpu_s_influxd", "cpu_s_mosquitto", "lines_per_flow_cpu_s"),
     "process": ("max_rss_mb",),
 }
+
+
+def _cpu_all(local: Any) -> dict[str, float]:
+    status = local.status()
+    return {"flow_process": benchtools.cpu_s(), "influxd": benchtools.cpu_s(status["influx"]["pid"]),
+            "mosquitto": benchtools.cpu_s(status["mqtt"]["pid"])}
 
 
 def _split_headline(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -287,7 +293,8 @@ def _table(results: dict[str, dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--log", type=Path, default=DEFAULT_LOG, help="HDFS log file")
+    parser.add_argument("--data", type=Path, default=None, help="benchmark data folder (reads hdfs/HDFS_dev.log)")
+    parser.add_argument("--log", type=Path, default=None, help="HDFS log file (default: --data/hdfs/HDFS_dev.log, else the `oddwatch datasets` cache)")
     parser.add_argument("--lines", type=int, default=60_000, help="HDFS lines per run (default 60000)")
     parser.add_argument("--per-message", default="1,100", help="lines per MQTT message, one run each (default 1,100)")
     parser.add_argument("--second-stamps", action="store_true",
@@ -300,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.publish_from:
         return publish_child(Path(args.publish_from), args.mqtt_host, int(args.mqtt_port), args.client_id)
+    args.log = args.log or (args.data / HDFS_LOG if args.data else DEFAULT_LOG)
     if not args.log.exists():
         print(f"bench_logs_e2e: {args.log} not found (pass --log); skipped", file=sys.stderr)
         return 0
@@ -310,13 +318,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--per-message {args.per_message!r}: give positive integers, e.g. 1,100")
     command = shlex.join(["python", "scripts/bench_logs_e2e.py", *(sys.argv[1:] if argv is None else argv)])
 
-    from bench_sensors import _machine, _rss_mb, write_results  # type: ignore[import-not-found]
-
     from oddwatch.connectors.influx import InfluxQuery
     from oddwatch.core.log_pipeline import LogParams, build_embedder
+    from oddwatch.evaluation import benchtools
     from oddwatch.services import LocalServices, free_port
 
-    machine = _machine()
+    machine = benchtools.machine()
     lines = read_hdfs(args.log, args.lines)
     print(f"bench_logs_e2e: {len(lines)} lines of {args.log}; loading the model", file=sys.stderr)
     params = LogParams(window_mode="session")
@@ -340,8 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             query.close()
             local.stop()
-    results["process"] = {"max_rss_mb": round(_rss_mb(), 1), "lines": len(lines), "log": str(args.log)}
-    write_results(Path(args.out), "bench-logs-e2e", machine, command, results)
+    results["process"] = {"max_rss_mb": round(benchtools.rss_mb(), 1), "lines": len(lines), "log": str(args.log)}
+    benchtools.write_results(Path(args.out), "bench-logs-e2e", command, _split_headline(results),
+                             machine_info=machine, show=False)
+    print(_table(results))
     return 0
 
 

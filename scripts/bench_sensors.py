@@ -17,13 +17,17 @@ Mosquitto and InfluxDB 1.x are started on free loopback ports in a temp dir
    a ``TestingSource`` of JSON messages in batches of 1000 (as ``MqttSource`` hands over a
    backlog) with null sinks: the in-process ceiling; ``flow_null_sink_batch_1`` the same with
    one message per batch (a trickle), a fifth of the readings;
+   ``flow_outside_pipeline``: CPU µs per reading of the flow with ``SeriesState.step`` replaced
+   by a constant (JSON and line protocol); ``long_history``: the flow and the series pipeline alone on series that already hold
+   ``--history`` readings, and on fresh ones, per CPU second (:func:`bench_long_history`);
 4. ``e2e_json`` / ``e2e_lineproto``: MQTT -> flow -> InfluxDB. The readings are first queued
    in the flow's persistent MQTT session while it is down (one JSON message per reading, or
    line protocol with ``--per-message`` readings per message); then the flow starts and the
    clock runs until ``COUNT(score)`` in InfluxDB reaches the number published. The CPU
    seconds this process, ``influxd`` and ``mosquitto`` used meanwhile show what limits it;
-5. ``latency``: readings published live at ``--latency-rate`` per second for
-   ``--latency-s`` seconds, each stamped with its publish time; a poller queries InfluxDB
+5. ``latency``: readings published live by another process at each ``--latency-rate`` per
+   second for ``--latency-s`` seconds (JSON, or line protocol with ``--latency-per-message``),
+   each stamped with its publish time; a poller queries InfluxDB
    every ``--poll-s`` seconds for new ``sensor_score`` points, and a point's latency is the
    time it was first seen minus its timestamp (publish -> queryable, including the
    writer's flush interval; the poll period adds up to ``--poll-s`` to each value, see
@@ -42,12 +46,11 @@ import math
 import os
 import pickle
 import random
-import resource
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -60,6 +63,8 @@ from flows.sensors import Scored, build_flow, to_points
 from oddwatch.connectors.influx import InfluxQuery
 from oddwatch.connectors.mqtt import MqttPublisher
 from oddwatch.core.series import SeriesState
+from oddwatch.evaluation import benchtools
+from oddwatch.evaluation.benchtools import cpu_s, percentile
 from oddwatch.flowrunner import FlowRunner, wait_for
 from oddwatch.ingest.sensors import SensorParser
 from oddwatch.lineproto import to_line
@@ -92,33 +97,9 @@ class _NullSink(DynamicSink[Any]):
         return _Part()
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds of process *pid* so far (0 when unknown)."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _cpu_all(local: LocalServices) -> dict[str, float]:
     status = local.status()
-    own = os.times()
-    return {"flow_process": own.user + own.system, "influxd": _cpu_s(status["influx"]["pid"]),
-            "mosquitto": _cpu_s(status["mqtt"]["pid"])}
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return math.nan
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
+    return {"flow_process": cpu_s(), "influxd": cpu_s(status["influx"]["pid"]), "mosquitto": cpu_s(status["mqtt"]["pid"])}
 
 
 SERIES_OVERRIDES: dict[str, str] = {}  # --set key=value: [series] settings for every run
@@ -201,17 +182,115 @@ def bench_parse(msgs: list[Message]) -> dict[str, float]:
     return {"us_per_json_message": round((time.perf_counter() - start) / n * 1e6, 2)}
 
 
+def _history_messages(series: int, per: int, *, start: datetime) -> list[Message]:
+    """*per* JSON readings for each of *series* series (``plant/long/a<k>/x``), round robin."""
+    rng = random.Random(3)
+    now = utcnow()
+    return [Message(f"plant/long/a{k}/x", json.dumps({"ts": (start + timedelta(seconds=j)).timestamp(),
+                                                      "value": 50 + math.sin(j / 30) + rng.gauss(0, 0.1)}).encode(), now)
+            for j in range(per) for k in range(series)]
+
+
+def bench_long_history(series: int, depth: int, per: int) -> dict[str, float]:
+    """The flow (null sinks) and the series pipeline alone, on *series* states that already hold
+    *depth* readings and on fresh ones; CPU seconds of this process, so other load on the
+    machine does not count.
+
+    The long-history states are copies of one state grown once (untimed); the flow gets them
+    through ``flows.sensors.SeriesState``, replaced for the run.
+    """
+    import flows.sensors as sensor_flow
+
+    rng = random.Random(2)
+    start = utcnow() - timedelta(seconds=depth + per + 60)
+    template = SeriesState("long", "a", "x")
+    for i in range(depth):
+        template.step(Reading("long", "a", "x", start + timedelta(seconds=i),
+                              50 + math.sin(i / 30) + rng.gauss(0, 0.1)))
+    blob = pickle.dumps(template)
+
+    def copies() -> dict[str, SeriesState]:
+        out = {}
+        for k in range(series):
+            st = pickle.loads(blob)
+            st.asset = f"a{k}"
+            out[st.asset] = st
+        return out
+
+    msgs = _history_messages(series, per, start=start + timedelta(seconds=depth))
+    parser = SensorParser(Settings().sensors)
+    readings = [r for m in msgs for r in parser.parse(m) if isinstance(r, Reading)]
+    out: dict[str, float] = {"series": series, "history": depth, "readings": len(msgs)}
+    for label in ("fresh", "long"):
+        states = copies() if label == "long" else {f"a{k}": SeriesState("long", f"a{k}", "x") for k in range(series)}
+        t0 = time.process_time()
+        for r in readings:
+            states[r.asset].step(r)
+        alone = time.process_time() - t0
+        ready = copies() if label == "long" else {}
+
+        def made(site: str, asset: str, sensor: str, *args: Any, _ready: dict[str, SeriesState] = ready) -> SeriesState:
+            return _ready.pop(asset) if asset in _ready else SeriesState(site, asset, sensor, *args)
+
+        sensor_flow.SeriesState = made  # type: ignore[assignment,misc]
+        try:
+            flow = build_flow(Settings(), source=TestingSource(msgs, batch_size=1000), influx_sink=_NullSink(),
+                              mqtt_sink=_NullSink())
+            t0 = time.process_time()
+            run_main(flow, epoch_interval=timedelta(seconds=1))
+            in_flow = time.process_time() - t0
+        finally:
+            sensor_flow.SeriesState = SeriesState  # type: ignore[misc]
+        out[f"pipeline_alone_{label}_readings_per_cpu_s"] = round(len(readings) / alone)
+        out[f"flow_{label}_readings_per_cpu_s"] = round(len(msgs) / in_flow)
+        out[f"flow_{label}_vs_pipeline_alone"] = round(alone / in_flow, 3)
+    out["flow_long_vs_fresh"] = round(out["flow_long_readings_per_cpu_s"] / out["flow_fresh_readings_per_cpu_s"], 3)
+    out["pipeline_alone_long_vs_fresh"] = round(out["pipeline_alone_long_readings_per_cpu_s"]
+                                                / out["pipeline_alone_fresh_readings_per_cpu_s"], 3)
+    return out
+
+
+def bench_flow_overhead(msgs: list[Message], per_message: int) -> dict[str, float]:
+    """CPU µs per reading the flow spends outside the series pipeline (``SeriesState.step``
+    replaced by a constant for the run): parse, keying, state handling, points, metrics; for
+    *msgs* (JSON, one reading each) and for the same readings as line protocol."""
+    from oddwatch.core.series import SeriesOutput
+
+    fixed = SeriesOutput(0.1, 0.5, False, 1.0, 2.0)
+    lp: list[Message] = []
+    parser = SensorParser(Settings().sensors)
+    readings = [r for m in msgs for r in parser.parse(m) if isinstance(r, Reading)]
+    for i in range(0, len(readings), per_message):
+        chunk = readings[i:i + per_message]
+        body = "\n".join(f"r,asset={r.asset},sensor={r.sensor} value={r.value!r} {int(r.ts.timestamp() * 1e6) * 1000}"
+                         for r in chunk)
+        lp.append(Message(f"plant/{chunk[0].site}/batch/lp", body.encode(), msgs[0].received))
+    step = SeriesState.step
+    SeriesState.step = lambda self, reading: fixed  # type: ignore[assignment,method-assign,misc]
+    out: dict[str, float] = {}
+    try:
+        for label, batch, size in (("json", msgs, 1000), (f"lineproto_{per_message}", lp, 10)):
+            flow = build_flow(Settings(), source=TestingSource(batch, batch_size=size), influx_sink=_NullSink(),
+                              mqtt_sink=_NullSink())
+            cpu0 = time.process_time()
+            run_main(flow)
+            out[f"us_per_reading_{label}"] = round((time.process_time() - cpu0) / len(readings) * 1e6, 1)
+    finally:
+        SeriesState.step = step  # type: ignore[method-assign]
+    return out
+
+
 def bench_flow_null(msgs: list[Message], batch_size: int) -> dict[str, float]:
     """The sensor flow from a ``TestingSource`` (*batch_size* messages per batch) to null sinks."""
     points, out = _NullSink(), _NullSink()
     flow = build_flow(Settings(), source=TestingSource(msgs, batch_size=batch_size), influx_sink=points,
                       mqtt_sink=out)
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     run_main(flow)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu0
     return {"readings": len(msgs), "seconds": round(elapsed, 2), "readings_per_s": round(len(msgs) / elapsed),
-            "us_per_reading": round(elapsed / len(msgs) * 1e6, 1), "points_out": points.count,
-            "alert_messages": out.count}
+            "readings_per_cpu_s": round(len(msgs) / cpu), "us_per_reading": round(elapsed / len(msgs) * 1e6, 1),
+            "points_out": points.count, "alert_messages": out.count}
 
 
 # --------------------------------------------------------------------------- end to end
@@ -265,49 +344,67 @@ def bench_e2e(local: LocalServices, tmp: Path, query: InfluxQuery, *, mode: str,
             "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
+def publish_latency_child(host: str, port: int, client_id: str, site: str, rate: float, total: int, series: int,
+                          stamps_out: Path, per_message: int = 1) -> int:
+    """The latency run's publisher, in its own process (so it does not take the flow's GIL):
+    *total* readings at *rate* per second, each stamped with its publish time, as JSON (one per
+    message) or as line protocol (*per_message* per message, one reading of each of that many
+    series); the stamps (ns, in order) go to *stamps_out* at the end."""
+    from oddwatch.settings import MqttSettings
+
+    rng = random.Random(5)
+    stamps: list[int] = []
+    with MqttPublisher(MqttSettings(host=host, port=port), client_id) as pub:
+        t0 = time.perf_counter()
+        for i in range(0, total, per_message):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            ts = utcnow()
+            ns = int(ts.timestamp() * 1e6) * 1000
+            if per_message > 1:
+                lines = []
+                for j in range(i, min(total, i + per_message)):
+                    k = j % series
+                    value = 50.0 + math.sin(j / series / 30) + rng.gauss(0, 0.1)
+                    lines.append(f"r,asset=a{k // 4},sensor=s{k % 4} value={value!r} {ns}")
+                    stamps.append(ns)
+                pub.publish(f"plant/{site}/batch/lp", "\n".join(lines).encode(), qos=1)
+                continue
+            k = i % series
+            stamps.append(ns)
+            body = {"ts": rfc3339(ts), "value": 50.0 + math.sin(i / series / 30) + rng.gauss(0, 0.1)}
+            pub.publish(f"plant/{site}/a{k // 4}/s{k % 4}", json.dumps(body).encode(), qos=1)
+        pub.wait_all(60)
+        elapsed = time.perf_counter() - t0
+    stamps_out.write_text(json.dumps({"stamps": stamps, "seconds": elapsed}))
+    return 0
+
+
 def bench_latency(local: LocalServices, tmp: Path, query: InfluxQuery, *, series: int, rate: float,
-                  seconds: float, poll_s: float) -> dict[str, Any]:
-    """Publish live at *rate* readings/s, each stamped with its publish time; latency is when
-    it is first queryable in InfluxDB minus that stamp.
+                  seconds: float, poll_s: float, per_message: int = 1) -> dict[str, Any]:
+    """Publish live at *rate* readings/s from another process, each reading stamped with its
+    publish time; latency is when it is first queryable in InfluxDB minus that stamp.
 
     One worker and one writer thread keep the points in order, so the newest visible point
     (``LAST(score)``) is a frontier: every reading stamped at or before it is visible. Each
-    poll assigns its time to the readings that crossed the frontier since the previous poll;
-    the final ``COUNT`` checks that none is missing.
+    poll records (its time, the frontier); afterwards each reading gets the time of the first
+    poll whose frontier reached its stamp; the final ``COUNT`` checks that none is missing.
     """
-    site = "benchlat"
-    settings = _settings(local, tmp, "latency")
+    site = f"benchlat{int(rate)}k{per_message}"
+    settings = _settings(local, tmp, f"latency{int(rate)}k{per_message}")
     total = int(rate * seconds)
-    stamps: list[int] = []  # publish timestamps (ns), in order
-    published = threading.Event()
-    rng = random.Random(5)
-
-    def publish() -> None:
-        with MqttPublisher(settings.mqtt, "bench-pub-latency") as pub:
-            t0 = time.perf_counter()
-            for i in range(total):
-                delay = t0 + i / rate - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                k = i % series
-                ts = utcnow()
-                stamps.append(int(ts.timestamp() * 1e6) * 1000)
-                body = {"ts": rfc3339(ts), "value": 50.0 + math.sin(i / series / 30) + rng.gauss(0, 0.1)}
-                pub.publish(f"plant/{site}/a{k // 4}/s{k % 4}", json.dumps(body).encode(), qos=1)
-            pub.wait_all(60)
-        published.set()
-
-    latencies: list[float] = []
+    stamps_file = tmp / f"stamps-{int(rate)}.json"
+    polls: list[tuple[float, int]] = []  # (time the query ran, frontier in ns)
     query_s: list[float] = []
-    done = 0  # readings already assigned a latency
     frontier = int(utcnow().timestamp() * 1e9)
     lag0 = metrics.snapshot(metrics.REGISTRY)
     with FlowRunner(settings):
-        thread = threading.Thread(target=publish, daemon=True)
-        pub_start = time.perf_counter()
-        thread.start()
+        child = subprocess.Popen([sys.executable, str(Path(__file__)), "--publish-latency", json.dumps(
+            [settings.mqtt.host, settings.mqtt.port, "bench-pub-latency", site, rate, total, series,
+             str(stamps_file), per_message])], cwd=ROOT)
         deadline = None
-        while done < total:
+        while True:
             asked = time.perf_counter()
             rows = query.query(f"SELECT LAST(score) FROM sensor_score WHERE site = '{site}' "
                                f"AND time > {frontier - int(2e9)}")  # a time bound keeps LAST cheap
@@ -315,41 +412,38 @@ def bench_latency(local: LocalServices, tmp: Path, query: InfluxQuery, *, series
             query_s.append(time.perf_counter() - asked)
             if rows:
                 frontier = max(frontier, rows[0]["time"])
-                n = len(stamps)
-                while done < n and stamps[done] <= frontier:
-                    latencies.append(seen_at - stamps[done] / 1e9)
-                    done += 1
-            if published.is_set() and deadline is None:
+                polls.append((seen_at, frontier))
+            if deadline is None and child.poll() is not None:
                 deadline = time.monotonic() + 30
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline is not None and (time.monotonic() > deadline or _count(query, site) >= total):
+                if rows:
+                    polls.append((time.time(), frontier))
                 break
             time.sleep(poll_s)
-        thread.join(60)
-        pub_s = time.perf_counter() - pub_start
         wait_for(lambda: _count(query, site) >= total, 10)
+    published = json.loads(stamps_file.read_text()) if stamps_file.exists() else {"stamps": [], "seconds": 1.0}
+    stamps: list[int] = published["stamps"]
+    latencies: list[float] = []
+    j = 0
+    for ts in stamps:  # both in order: the first poll whose frontier reached ts
+        while j < len(polls) and polls[j][1] < ts:
+            j += 1
+        if j == len(polls):
+            break
+        latencies.append(polls[j][0] - ts / 1e9)
     lag1 = metrics.snapshot(metrics.REGISTRY)
     n_lag = lag1.get("end_to_end_lag_seconds_count", 0.0) - lag0.get("end_to_end_lag_seconds_count", 0.0)
     sum_lag = lag1.get("end_to_end_lag_seconds_sum", 0.0) - lag0.get("end_to_end_lag_seconds_sum", 0.0)
     scored = _count(query, site)
     ms = [x * 1000 for x in latencies]
-    return {"rate_target": rate, "seconds": seconds, "published": total, "publish_rate": round(total / pub_s),
-            "scored": scored, "p50_ms": round(_pct(ms, 0.5), 1), "p90_ms": round(_pct(ms, 0.9), 1),
-            "p99_ms": round(_pct(ms, 0.99), 1), "max_ms": round(max(ms), 1) if ms else math.nan,
+    return {"rate_target": rate, "readings_per_message": per_message, "seconds": seconds, "published": len(stamps),
+            "publish_rate": round(len(stamps) / published["seconds"]), "scored": scored,
+            "p50_ms": round(percentile(ms, 0.5), 1), "p90_ms": round(percentile(ms, 0.9), 1),
+            "p99_ms": round(percentile(ms, 0.99), 1), "max_ms": round(max(ms), 1) if ms else math.nan,
             "mean_ms": round(statistics.fmean(ms), 1) if ms else math.nan,
             "mean_ms_to_scored_in_flow": round(sum_lag / n_lag * 1000, 1) if n_lag else math.nan,
             "poll_s": poll_s, "mean_query_ms": round(statistics.fmean(query_s) * 1000, 1) if query_s else math.nan,
-            "flush_interval_s": settings.influx.flush_interval_s}
-
-
-def _machine() -> dict[str, Any]:
-    try:
-        from make_benchmarks import machine  # type: ignore[import-not-found]
-
-        info: dict[str, Any] = machine()
-    except Exception:  # the table still prints without it
-        info = {"cpus": os.cpu_count()}
-    info["load_avg_1m_at_start"] = round(os.getloadavg()[0], 2)
-    return info
+            "flush_interval_s": settings.influx.flush_interval_s, "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 #: Metrics shown in docs/benchmarks.md (make_benchmarks lists at most 40 rows per file); the
@@ -358,56 +452,49 @@ HEADLINE = {
     "step": ("us_per_reading_at_history_300", "us_per_reading_at_history_4000", "us_per_reading_1000_series_first_50",
              "state_pickle_kb_at_history_max", "us_per_point_to_line"),
     "parse": ("us_per_json_message",),
-    "flow_null_sink": ("readings_per_s", "us_per_reading"),
+    "flow_null_sink": ("readings_per_s", "readings_per_cpu_s", "us_per_reading"),
     "flow_null_sink_batch_1": ("readings_per_s",),
     "e2e_json": ("readings", "readings_per_s", "readings_per_flow_cpu_s", "publish_msgs_per_s",
                  "cpu_s_flow_process", "cpu_s_influxd"),
     "e2e_lineproto": ("readings_per_message", "readings", "readings_per_s", "readings_per_flow_cpu_s",
                       "publish_msgs_per_s", "cpu_s_flow_process", "cpu_s_influxd"),
-    "latency": ("p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms_to_scored_in_flow", "publish_rate"),
+    "latency": ("rate_target", "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms_to_scored_in_flow", "publish_rate"),
+    "latency_5000": ("rate_target", "p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms_to_scored_in_flow",
+                     "publish_rate"),
     "process": ("max_rss_mb",),
 }
-
-
-def _split_headline(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for section, values in results.items():
-        keep = HEADLINE.get(section, tuple(values))
-        head = {k: values[k] for k in keep if k in values}
-        rest = {k: v for k, v in values.items() if k not in head}
-        out[section] = {**head, "details": rest} if rest else head
-    return out
-
-
-def _table(results: dict[str, dict[str, Any]]) -> str:
-    lines = ["| benchmark | metric | value |", "|---|---|---|"]
-    for section, values in results.items():
-        for key, value in values.items():
-            shown = f"{value:,}" if isinstance(value, int) else str(value)
-            lines.append(f"| {section} | {key} | {shown} |")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--series", type=int, default=1000, help="series (default 1000)")
     parser.add_argument("--readings", type=int, default=60_000, help="readings in the throughput runs")
-    parser.add_argument("--per-message", type=int, default=10, help="readings per line-protocol message")
-    parser.add_argument("--latency-rate", type=float, default=1000.0, help="readings/s in the latency run")
+    parser.add_argument("--per-message", type=int, default=100, help="readings per line-protocol message")
+    parser.add_argument("--latency-rate", default="1000,5000", help="readings/s, one latency run each (default 1000,5000)")
+    parser.add_argument("--latency-per-message", type=int, default=1,
+                        help="readings per message in the latency runs: 1 = JSON, more = line protocol")
     parser.add_argument("--latency-s", type=float, default=20.0, help="seconds of the latency run")
     parser.add_argument("--poll-s", type=float, default=0.05, help="InfluxDB poll period of the latency run")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of a few seconds each")
     parser.add_argument("--out", default=str(ROOT / "out" / "bench-sensors.json"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a [series] setting for every run, e.g. --set hst_level=0")
-    parser.add_argument("--only", default="", help="comma-separated parts to run: step,flow,e2e,latency")
+    parser.add_argument("--history", type=int, default=4500, help="readings already held by each series in the "
+                        "long-history run (default 4500)")
+    parser.add_argument("--only", default="", help="comma-separated parts to run: step,flow,history,e2e,latency")
+    parser.add_argument("--publish-latency", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.publish_latency:
+        host, port, client, site, rate, total, series, out, k = json.loads(args.publish_latency)
+        return publish_latency_child(host, int(port), client, site, float(rate), int(total), int(series), Path(out),
+                                     int(k))
     if args.quick:
         args.series, args.readings, args.latency_s = min(args.series, 200), min(args.readings, 10_000), 5.0
+        args.latency_rate = args.latency_rate.split(",")[0]
     command = shlex.join(["python", "scripts/bench_sensors.py", *(sys.argv[1:] if argv is None else argv)])
     SERIES_OVERRIDES.update(kv.split("=", 1) for kv in args.set)
-    only = set(args.only.split(",")) if args.only else {"step", "flow", "e2e", "latency"}
-    machine = _machine()
+    only = set(args.only.split(",")) if args.only else {"step", "flow", "history", "e2e", "latency"}
+    machine = benchtools.machine()
     results: dict[str, dict[str, Any]] = {}
     depth = 1000 if args.quick else 4500
     if "step" in only:
@@ -419,7 +506,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_sensors: flow with null sinks, {len(msgs)} readings", file=sys.stderr)
         results["flow_null_sink"] = bench_flow_null(msgs, batch_size=1000)
         results["flow_null_sink_batch_1"] = bench_flow_null(msgs[: len(msgs) // 5], batch_size=1)
+        results["flow_outside_pipeline"] = bench_flow_overhead(msgs, args.per_message)
         del msgs
+    if "history" in only:
+        n_long = min(args.series, 200) if args.quick else args.series
+        print(f"bench_sensors: {n_long} series with {args.history} readings of history vs fresh", file=sys.stderr)
+        results["long_history"] = bench_long_history(n_long, args.history, 25 if args.quick else 20)
     with tempfile.TemporaryDirectory(prefix="bench-sensors-") as tmp_name:
         tmp = Path(tmp_name)
         local = LocalServices(tmp / "state", free_port(), free_port(), free_port())
@@ -430,27 +522,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bench_sensors: end to end, {mode}", file=sys.stderr)
                 results[f"e2e_{mode}"] = bench_e2e(local, tmp, query, mode=mode, series=args.series,
                                                    readings=args.readings, per_message=args.per_message)
-            if "latency" in only:
-                print(f"bench_sensors: latency at {args.latency_rate:g}/s for {args.latency_s:g} s", file=sys.stderr)
-                results["latency"] = bench_latency(local, tmp, query, series=args.series, rate=args.latency_rate,
-                                                   seconds=args.latency_s, poll_s=args.poll_s)
+            rates = [float(r) for r in args.latency_rate.split(",") if r.strip()] if "latency" in only else []
+            for i, rate in enumerate(rates):
+                print(f"bench_sensors: latency at {rate:g}/s for {args.latency_s:g} s", file=sys.stderr)
+                results["latency" if i == 0 else f"latency_{rate:g}"] = bench_latency(
+                    local, tmp, query, series=args.series, rate=rate, seconds=args.latency_s, poll_s=args.poll_s,
+                    per_message=args.latency_per_message)
         finally:
             query.close()
             local.stop()
-    results["process"] = {"max_rss_mb": round(_rss_mb(), 1), "series": args.series}
-    write_results(Path(args.out), "bench-sensors", machine, command, results)
+    results["process"] = {"max_rss_mb": round(benchtools.rss_mb(), 1), "series": args.series}
+    benchtools.write_results(Path(args.out), "bench-sensors", command, results, machine_info=machine,
+                             headline=HEADLINE)
     return 0
-
-
-def write_results(out: Path, name: str, machine: dict[str, Any], command: str,
-                  results: dict[str, dict[str, Any]]) -> None:
-    """Write the result file scripts/make_benchmarks.py reads, and print the table."""
-    data = {"name": name, "machine": machine, "command": command, "created": utcnow().isoformat(),
-            "results": _split_headline(results)}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=2) + "\n")
-    print(_table(results))
-    print(f"\nCommand: `{command}`; wrote {out}")
 
 
 if __name__ == "__main__":

@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
-import subprocess
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -29,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from oddwatch import datasets
-from oddwatch.evaluation import nab
+from oddwatch.evaluation import benchtools, nab
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,23 +35,6 @@ PROFILE_COLUMNS = ["standard", "reward_low_FP_rate", "reward_low_FN_rate"]
 # docs/benchmarks.md; quoted because its per-row output is not available here.
 NUMENTA_HTM = {"standard": 66.59, "reward_low_FP_rate": 60.81, "reward_low_FN_rate": 71.06}
 MAX_TABLE_ROWS = 40
-
-
-def machine() -> dict[str, Any]:
-    """Platform, CPU count and CPU model name of this machine."""
-    model = ""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    if not model and Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"platform": platform.platform(), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "cpu_model": model or "unknown"}
 
 
 def find_results(results: Path) -> dict[str, Any]:
@@ -213,7 +193,7 @@ def bench_section(bench: Mapping[str, Mapping[str, Any]]) -> list[str]:
 def render(results: Path, nab_dir: Path, this_command: str) -> str:
     """The whole ``docs/benchmarks.md`` text."""
     found = find_results(results)
-    m = machine()
+    m = benchtools.machine()
     artime = artime_scores(nab_dir)
     lines = [
         "# Benchmarks",

@@ -11,6 +11,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from detectors.embedders import HashingEmbedder, TemplateEmbeddingCache
 from flows import logs as log_flow
 from flows import sensors as sensor_flow
+from flows.runtime import DISCARD
 from oddwatch.core.admission import Admission, AdmitStep, Evict
 from oddwatch.core.logsource import Decided
 from oddwatch.observe.metrics import METRICS
@@ -18,14 +19,16 @@ from oddwatch.records import UTC, IngestError, Message, Point, Reading
 from oddwatch.settings import Settings
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
-DEEP = b"[" * 1000 + b"]" * 1000
+DEEP = b"[" * 1000 + b"]" * 1000  # within orjson's depth limit (1024): valid JSON, not a reading
 DEEP_OBJECT = b'{"a":' * 1000 + b"1" + b"}" * 1000
+DEEPER = b"[" * 5000 + b"]" * 5000  # beyond every parser's depth limit
 BIG = b"9" * 400
 
 #: (expected reason, topic, payload) for the sensor flow; every payload once killed the flow.
 SENSOR_CASES = [
-    ("bad_json", "plant/s1/p/c1", DEEP),
-    ("bad_json", "plant/s1/p/c2", DEEP_OBJECT),
+    ("bad_type", "plant/s1/p/c1", DEEP),
+    ("bad_type", "plant/s1/p/c2", DEEP_OBJECT),
+    ("bad_json", "plant/s1/p/c0", DEEPER),
     ("bad_value", "plant/s1/p/c3", b'{"value": ' + BIG + b"}"),
     ("bad_timestamp", "plant/s1/p/c4", b'{"value": 1, "ts": ' + BIG + b"}"),
     ("bad_timestamp", "plant/s1/p/c5", b'{"value": 1, "ts": "0001-01-01T00:00:00+01:00"}'),
@@ -100,13 +103,11 @@ def test_an_evicted_series_starts_again_from_nothing() -> None:
     """The state of an evicted series is dropped: it warms up again when it comes back."""
     msgs = _readings(5, "plant/s1/p/a") + [Message("plant/s1/p/b", b"1", T0 + timedelta(seconds=500)),
                                            Message("plant/s1/p/a", b"1", T0 + timedelta(seconds=1000))]
-    seen: list[object] = []
     step = sensor_flow.ScoreStep(Settings())
-    state = None
-    for item in (Reading("s1", "p", "a", T0, 1.0), Evict("s1/p/a", 100.0)):
-        state, out = step(state, item)
-        seen.append(out)
-    assert state is None and seen[-1] is None
+    state = step.new(Reading("s1", "p", "a", T0, 1.0))
+    assert state is not None and step.new(Evict("s1/p/a", 100.0)) is None
+    step(state, Reading("s1", "p", "a", T0, 1.0))
+    assert step(state, Evict("s1/p/a", 100.0)) is DISCARD
     points = _run_sensors(msgs, max_series=1, idle_evict_s=100.0)
     assert [p.tags["sensor"] for p in points if p.measurement == "sensor_score"] == ["a"] * 5 + ["b", "a"]
 

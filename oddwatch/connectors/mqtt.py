@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 #: Most messages one ``next_batch`` hands to the dataflow.
 BATCH_CAP = 10_000
+#: Most readings or log lines (counted as a payload's lines) in one batch: a batch is parsed,
+#: scored and written before the next one, so 10,000 messages of 100 readings each would hold
+#: the flow (and its memory) for a million readings.
+BATCH_CAP_LINES = 20_000
 #: How long an idle source partition sleeps before polling again.
 IDLE_AWAKE = timedelta(milliseconds=10)
 #: Messages wait up to this long at the source to travel in one batch: every Bytewax step has
@@ -76,22 +80,43 @@ def _connect_properties(settings: MqttSettings, *, persistent: bool) -> Properti
     return props
 
 
-def subscription_topic(settings: MqttSettings, topic: str) -> str:
+def subscription_topic(settings: MqttSettings, topic: str, group: str | None = None) -> str:
     """*topic* as subscribed: ``$share/<group>/<topic>`` when a shared group is set.
+
+    *group* defaults to ``settings.shared_group``.
 
     >>> subscription_topic(MqttSettings(shared_group="g"), "plant/+/+/+")
     '$share/g/plant/+/+/+'
     """
-    return f"$share/{settings.shared_group}/{topic}" if settings.shared_group else topic
+    group = settings.shared_group if group is None else group
+    return f"$share/{group}/{topic}" if group else topic
+
+
+def shared_group(settings: MqttSettings, flow: str, worker_count: int) -> str:
+    """The shared-subscription group of a flow's source partitions ("" for none).
+
+    ``[mqtt].shared_group`` when set; otherwise, when a flow runs several workers (threads or
+    processes of one Bytewax cluster), ``{client_id}-{flow}``: each message then goes to one
+    worker and Bytewax routes each reading to the worker that owns its series, so every reading
+    is scored once.
+
+    >>> shared_group(MqttSettings(), "sensors", 2), shared_group(MqttSettings(), "sensors", 1)
+    ('oddwatch-sensors', '')
+    """
+    if settings.shared_group:
+        return settings.shared_group
+    return f"{settings.client_id}-{flow}" if worker_count > 1 else ""
 
 
 # --------------------------------------------------------------------------- source
 class _MqttSourcePartition(StatelessSourcePartition[Message]):
-    def __init__(self, source: MqttSource, worker_index: int) -> None:
+    def __init__(self, source: MqttSource, worker_index: int, worker_count: int = 1) -> None:
         self.source = source
         self.settings = source.settings
         self.worker_index = worker_index
+        # worker_index counts the workers of every process of a cluster: the id is unique in it
         self.client_id = f"{self.settings.client_id}-{source.flow}-w{worker_index}"
+        self.group = shared_group(self.settings, source.flow, worker_count)
         self._queue: deque[tuple[Message, int, int]] = deque()
         self._idle = False
         self._pending_subs: set[int] = set()
@@ -126,7 +151,13 @@ class _MqttSourcePartition(StatelessSourcePartition[Message]):
         # list takes effect. Subscribing again to an existing filter keeps its queued messages,
         # and retained messages are only sent for filters that are new to the session.
         options = SubscribeOptions(qos=self.settings.qos, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
-        topics = [(subscription_topic(self.settings, t), options) for t in self.source.topics]
+        topics = [(subscription_topic(self.settings, t, self.group), options) for t in self.source.topics]
+        # A session kept from a run with another worker count holds the other form of each
+        # filter: drop it, or the broker would send this worker a second copy of every message.
+        other = [subscription_topic(self.settings, t, "" if self.group else f"{self.settings.client_id}-{self.source.flow}")
+                 for t in self.source.topics]
+        if first and flags.session_present:
+            client.unsubscribe(other)
         result, mid = client.subscribe(topics)
         if result != mqtt.MQTT_ERR_SUCCESS or mid is None:
             log.error("mqtt source %s: subscribe to %s failed: %s", self.client_id, topics, mqtt.error_string(result))
@@ -166,8 +197,12 @@ class _MqttSourcePartition(StatelessSourcePartition[Message]):
             return []
         self._idle = False
         out = []
+        lines = 0
         for _ in range(n):
+            if lines >= BATCH_CAP_LINES:
+                break
             message, mid, qos = queue.popleft()
+            lines += message.payload.count(b"\n") + 1
             # At-least-once delivery ends here: the broker forgets the message once acked, so a
             # crash between this ack and the sink's write loses it. Future fault-injection work:
             # ack only after the sink's durable write (InfluxWriter spool / MqttPublisher ack).
@@ -193,8 +228,9 @@ class MqttSource(DynamicSource[Message]):
     settings
         Broker, credentials, QoS, session expiry, shared group, reconnect backoff.
     topics
-        Topic filters to subscribe to (prefixed with ``$share/<group>/`` when
-        ``settings.shared_group`` is set, so several workers or processes split the stream).
+        Topic filters to subscribe to, prefixed with ``$share/<group>/`` (see
+        :func:`shared_group`) when ``settings.shared_group`` is set or the flow runs several
+        workers, so the workers split the stream and each message is taken once.
     flow
         The flow name, part of the stable client id ``{client_id}-{flow}-w{worker_index}``.
     stop
@@ -224,7 +260,7 @@ class MqttSource(DynamicSource[Message]):
         self._closing = False
         with self._cond:
             self._subscribed.discard(worker_index)
-        return _MqttSourcePartition(self, worker_index)
+        return _MqttSourcePartition(self, worker_index, worker_count)
 
     def _mark_subscribed(self, worker_index: int) -> None:
         with self._cond:

@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 from oddwatch.lineproto import to_line
 from oddwatch.observe import metrics
@@ -49,7 +48,9 @@ def start_health(settings: Settings, instance: str, *, interval_s: float = 10.0)
         except metrics.MetricsError as exc:  # a second copy of a flow on one host: keep running
             log.warning("%s; %s flow runs without a metrics endpoint", exc, instance)
     stop = threading.Event()
-    influx = dataclasses.replace(settings.influx, spool_dir=str(Path(expand(settings.influx.spool_dir)) / f"health-{instance}"))
+    from oddwatch.connectors.influx import sink_spool_dir  # its own folder per flow and per process
+
+    influx = dataclasses.replace(settings.influx, spool_dir=sink_spool_dir(str(expand(settings.influx.spool_dir)), f"health-{instance}"))
     thread = threading.Thread(target=_report, args=(influx, instance, interval_s, stop), daemon=True,
                               name=f"oddwatch-health-{instance}")
     thread.start()

@@ -333,3 +333,21 @@ def counted(stream: str, parse: Callable[[Message], list[Any]]) -> Callable[[Mes
         return items
 
     return step
+
+
+def counted_batch(stream: str, parse: Callable[[Message], list[Any]]) -> Callable[[list[Message]], list[Any]]:
+    """*parse* over a batch of messages, ``messages_in`` counted once per batch, errors by reason."""
+    messages_in = MESSAGES_IN.labels(stream=stream)
+
+    def step(msgs: list[Message]) -> list[Any]:
+        messages_in.inc(len(msgs))
+        out: list[Any] = []
+        for msg in msgs:
+            items = parse(msg)
+            for item in items:
+                if isinstance(item, IngestError):
+                    PARSE_ERRORS.labels(stream=stream, reason=item.reason).inc()
+            out += items
+        return out
+
+    return step
