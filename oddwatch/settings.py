@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oddwatch.params import BYS, MODES, LogParams, SeriesParams
+
 SECRET_KEYS = frozenset({"password", "token"})
 ENV_PREFIX = "ODDWATCH_"
 
@@ -99,7 +101,7 @@ class Subscription:
     session_gap_s: float = 0.0
     session_memory_s: float = 0.0
 
-    def window_overrides(self) -> dict[str, str | float | int]:
+    def window_overrides(self) -> dict[str, Any]:
         """The window settings this subscription sets (the non-empty ones)."""
         names = ("window_mode", "window_by", "window_size_s", "window_slide_s", "window_size_lines",
                  "window_slide_lines", "session_regex", "session_gap_s", "session_memory_s")
@@ -196,18 +198,6 @@ class MetricsSettings:
         return {"logs": self.logs_port, "incidents": self.incidents_port}.get(flow, self.port)
 
 
-def _series_params() -> Any:
-    from oddwatch.core.series import SeriesParams  # lazy: oddwatch.core.series imports this module
-
-    return SeriesParams()
-
-
-def _log_params() -> Any:
-    from oddwatch.core.log_pipeline import LogParams  # lazy, as above
-
-    return LogParams()
-
-
 @dataclass
 class Settings:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
@@ -220,8 +210,8 @@ class Settings:
     assets: AssetSettings = field(default_factory=AssetSettings)
     incidents: IncidentSettings = field(default_factory=IncidentSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
-    series: Any = field(default_factory=_series_params)  # oddwatch.core.series.SeriesParams
-    log_detector: Any = field(default_factory=_log_params)  # oddwatch.core.log_pipeline.LogParams
+    series: SeriesParams = field(default_factory=SeriesParams)
+    log_detector: LogParams = field(default_factory=LogParams)
 
 
 def default_config_path(env: Mapping[str, str] = os.environ) -> Path | None:
@@ -269,9 +259,9 @@ def build_settings(data: Mapping[str, Any]) -> Settings:
 
 
 def section_class(section: str) -> type:
-    """The dataclass of a config section (some live beside the code they tune)."""
-    factory = Settings.__dataclass_fields__[section].default_factory
-    return type(factory())  # type: ignore[misc,operator]
+    """The dataclass of a config section."""
+    cls: type = typing.get_type_hints(Settings)[section]
+    return cls
 
 
 def _build_section(section: str, cls: type, body: Mapping[str, Any]) -> Any:
@@ -336,10 +326,8 @@ _WINDOW_KEYS = {"mode": "window_mode", "by": "window_by", "size_s": "window_size
                 "size_lines": "window_size_lines", "slide_lines": "window_slide_lines"}
 
 
-def _check_log_params(where: str, params: Any) -> None:
+def _check_log_params(where: str, params: LogParams) -> None:
     """Everything the log flow checks at start, as ConfigError naming *where* (section or subscription)."""
-    from oddwatch.core.log_windows import BYS, MODES
-
     for key, allowed in (("window_mode", MODES), ("window_by", BYS)):
         value = getattr(params, key)
         if value not in allowed:

@@ -22,7 +22,7 @@ PACKAGES = ("oddwatch", "flows", "detectors", "simulators")
 # Layers, lowest first: a module may import only from its own layer or lower ones.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("detectors", "simulators"),
-    ("oddwatch.records",),
+    ("oddwatch.records", "oddwatch.params"),
     ("oddwatch.settings",),
     ("oddwatch.ingest", "oddwatch.lineproto", "oddwatch.core"),
     ("oddwatch.schema", "oddwatch.observe"),

@@ -51,50 +51,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-MODES = ("session", "tumbling", "sliding")
-BYS = ("time", "count")
+from oddwatch.params import LogWindowParams
+
 NO_SESSION = "-"
-
-
-@dataclass
-class LogWindowParams:
-    """How lines are grouped into windows (every default written once)."""
-
-    mode: str = "tumbling"
-    by: str = "time"  # tumbling/sliding: "time" or "count"
-    size_s: float = 60.0
-    slide_s: float = 30.0
-    size_lines: int = 100
-    slide_lines: int = 50
-    session_regex: str = r"blk_-?\d+"
-    session_gap_s: float = 3600.0
-    session_memory_s: float = 0.0  # > 0: a later burst of a session closed by its gap continues it
-    max_session_lines: int = 10000
-    max_open_windows: int = 100000  # beyond it the least recently active window is closed
-    examples_per_template: int = 1
-
-    def validate(self) -> None:
-        """Raise ValueError naming the field and value when a setting cannot work."""
-        if self.mode not in MODES:
-            raise ValueError(f"LogWindowParams: mode = {self.mode!r} must be one of {MODES}")
-        if self.by not in BYS:
-            raise ValueError(f"LogWindowParams: by = {self.by!r} must be one of {BYS}")
-        for name in ("size_s", "slide_s", "session_gap_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"LogWindowParams: {name} = {getattr(self, name)!r} must be > 0")
-        if not self.session_memory_s >= 0:
-            raise ValueError(f"LogWindowParams: session_memory_s = {self.session_memory_s!r} must be >= 0 (0: off)")
-        for name in ("size_lines", "slide_lines", "max_session_lines", "max_open_windows"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"LogWindowParams: {name} = {getattr(self, name)!r} must be >= 1")
-        if self.examples_per_template < 0:
-            raise ValueError(
-                f"LogWindowParams: examples_per_template = {self.examples_per_template!r} must be >= 0"
-            )
-        try:
-            re.compile(self.session_regex)
-        except re.error as exc:
-            raise ValueError(f"LogWindowParams: session_regex = {self.session_regex!r} is invalid: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

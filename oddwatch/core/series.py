@@ -8,50 +8,16 @@ same decisions. Each reading is scored BEFORE it is learnt.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 from detectors.calibration import QuantileThreshold
 from detectors.drift import DriftEvent, DriftWatch
-from detectors.sensor import SensorDetector, SensorDetectorParams
+from detectors.sensor import SensorDetector
 from oddwatch.core.alerts import AlertTracker, Transition
 from oddwatch.core.drift import recalibrate
+from oddwatch.params import SeriesParams
 from oddwatch.records import Alert, Reading
 from oddwatch.settings import AlertSettings
-
-
-@dataclass
-class SeriesParams(SensorDetectorParams):
-    """Every tunable of the per-series pipeline (config section ``[series]``).
-
-    The detector's tunables are inherited from
-    :class:`detectors.sensor.SensorDetectorParams`; the fields below calibrate the alert
-    threshold: ``max(min_threshold, q-quantile of past scores + margin)``, no alert during
-    the first ``warmup`` readings. The detector's score is already relative to the series'
-    own history (0.5 = its ``alert_ratio``), so ``min_threshold`` is the alert level and the
-    quantile only raises it for a series that scores above it more than ``1 - q`` of the
-    time (measured on NAB: higher ``q`` values cost 6-10 points).
-    """
-
-    q: float = 0.5
-    warmup: int = 300
-    min_threshold: float = 0.5
-    margin: float = 0.0
-    critical_score: float = 0.9  # alerts whose score reaches this are "critical"
-    drift: bool = True  # watch score level and input rate; re-fit the threshold after a score drift
-    drift_delta: float = 0.002  # ADWIN confidence: smaller gives fewer, later drift events
-    drift_min_samples: int = 300  # readings of a regime before a drift of it is reported
-    rewarm: int = 1  # readings without alerts after a re-fit (0: warmup); NAB standard -0.1 (1), -4 (50)
-    quiet_after_alert: int = 48  # readings after an alert closes during which the series raises no new one
-    onset_score: bool = True  # score capped below min_threshold where no alert can open (SeriesOutput.score)
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first setting whose value cannot work."""
-        super().validate()
-        QuantileThreshold(q=self.q, warmup=self.warmup, min_threshold=self.min_threshold, margin=self.margin)
-
-    def detector_params(self) -> SensorDetectorParams:
-        names = {f.name for f in fields(SensorDetectorParams)}
-        return SensorDetectorParams(**{k: v for k, v in asdict(self).items() if k in names})
 
 
 @dataclass(frozen=True, slots=True)
