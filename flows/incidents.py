@@ -24,7 +24,7 @@ from bytewax.dataflow import Dataflow, Stream
 from flows.runtime import connectors
 from oddwatch.core.asset_state import AssetState, Decided
 from oddwatch.core.assets import AssetMap
-from oddwatch.core.budget import AlertBudget, budget_point
+from oddwatch.core.budget import AlertBudget
 from oddwatch.core.feedback import Feedback, parse_feedback, route_key, topic_prefix
 from oddwatch.core.incidents import Incident, source_of_alert
 from oddwatch.core.quality import QualityRow
@@ -34,6 +34,7 @@ from oddwatch.records import Alert, IngestError, Outgoing, Point
 from oddwatch.schema import (
     alert_message,
     alert_points,
+    budget_point,
     deadletter_message,
     error_point,
     incident_message,

@@ -26,20 +26,17 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.operators import StatefulBatchLogic
 
 from detectors.embedders import Embedder, TemplateEmbeddingCache
-from flows.runtime import connectors, value_of
+from flows.runtime import BudgetStep, budget_points, connectors, value_of
 from oddwatch.core.admission import Evict, admit_sources
-from oddwatch.core.budget import BudgetStep, budget_points
-from oddwatch.core.drift import drift_point
 from oddwatch.core.feedback import (
     Feedback,
     FeedbackDone,
-    feedback_point,
     is_quiet,
     parse_feedback,
     route_key,
     topic_prefix,
 )
-from oddwatch.core.log_outputs import split_source, window_point
+from oddwatch.core.log_outputs import split_source
 from oddwatch.core.log_pipeline import LogParams, ModelKey, build_embedder
 from oddwatch.core.logsource import Decided, Drifted, LogOutput, LogSourceState, RawLine
 from oddwatch.ingest.guard import guarded
@@ -48,7 +45,14 @@ from oddwatch.ingest.topics import matches
 from oddwatch.observe.logsetup import configure_logging
 from oddwatch.observe.metrics import METRICS, Metrics
 from oddwatch.records import Alert, IngestError, LogLine, Message, Outgoing, Point, spread_errors, utcnow
-from oddwatch.schema import alert_message, deadletter_message, error_point
+from oddwatch.schema import (
+    alert_message,
+    deadletter_message,
+    drift_point,
+    error_point,
+    feedback_point,
+    window_point,
+)
 from oddwatch.settings import AlertSettings, LogSettings, Settings, load_settings
 
 Decision = LogOutput | FeedbackDone

@@ -11,7 +11,10 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from oddwatch.settings import Settings
+from oddwatch.core.budget import AlertBudget
+from oddwatch.records import Alert, Point
+from oddwatch.schema import alert_points, budget_point
+from oddwatch.settings import AlertSettings, Settings
 
 V = TypeVar("V")
 W = TypeVar("W")
@@ -140,3 +143,41 @@ def connectors(
 
         mqtt_sink = MqttSink(settings.mqtt, flow=flow)
     return source, influx_sink, mqtt_sink
+
+
+class BudgetStep:
+    """The Bytewax ``budget`` step's mapper (``stateful_map`` on one key for every alert).
+
+    Emits the alerts to send (``Alert``) and, after each, the budget's ``pipeline`` point.
+    With ``[alerts].budget_counts = "incidents"`` every alert passes: the incidents flow
+    applies the budget to incidents instead.
+
+    >>> from datetime import datetime
+    >>> from oddwatch.settings import AlertSettings
+    >>> from oddwatch.records import UTC, Alert
+    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> a = Alert("s1/p/t:1", "sensor", "open", "warning", "s1", "p", "", "", 0.7, 0.5, t, t)
+    >>> budget, out = BudgetStep(AlertSettings(), "sensors")(None, a)
+    >>> [type(x).__name__ for x in out]
+    ['Alert', 'Point']
+    """
+
+    def __init__(self, alerts: AlertSettings, instance: str) -> None:
+        self.alerts = alerts
+        self.instance = instance
+
+    def __call__(self, budget: AlertBudget | None, alert: Alert) -> tuple[AlertBudget, list[Alert | Point]]:
+        if budget is None:
+            a = self.alerts
+            budget = AlertBudget(a.budget_per_source_per_hour, a.budget_global_per_hour,
+                                 summary_every=getattr(a, "budget_summary_every", 10))
+        if getattr(self.alerts, "budget_counts", "alerts") == "incidents":  # budgeted as incidents downstream
+            return budget, [alert, budget_point(budget, self.instance, alert.ts)]
+        out: list[Alert | Point] = list(budget.admit(alert))
+        out.append(budget_point(budget, self.instance, alert.ts))
+        return budget, out
+
+
+def budget_points(item: Alert | Point) -> list[Point]:
+    """InfluxDB points of one ``budget`` output: the alert's rows, or the ``pipeline`` point."""
+    return alert_points(item) if isinstance(item, Alert) else [item]

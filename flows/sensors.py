@@ -11,7 +11,6 @@ place by :func:`flows.runtime.keyed_state`, pickled at Bytewax recovery snapshot
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeGuard, cast
@@ -19,15 +18,12 @@ from typing import Any, TypeGuard, cast
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 
-from flows.runtime import DISCARD, Discard, connectors, keyed_state
+from flows.runtime import DISCARD, BudgetStep, Discard, budget_points, connectors, keyed_state
 from oddwatch.core.admission import Evict, admit_series
-from oddwatch.core.budget import BudgetStep, budget_points
-from oddwatch.core.drift import drift_point
 from oddwatch.core.feedback import (
     Feedback,
     FeedbackDone,
     apply_sensor_feedback,
-    feedback_point,
     is_quiet,
     parse_feedback,
     route_key,
@@ -39,10 +35,15 @@ from oddwatch.ingest.sensors import SensorParser
 from oddwatch.observe import metrics
 from oddwatch.observe.logsetup import configure_logging
 from oddwatch.records import Alert, IngestError, Outgoing, Point, Reading, utcnow
-from oddwatch.schema import alert_message, deadletter_message, error_point
+from oddwatch.schema import (
+    alert_message,
+    deadletter_message,
+    drift_point,
+    error_point,
+    feedback_point,
+    score_point,
+)
 from oddwatch.settings import Settings, load_settings
-
-DETECTOR_TAG = "ensemble"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,23 +86,6 @@ def alert_of(item: Scored | FeedbackDone) -> Alert | None:
     return item.out.alert if isinstance(item, Scored) else item.alert
 
 
-def score_point(s: Scored) -> Point:
-    """The ``sensor_score`` point of one scored reading (scores always floats)."""
-    r, o = s.reading, s.out
-    fields: dict[str, float | int | bool | str] = {
-        "value": float(r.value),
-        "score": float(o.score),
-        "threshold": float(o.threshold),
-        "is_anomaly": bool(o.score >= o.threshold),
-        "alert_open": bool(s.alert_open),
-    }
-    if math.isfinite(o.expected_low) and math.isfinite(o.expected_high):  # unknown while warming up
-        fields["expected_low"] = float(o.expected_low)
-        fields["expected_high"] = float(o.expected_high)
-    tags = {"site": r.site, "asset": r.asset, "sensor": r.sensor, "detector": DETECTOR_TAG}
-    return Point("sensor_score", tags, fields, r.ts)
-
-
 def to_points_batch(items: list[Scored | FeedbackDone]) -> list[Point]:
     """The ``to_points`` step: :func:`to_points` of a batch, with the flow's metrics counted once.
 
@@ -131,7 +115,7 @@ def to_points(s: Scored | FeedbackDone) -> list[Point]:
     """Points for a scored reading (score, drift) or applied feedback; alert rows come from ``budget``."""
     if isinstance(s, FeedbackDone):
         return [feedback_point(s.feedback, s.site, "sensor")]
-    points = [score_point(s)]
+    points = [score_point(s.reading, s.out, s.alert_open)]
     if s.out.drift is not None:
         r = s.reading
         points.append(drift_point((r.site, r.asset, r.sensor), s.out.drift, stream="sensor",

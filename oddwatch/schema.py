@@ -14,10 +14,20 @@ Shared by the sensor and the log flows so both write the same schema (docs/schem
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from oddwatch.records import Alert, IngestError, Outgoing, Point
+from detectors.drift import DriftEvent
+from oddwatch.core.budget import AlertBudget
+from oddwatch.core.feedback import Feedback, route_key
+from oddwatch.core.log_outputs import split_source
+from oddwatch.core.log_pipeline import WindowResult
+from oddwatch.core.series import SeriesOutput
+from oddwatch.records import Alert, IngestError, Outgoing, Point, Reading
+
+DETECTOR_TAG = "ensemble"  # the sensor_score detector tag of the sensor ensemble
 
 if TYPE_CHECKING:
     from oddwatch.core.incidents import Incident
@@ -204,3 +214,127 @@ def quality_message(row: QualityRow, prefix: str) -> Outgoing:
     body = {"source": row.source, "asset": row.asset, "precision": row.source_precision, "week": row.week,
             "below_floor": row.below_floor, "recent_false_positives": row.recent_false_positives}
     return Outgoing(f"{prefix}/{row.source}", json.dumps(body).encode(), qos=1)
+
+
+# ---------------------------------------------------------------- detection points
+def score_point(reading: Reading, out: SeriesOutput, alert_open: bool) -> Point:
+    """The ``sensor_score`` point of one scored reading (scores always floats)."""
+    r, o = reading, out
+    fields: dict[str, float | int | bool | str] = {
+        "value": float(r.value),
+        "score": float(o.score),
+        "threshold": float(o.threshold),
+        "is_anomaly": bool(o.score >= o.threshold),
+        "alert_open": bool(alert_open),
+    }
+    if math.isfinite(o.expected_low) and math.isfinite(o.expected_high):  # unknown while warming up
+        fields["expected_low"] = float(o.expected_low)
+        fields["expected_high"] = float(o.expected_high)
+    tags = {"site": r.site, "asset": r.asset, "sensor": r.sensor, "detector": DETECTOR_TAG}
+    return Point("sensor_score", tags, fields, r.ts)
+
+
+def window_point(r: WindowResult, stamp: datetime | None = None) -> Point:
+    """The ``log_window`` point of one scored window, at *stamp* (default: its end)."""
+    site, host, app = split_source(r.source)
+    return Point(
+        "log_window", {"site": site, "host": host, "app": app},
+        {"novelty": float(r.score), "threshold": float(r.threshold), "lines": int(r.lines),
+         "templates": int(r.templates), "is_anomaly": bool(r.is_anomaly), "window_id": r.window_id,
+         "start_ms": float(r.start * 1000.0), "end_ms": float(r.end * 1000.0), **novel_template_fields(r)},
+        stamp or datetime.fromtimestamp(r.end, UTC),
+    )
+
+
+def novel_template_fields(r: WindowResult) -> dict[str, float | int | bool | str]:
+    """``novel_template`` and ``example`` of an anomalous window with a new or rare template."""
+    burst = r.explanation.get("burst") if r.is_anomaly else None
+    if burst:
+        return {"novel_template": str(burst["template"])[:256], "example": str(burst["example"])[:256]}
+    rare = r.explanation.get("rare_templates", []) if r.is_anomaly else []
+    if not rare:
+        return {}
+    first = min(rare, key=lambda x: x["windows_seen"])
+    return {"novel_template": str(first["template"])[:256], "example": str(first["example"])[:256]}
+
+
+def drift_point(
+    key_parts: Sequence[str], event: DriftEvent, *, stream: str = "sensor", threshold: float = 0.0,
+    recalibrated: bool = False,
+) -> Point:
+    """The ``drift`` point of one event (docs/schema.md).
+
+    ``score`` is the event's magnitude in [0, 1]; ``threshold`` the series' alert threshold
+    when the drift was found (before any recalibration); ``kind`` says whether the score level
+    or the input rate changed, ``before_mean``/``after_mean`` by how much (mean score, or
+    updates per minute for ``rate``).
+
+    >>> from datetime import datetime, timezone
+    >>> ev = DriftEvent("score", datetime(2026, 1, 1, tzinfo=timezone.utc), 0.1, 0.4, 900)
+    >>> p = drift_point(("s1", "pump1", "temp"), ev, threshold=0.5, recalibrated=True)
+    >>> p.tags, p.fields["key"], p.fields["score"], p.fields["recalibrated"]
+    ({'stream': 'sensor', 'site': 's1'}, 's1/pump1/temp', 0.3, True)
+    """
+    parts = [str(p) for p in key_parts]
+    if not parts or not parts[0]:
+        raise ValueError(f"drift_point: key_parts = {key_parts!r} must start with a non-empty site")
+    if stream not in ("sensor", "log"):
+        raise ValueError(f"drift_point: stream = {stream!r} must be 'sensor' or 'log'")
+    fields: dict[str, float | int | bool | str] = {
+        "key": "/".join(parts),
+        "kind": event.kind,
+        "score": float(event.magnitude),
+        "threshold": float(threshold),
+        "before_mean": float(event.before_mean),
+        "after_mean": float(event.after_mean),
+        "samples": float(event.samples),
+        "recalibrated": bool(recalibrated),
+    }
+    return Point("drift", {"stream": stream, "site": parts[0]}, fields, event.ts)
+
+
+# ---------------------------------------------------------------- operations points
+def pipeline_point(component: str, instance: str, fields: Mapping[str, float], ts: datetime) -> Point:
+    """A ``pipeline`` point: one component's health figures (always floats) for a flow instance."""
+    return Point("pipeline", {"component": component, "instance": instance},
+                 {k: float(v) for k, v in fields.items()}, ts)
+
+
+def budget_point(budget: AlertBudget, instance: str, ts: datetime) -> Point:
+    """A ``pipeline`` point (component ``budget``) with this hour's used, limit and held.
+
+    >>> from oddwatch.records import UTC
+    >>> p = budget_point(AlertBudget(6, 60), "sensors", datetime(2026, 1, 1, tzinfo=UTC))
+    >>> p.tags, p.fields
+    ({'component': 'budget', 'instance': 'sensors'}, {'budget_used': 0.0, 'budget_limit': 60.0, 'budget_held': 0.0, 'budget_held_total': 0.0, 'budget_sources_over': 0.0})
+    """
+    fields = {
+        "budget_used": float(budget.used),
+        "budget_limit": float(budget.global_per_hour),
+        "budget_held": float(budget.held),
+        "budget_held_total": float(budget.held_total),
+        "budget_sources_over": float(
+            sum(1 for n in budget.used_by_source.values() if n >= budget.per_source_per_hour)),
+    }
+    return pipeline_point("budget", instance, fields, ts)
+
+
+def feedback_point(fb: Feedback, site: str | None = None, source: str | None = None) -> Point:
+    """The ``feedback`` point (docs/schema.md); ``site`` defaults to the alert id's site.
+
+    >>> from datetime import datetime, timezone
+    >>> fb = Feedback("s1/pump1/temp:1767225600", "ack", "ana", "", datetime(2026, 1, 1, tzinfo=timezone.utc))
+    >>> p = feedback_point(fb, source="sensor")
+    >>> p.tags, p.fields["count"]
+    ({'site': 's1', 'source': 'sensor', 'label': 'unsure'}, 1.0)
+    """
+    if not site:
+        try:
+            site = route_key(fb.alert_id).split("/", 1)[0]
+        except ValueError:
+            site = "unknown"
+    tags = {"site": site or "unknown", "source": source or "unknown", "label": fb.label}
+    fields: dict[str, float | int | bool | str] = {
+        "alert_id": fb.alert_id, "user": fb.user, "comment": fb.comment, "verdict": fb.verdict, "count": 1.0,
+    }
+    return Point("feedback", tags, fields, fb.ts)

@@ -25,9 +25,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("oddwatch.records", "oddwatch.params"),
     ("oddwatch.settings",),
     ("oddwatch.ingest", "oddwatch.lineproto", "oddwatch.core"),
-    ("oddwatch.schema", "oddwatch.observe"),
+    ("oddwatch.schema",),
+    ("oddwatch.observe",),
     ("oddwatch.connectors",),
-    ("flows",),
+    ("flows", "oddwatch.observe.health"),
     ("oddwatch",),  # everything else in the package: evaluation, services, replay, CLI, ...
 )
 

@@ -155,7 +155,7 @@ def test_held_ids_bounded() -> None:
 
 
 def test_budget_step_and_points() -> None:
-    from oddwatch.core.budget import BudgetStep, budget_points
+    from flows.runtime import BudgetStep, budget_points
     from oddwatch.settings import AlertSettings
 
     step = BudgetStep(AlertSettings(budget_per_source_per_hour=1, budget_global_per_hour=5), "sensors")

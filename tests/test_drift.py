@@ -13,9 +13,10 @@ import pytest
 
 from detectors.calibration import QuantileThreshold
 from detectors.drift import DriftEvent, DriftWatch
-from oddwatch.core.drift import drift_point, recalibrate
+from oddwatch.core.drift import recalibrate
 from oddwatch.core.series import SeriesParams, SeriesState
 from oddwatch.records import UTC, Reading
+from oddwatch.schema import drift_point
 from oddwatch.settings import AlertSettings
 from tests.stubs import Scripted
 

@@ -16,7 +16,6 @@ from oddwatch.core.feedback import (
     Feedback,
     apply_sensor_feedback,
     feedback_message,
-    feedback_point,
     is_quiet,
     parse_feedback,
     route_key,
@@ -27,6 +26,7 @@ from oddwatch.core.log_pipeline import GroupNovelty, LogParams, WindowResult
 from oddwatch.core.logsource import Decided, LogSourceState, RecentWindows, window_meta
 from oddwatch.core.series import SeriesParams, SeriesState
 from oddwatch.records import UTC, IngestError, Message, Reading
+from oddwatch.schema import feedback_point
 from oddwatch.settings import AlertSettings
 from tests.stubs import Scripted
 

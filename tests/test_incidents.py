@@ -12,8 +12,8 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from flows.incidents import IncidentBudgetStep, build_flow
+from flows.runtime import BudgetStep
 from oddwatch.core.assets import AssetMap
-from oddwatch.core.budget import BudgetStep
 from oddwatch.core.feedback import Feedback, feedback_message, normalise_verdict
 from oddwatch.core.incidents import Incident, IncidentState
 from oddwatch.core.quality import QualityBook, component_of

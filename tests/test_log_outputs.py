@@ -10,10 +10,10 @@ from oddwatch.core.log_outputs import (
     log_alert,
     silence_alerts,
     split_source,
-    window_point,
 )
 from oddwatch.core.log_pipeline import WindowResult
 from oddwatch.records import UTC
+from oddwatch.schema import window_point
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -30,9 +30,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from datetime import datetime, timedelta
 
-from oddwatch.records import UTC, Alert, Point
-from oddwatch.schema import alert_points
-from oddwatch.settings import AlertSettings
+from oddwatch.records import UTC, Alert
 
 HOUR_S = 3600
 
@@ -236,58 +234,3 @@ class AlertBudget:
         )
 
 
-def budget_point(budget: AlertBudget, instance: str, ts: datetime) -> Point:
-    """A ``pipeline`` point (component ``budget``) with this hour's used, limit and held.
-
-    >>> from oddwatch.records import UTC
-    >>> p = budget_point(AlertBudget(6, 60), "sensors", datetime(2026, 1, 1, tzinfo=UTC))
-    >>> p.tags, p.fields
-    ({'component': 'budget', 'instance': 'sensors'}, {'budget_used': 0.0, 'budget_limit': 60.0, 'budget_held': 0.0, 'budget_held_total': 0.0, 'budget_sources_over': 0.0})
-    """
-    fields: dict[str, float | int | bool | str] = {
-        "budget_used": float(budget.used),
-        "budget_limit": float(budget.global_per_hour),
-        "budget_held": float(budget.held),
-        "budget_held_total": float(budget.held_total),
-        "budget_sources_over": float(
-            sum(1 for n in budget.used_by_source.values() if n >= budget.per_source_per_hour)),
-    }
-    return Point("pipeline", {"component": "budget", "instance": instance}, fields, ts)
-
-
-class BudgetStep:
-    """The Bytewax ``budget`` step's mapper (``stateful_map`` on one key for every alert).
-
-    Emits the alerts to send (``Alert``) and, after each, the budget's ``pipeline`` point.
-    With ``[alerts].budget_counts = "incidents"`` every alert passes: the incidents flow
-    applies the budget to incidents instead.
-
-    >>> from datetime import datetime
-    >>> from oddwatch.settings import AlertSettings
-    >>> from oddwatch.records import UTC
-    >>> t = datetime(2026, 1, 1, tzinfo=UTC)
-    >>> a = Alert("s1/p/t:1", "sensor", "open", "warning", "s1", "p", "", "", 0.7, 0.5, t, t)
-    >>> budget, out = BudgetStep(AlertSettings(), "sensors")(None, a)
-    >>> [type(x).__name__ for x in out]
-    ['Alert', 'Point']
-    """
-
-    def __init__(self, alerts: AlertSettings, instance: str) -> None:
-        self.alerts = alerts
-        self.instance = instance
-
-    def __call__(self, budget: AlertBudget | None, alert: Alert) -> tuple[AlertBudget, list[Alert | Point]]:
-        if budget is None:
-            a = self.alerts
-            budget = AlertBudget(a.budget_per_source_per_hour, a.budget_global_per_hour,
-                                 summary_every=getattr(a, "budget_summary_every", 10))
-        if getattr(self.alerts, "budget_counts", "alerts") == "incidents":  # budgeted as incidents downstream
-            return budget, [alert, budget_point(budget, self.instance, alert.ts)]
-        out: list[Alert | Point] = list(budget.admit(alert))
-        out.append(budget_point(budget, self.instance, alert.ts))
-        return budget, out
-
-
-def budget_points(item: Alert | Point) -> list[Point]:
-    """InfluxDB points of one ``budget`` output: the alert's rows, or the ``pipeline`` point."""
-    return alert_points(item) if isinstance(item, Alert) else [item]

@@ -9,48 +9,9 @@ the next scores, with no alert during a short re-warm-up, instead of flooding op
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from river import stats
 
 from detectors.calibration import QuantileThreshold
-from detectors.drift import DriftEvent
-from oddwatch.records import Point
-
-
-def drift_point(
-    key_parts: Sequence[str], event: DriftEvent, *, stream: str = "sensor", threshold: float = 0.0,
-    recalibrated: bool = False,
-) -> Point:
-    """The ``drift`` point of one event (docs/schema.md).
-
-    ``score`` is the event's magnitude in [0, 1]; ``threshold`` the series' alert threshold
-    when the drift was found (before any recalibration); ``kind`` says whether the score level
-    or the input rate changed, ``before_mean``/``after_mean`` by how much (mean score, or
-    updates per minute for ``rate``).
-
-    >>> from datetime import datetime, timezone
-    >>> ev = DriftEvent("score", datetime(2026, 1, 1, tzinfo=timezone.utc), 0.1, 0.4, 900)
-    >>> p = drift_point(("s1", "pump1", "temp"), ev, threshold=0.5, recalibrated=True)
-    >>> p.tags, p.fields["key"], p.fields["score"], p.fields["recalibrated"]
-    ({'stream': 'sensor', 'site': 's1'}, 's1/pump1/temp', 0.3, True)
-    """
-    parts = [str(p) for p in key_parts]
-    if not parts or not parts[0]:
-        raise ValueError(f"drift_point: key_parts = {key_parts!r} must start with a non-empty site")
-    if stream not in ("sensor", "log"):
-        raise ValueError(f"drift_point: stream = {stream!r} must be 'sensor' or 'log'")
-    fields: dict[str, float | int | bool | str] = {
-        "key": "/".join(parts),
-        "kind": event.kind,
-        "score": float(event.magnitude),
-        "threshold": float(threshold),
-        "before_mean": float(event.before_mean),
-        "after_mean": float(event.after_mean),
-        "samples": float(event.samples),
-        "recalibrated": bool(recalibrated),
-    }
-    return Point("drift", {"stream": stream, "site": parts[0]}, fields, event.ts)
 
 
 def recalibrate(calibration: QuantileThreshold, *, warmup: int | None = None) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from oddwatch.records import Alert, IngestError, Message, Outgoing, Point, excerpt
+from oddwatch.records import Alert, IngestError, Message, Outgoing, excerpt
 
 if TYPE_CHECKING:  # imported for types only: keeps this module light for the CLI
     from oddwatch.core.series import SeriesState
@@ -217,25 +217,6 @@ def _parse_feedback(msg: Message, prefix: str, stream: str) -> Feedback | Ingest
     return Feedback(alert_id, verdict, user[:256], comment[:1024], msg.received)
 
 
-def feedback_point(fb: Feedback, site: str | None = None, source: str | None = None) -> Point:
-    """The ``feedback`` point (docs/schema.md); ``site`` defaults to the alert id's site.
-
-    >>> from datetime import datetime, timezone
-    >>> fb = Feedback("s1/pump1/temp:1767225600", "ack", "ana", "", datetime(2026, 1, 1, tzinfo=timezone.utc))
-    >>> p = feedback_point(fb, source="sensor")
-    >>> p.tags, p.fields["count"]
-    ({'site': 's1', 'source': 'sensor', 'label': 'unsure'}, 1.0)
-    """
-    if not site:
-        try:
-            site = route_key(fb.alert_id).split("/", 1)[0]
-        except ValueError:
-            site = "unknown"
-    tags = {"site": site or "unknown", "source": source or "unknown", "label": fb.label}
-    fields: dict[str, float | int | bool | str] = {
-        "alert_id": fb.alert_id, "user": fb.user, "comment": fb.comment, "verdict": fb.verdict, "count": 1.0,
-    }
-    return Point("feedback", tags, fields, fb.ts)
 
 
 # ---------------------------------------------------------------- sending (CLI)

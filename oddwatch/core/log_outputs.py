@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from oddwatch.core.alerts import Transition
 from oddwatch.core.log_pipeline import WindowResult
-from oddwatch.records import UTC, Alert, Point
+from oddwatch.records import UTC, Alert
 
 if TYPE_CHECKING:
     from oddwatch.core.feedback import Feedback
@@ -156,25 +156,3 @@ def feedback_close(source: str, fb: Feedback, t: Transition, severity: str) -> A
     )
 
 
-def window_point(r: WindowResult, stamp: datetime | None = None) -> Point:
-    """The ``log_window`` point of one scored window, at *stamp* (default: its end)."""
-    site, host, app = split_source(r.source)
-    return Point(
-        "log_window", {"site": site, "host": host, "app": app},
-        {"novelty": float(r.score), "threshold": float(r.threshold), "lines": int(r.lines),
-         "templates": int(r.templates), "is_anomaly": bool(r.is_anomaly), "window_id": r.window_id,
-         "start_ms": float(r.start * 1000.0), "end_ms": float(r.end * 1000.0), **novel_template_fields(r)},
-        stamp or datetime.fromtimestamp(r.end, UTC),
-    )
-
-
-def novel_template_fields(r: WindowResult) -> dict[str, float | int | bool | str]:
-    """``novel_template`` and ``example`` of an anomalous window with a new or rare template."""
-    burst = r.explanation.get("burst") if r.is_anomaly else None
-    if burst:
-        return {"novel_template": str(burst["template"])[:256], "example": str(burst["example"])[:256]}
-    rare = r.explanation.get("rare_templates", []) if r.is_anomaly else []
-    if not rare:
-        return {}
-    first = min(rare, key=lambda x: x["windows_seen"])
-    return {"novel_template": str(first["template"])[:256], "example": str(first["example"])[:256]}

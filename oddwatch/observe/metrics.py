@@ -36,10 +36,10 @@ from prometheus_client import (
 )
 
 from oddwatch.records import IngestError, Message, Point
+from oddwatch.schema import pipeline_point
 from oddwatch.settings import MetricsSettings
 
 PREFIX = "oddwatch_"
-PIPELINE_MEASUREMENT = "pipeline"
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 
@@ -300,8 +300,7 @@ class PipelineReporter:
         if lag is not None:
             components["flow"] = {"lag_s": lag, "lag_samples": delta("end_to_end_lag_seconds_count")}
         return [
-            Point(PIPELINE_MEASUREMENT, {"component": name, "instance": self.instance}, dict(fields), now)
-            for name, fields in components.items()
+            pipeline_point(name, self.instance, fields, now) for name, fields in components.items()
         ]
 
 
