@@ -10,9 +10,37 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 UTC = UTC
 EXCERPT_CHARS = 256
+
+# Closed vocabularies: the values the schema (docs/schema.md) and the dashboards rely on.
+Stream = Literal["sensor", "log", "incident", "feedback"]  # ingest_error stream tag
+AlertSource = Literal["sensor", "log", "incident"]
+AlertKind = Literal["open", "close", "summary"]
+Severity = Literal["warning", "critical"]
+CRITICAL_SCORE = 0.9  # the default score from which an alert is critical
+
+
+def alert_id(key: str, opened_at: datetime) -> str:
+    """The id of the alert of *key* (``site/asset/sensor`` or ``site/host/app``) opened at *opened_at*.
+
+    Operators answer alerts by this id (``oddwatch feedback``), so it is built here only.
+
+    >>> alert_id("s1/pump1/temp", datetime(2026, 1, 1, tzinfo=UTC))
+    's1/pump1/temp:1767225600'
+    """
+    return f"{key}:{int(opened_at.timestamp())}"
+
+
+def severity(peak_score: float, critical_score: float = CRITICAL_SCORE) -> Severity:
+    """``critical`` once an alert's peak score reaches *critical_score*, else ``warning``.
+
+    >>> severity(0.95), severity(0.6)
+    ('critical', 'warning')
+    """
+    return "critical" if peak_score >= critical_score else "warning"
 
 
 def utcnow() -> datetime:
@@ -83,7 +111,7 @@ class LogLine:
 class IngestError:
     """Input that could not be used, with the reason, kept so nothing is silently dropped."""
 
-    stream: str
+    stream: Stream
     step: str
     reason: str
     topic: str
@@ -117,9 +145,9 @@ class Alert:
     """An alert transition (open, close or summary) with its explanation."""
 
     alert_id: str
-    source: str  # "sensor" | "log"
-    kind: str  # "open" | "close" | "summary"
-    severity: str  # "warning" | "critical"
+    source: AlertSource
+    kind: AlertKind
+    severity: Severity
     site: str
     subject: str  # asset (sensors) or host/app (logs)
     title: str

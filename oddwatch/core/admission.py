@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from oddwatch.records import IngestError, Message, excerpt
+from oddwatch.records import IngestError, Message, Stream, excerpt
 from oddwatch.settings import LogSettings, SensorSettings
 
 
@@ -111,7 +111,7 @@ class AdmitStep:
     ('over_capacity', 's1/a/rpm is a new key, but [sensors].max_series = 1 keys are')
     """
 
-    def __init__(self, parse: Callable[[Message], list[Any]], admission: Admission, *, stream: str,
+    def __init__(self, parse: Callable[[Message], list[Any]], admission: Admission, *, stream: Stream,
                  step: str, setting: str) -> None:
         self.parse = parse
         self.admission = admission

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +19,7 @@ class Transition:
     threshold that opened the alert; ``peak_score`` the highest score seen while open.
     """
 
-    kind: str
+    kind: Literal["open", "close"]
     ts: datetime
     opened_at: datetime
     score: float

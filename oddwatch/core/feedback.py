@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from oddwatch.records import Alert, IngestError, Message, Outgoing, excerpt
+from oddwatch.records import Alert, IngestError, Message, Outgoing, Severity, Stream, excerpt, severity
 
 if TYPE_CHECKING:  # imported for types only: keeps this module light for the CLI
     from oddwatch.core.series import SeriesState
@@ -148,7 +148,7 @@ def topic_prefix(topic_filter: str) -> str:
     return "/".join(levels)
 
 
-def parse_feedback(msg: Message, *, prefix: str = DEFAULT_PREFIX, stream: str = "feedback") -> Feedback | IngestError:
+def parse_feedback(msg: Message, *, prefix: str = DEFAULT_PREFIX, stream: Stream = "feedback") -> Feedback | IngestError:
     """Parse one feedback message; bad input comes back as an :class:`IngestError`, never raises.
 
     Examples
@@ -172,7 +172,7 @@ def parse_feedback(msg: Message, *, prefix: str = DEFAULT_PREFIX, stream: str = 
         return failure(stream, "parse_feedback", msg, exc)
 
 
-def _parse_feedback(msg: Message, prefix: str, stream: str) -> Feedback | IngestError:
+def _parse_feedback(msg: Message, prefix: str, stream: Stream) -> Feedback | IngestError:
     def error(reason: str, detail: str) -> IngestError:
         return IngestError(stream, "parse_feedback", reason, msg.topic, excerpt(msg.payload), detail, msg.received)
 
@@ -300,17 +300,17 @@ def _quiet_close(state: SeriesState, fb: Feedback, epoch: int, peak: float) -> A
     ts = max(fb.ts, opened)
     tr.is_open = False
     tr.closed_at = ts  # cooldown from now on, as after any close
-    peak_severity = "critical" if peak >= state.params.critical_score else "warning"
-    severity = getattr(state, "open_severity", peak_severity)  # the open row's severity tag
+    peak_severity = severity(peak, state.params.critical_score)
+    open_severity: Severity = getattr(state, "open_severity", peak_severity)  # the open row's severity tag
     where = f"{state.sensor} on {state.site}/{state.asset}"
     who = f" by {fb.user}" if fb.user else ""
     return Alert(
-        alert_id=fb.alert_id, source="sensor", kind="close", severity=severity, site=state.site,
+        alert_id=fb.alert_id, source="sensor", kind="close", severity=open_severity, site=state.site,
         subject=state.asset, title=f"{where}: closed as a false positive",
         text=(f"{where}: alert open since {opened.isoformat()} marked a false positive{who}"
               f"{': ' + fb.comment if fb.comment else ''}; threshold floor now {state.calibration.min_threshold:.3f} "
               f"(peak score {peak:.3f})."),
         score=peak, threshold=state.calibration.threshold, opened_at=opened, ts=ts,
         details={"key": state.key, "sensor": state.sensor, "peak_score": peak, "closed_by": "feedback",
-                 "user": fb.user, "open_severity": severity, "peak_severity": peak_severity},
+                 "user": fb.user, "open_severity": open_severity, "peak_severity": peak_severity},
     )

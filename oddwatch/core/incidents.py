@@ -46,7 +46,7 @@ import bisect
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from oddwatch.records import Alert
+from oddwatch.records import Alert, Severity
 
 SEVERITY_RANK = {"warning": 1, "critical": 2}
 
@@ -59,8 +59,8 @@ class Incident:
     kind: str
     site: str
     asset: str
-    severity: str  # severity at opening (the InfluxDB tag: the row is rewritten in place)
-    peak_severity: str
+    severity: Severity  # severity at opening (the InfluxDB tag: the row is rewritten in place)
+    peak_severity: Severity
     title: str
     text: str
     alerts: int
@@ -80,7 +80,7 @@ class _Member:
     source: str
     stream: str
     opened_at: datetime
-    severity: str
+    severity: Severity
     closed_at: datetime | None = None
 
 
@@ -90,7 +90,7 @@ class _Open:
 
     incident_id: str
     opened_at: datetime
-    severity: str
+    severity: Severity
     members: dict[str, _Member] = field(default_factory=dict)
     story: list[tuple[datetime, int, str]] = field(default_factory=list)
     omitted: int = 0

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from oddwatch.core.alerts import Transition
 from oddwatch.core.log_pipeline import WindowResult
-from oddwatch.records import UTC, Alert
+from oddwatch.records import UTC, Alert, Severity, alert_id, severity
 
 if TYPE_CHECKING:
     from oddwatch.core.feedback import Feedback
@@ -48,7 +48,7 @@ def silence_alerts(s: Silence, factor: float) -> tuple[Alert, ...]:
     text = (f"{s.source} was silent from its line at {since:%Y-%m-%d %H:%M:%S}Z until {end:%Y-%m-%d %H:%M:%S}Z: "
             f"{gap:.0f} s without a log line, {gap / max(s.usual_gap, 1e-9):.0f} times its usual gap; it usually "
             f"sends one every {s.usual_gap:.1f} s. Check that the service and its log shipping run.")
-    common = {"alert_id": f"{s.source}:{int(due.timestamp())}", "source": "log", "severity": "warning",
+    common = {"alert_id": alert_id(s.source, due), "source": "log", "severity": "warning",
               "site": site, "subject": subject, "threshold": 0.5, "opened_at": due,
               "details": {"silence_s": gap, "usual_gap_s": s.usual_gap}}
     return (
@@ -58,9 +58,9 @@ def silence_alerts(s: Silence, factor: float) -> tuple[Alert, ...]:
     )
 
 
-def severity_of(score: float) -> str:
-    """``critical`` for a novelty of 0.9 or more, else ``warning``."""
-    return "critical" if score >= 0.9 else "warning"
+def severity_of(score: float) -> Severity:
+    """``critical`` for a novelty of 0.9 or more, else ``warning`` (:func:`oddwatch.records.severity`)."""
+    return severity(score)
 
 
 def split_source(source: str) -> tuple[str, str, str]:
@@ -68,7 +68,7 @@ def split_source(source: str) -> tuple[str, str, str]:
     return site, host, app
 
 
-def log_alert(r: WindowResult, t: Transition, severity: str) -> Alert:
+def log_alert(r: WindowResult, t: Transition, severity: Severity) -> Alert:
     """An explained alert for a novel log window (open) or the return to normal (close).
 
     *severity* is the one the alert opened with, for the close too (it is the ``alert`` rows'
@@ -86,7 +86,7 @@ def log_alert(r: WindowResult, t: Transition, severity: str) -> Alert:
         text = (f"Log alert on {r.source} open since {t.opened_at.isoformat()} closed after {t.readings} windows "
                 f"(peak novelty {t.peak_score:.3f}, threshold {t.threshold:.3f}).")
     return Alert(
-        alert_id=f"{r.source}:{int(t.opened_at.timestamp())}", source="log", kind=t.kind,
+        alert_id=alert_id(r.source, t.opened_at), source="log", kind=t.kind,
         severity=severity, site=site, subject=subject,
         title=title, text=text, score=r.score, threshold=r.threshold, opened_at=t.opened_at, ts=end,
         details={"window_id": r.window_id, "start": start, "end": end, "lines": r.lines, "peak_severity": severity_of(t.peak_score),
@@ -140,7 +140,7 @@ def _open_text(r: WindowResult, start: datetime, end: datetime) -> tuple[str, st
     return "unusual mix of log messages", text
 
 
-def feedback_close(source: str, fb: Feedback, t: Transition, severity: str) -> Alert:
+def feedback_close(source: str, fb: Feedback, t: Transition, severity: Severity) -> Alert:
     """The quiet close of a log alert an operator marked a false positive (InfluxDB only)."""
     site, host, app = split_source(source)
     subject = f"{host}/{app}"

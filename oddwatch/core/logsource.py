@@ -86,7 +86,7 @@ from oddwatch.core.log_pipeline import (
     TemplatedWindow,
     WindowResult,
 )
-from oddwatch.records import UTC, Alert
+from oddwatch.records import UTC, Alert, Severity
 from oddwatch.settings import AlertSettings
 
 RawLine = tuple[float, str]  # (event time in epoch seconds, message)
@@ -211,7 +211,7 @@ class LogSourceState:
         self.tracker = AlertTracker(1, a.log_close_after, a.log_cooldown_s)
         self.drift = DriftWatch()  # drift points only: the log threshold is not re-fitted
         self.recent = RecentWindows(recent)
-        self.open_severity = "warning"
+        self.open_severity: Severity = "warning"
         self.last_stamp_us = 0
         self.lines = 0
         self.windows = 0

@@ -16,7 +16,7 @@ from detectors.sensor import SensorDetector
 from oddwatch.core.alerts import AlertTracker, Transition
 from oddwatch.core.drift import recalibrate
 from oddwatch.params import SeriesParams
-from oddwatch.records import Alert, Reading
+from oddwatch.records import Alert, Reading, Severity, alert_id, severity
 from oddwatch.settings import AlertSettings
 
 
@@ -165,15 +165,15 @@ class SeriesState:
                 f"(peak score {t.peak_score:.3f}, threshold {t.threshold:.3f}); "
                 f"value {r.value:.4g}{unit}, expected [{low:.4g}, {high:.4g}]{unit}."
             )
-        peak_severity = "critical" if t.peak_score >= self.params.critical_score else "warning"
+        peak_severity = severity(t.peak_score, self.params.critical_score)
         if t.kind == "open":
             self.open_severity = peak_severity
-        severity = getattr(self, "open_severity", peak_severity)  # one severity from open to close
+        open_severity: Severity = getattr(self, "open_severity", peak_severity)  # one severity from open to close
         return Alert(
-            alert_id=f"{self.key}:{int(t.opened_at.timestamp())}",
+            alert_id=alert_id(self.key, t.opened_at),
             source="sensor",
             kind=t.kind,
-            severity=severity,
+            severity=open_severity,
             site=self.site,
             subject=self.asset,
             title=title,

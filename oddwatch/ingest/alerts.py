@@ -20,14 +20,14 @@ import json
 from datetime import datetime
 from typing import Any
 
-from oddwatch.records import Alert, IngestError, Message, excerpt
+from oddwatch.records import Alert, IngestError, Message, Stream, excerpt
 
 KINDS = ("open", "close", "summary")
 MAX_PAYLOAD_BYTES = 262144
 STRINGS = ("alert_id", "source", "kind", "severity", "site", "subject", "title", "text")
 
 
-def parse_alert(msg: Message, *, stream: str = "incident") -> Alert | IngestError:
+def parse_alert(msg: Message, *, stream: Stream = "incident") -> Alert | IngestError:
     """One alert message as an :class:`Alert`; bad input comes back as an :class:`IngestError`."""
 
     def error(reason: str, detail: str) -> IngestError:

@@ -20,14 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from oddwatch.records import IngestError, Message, excerpt
+from oddwatch.records import IngestError, Message, Stream, excerpt
 
 T = TypeVar("T")
 
 REASON = "parse_failed"
 
 
-def failure(stream: str, step: str, msg: Message, exc: BaseException) -> IngestError:
+def failure(stream: Stream, step: str, msg: Message, exc: BaseException) -> IngestError:
     """The ``parse_failed`` ingest error for *exc* raised while parsing *msg*."""
     detail = (f"{step} raised {type(exc).__name__} for topic {msg.topic!r}, payload "
               f"{excerpt(msg.payload, 80)!r}: {str(exc)[:200]}; the message was skipped "
@@ -36,7 +36,7 @@ def failure(stream: str, step: str, msg: Message, exc: BaseException) -> IngestE
                        payload=excerpt(msg.payload), detail=detail, ts=msg.received)
 
 
-def guarded(stream: str, step: str, parse: Callable[[Message], list[T]]) -> Callable[[Message], list[T | IngestError]]:
+def guarded(stream: Stream, step: str, parse: Callable[[Message], list[T]]) -> Callable[[Message], list[T | IngestError]]:
     """*parse* that returns ``[IngestError]`` instead of raising (Exception, not KeyboardInterrupt)."""
 
     def run(msg: Message) -> list[T | IngestError]:
