@@ -47,10 +47,13 @@ def dev_summary(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_hdfs_dev_block_f1_of_alert_decisions(dev_summary: dict) -> None:
-    # Measured with the defaults (all-MiniLM-L6-v2), 2026-11-27: F1 0.909 (P 0.843, R 0.986),
-    # AUROC 0.997, AUPRC 0.853; most of the 39 false positives fall in the first ~1,200
-    # windows (cold start: a new normal template or shape alerts until it is learnt).
+    # The defaults were chosen on the blocks first seen in the first half of HDFS_dev.log
+    # (scripts/cv_hdfs.py); the second half is the held-out measure. Measured with the default
+    # model, 2026-12-02: second half F1 0.879 (P 1.000, R 0.784), AUROC 1.000; whole file
+    # F1 0.87.
     assert dev_summary["labelled_sessions"] == 5750
-    assert dev_summary["f1"] >= 0.90
-    assert dev_summary["auroc"] >= 0.99
-    assert dev_summary["recall"] >= 0.95
+    held_out = dev_summary["second_half"]
+    assert held_out["labelled_sessions"] > 2500
+    assert held_out["f1"] >= 0.85
+    assert held_out["precision"] >= 0.95
+    assert held_out["auroc"] >= 0.99

@@ -230,9 +230,14 @@ def evaluate_logs(
     n_lines = labelled_lines = 0
     first_ts = last_ts = None
 
+    first_seen: dict[str, int] = {}  # session id -> the line it first appears on (labelled sessions only)
+
     def counted() -> Iterator[tuple[float, str, str]]:
         nonlocal n_lines, labelled_lines, first_ts, last_ts
         for ts, source, msg, line_label in read_log(path, fmt):
+            if label_of:
+                for sid in regex.findall(msg):
+                    first_seen.setdefault(sid if isinstance(sid, str) else sid[0], n_lines)
             n_lines += 1
             first_ts = ts if first_ts is None else first_ts
             last_ts = ts
@@ -256,6 +261,14 @@ def evaluate_logs(
             return window_label.get(r.window_id, "")
     else:
         metrics = session_metrics(results, label_of, regex)
+        # The same online run, scored apart on the sessions first seen in each half of the file:
+        # settings tuned on the first half are measured on the second (scripts/cv_hdfs.py).
+        half = n_lines // 2
+        for name, part in (("first_half", {s for s, n in first_seen.items() if n < half}),
+                           ("second_half", {s for s, n in first_seen.items() if n >= half})):
+            metrics[name] = {k: v for k, v in session_metrics(results, label_of, regex, only=part).items()
+                             if k in ("labelled_sessions", "anomalous_sessions", "precision", "recall", "f1",
+                                      "auroc", "auprc")}
 
         def label_of_window(r: WindowResult) -> int | str:
             return label_of.get(session_of(r.window_id, regex), "")
