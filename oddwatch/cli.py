@@ -331,7 +331,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     import getpass
 
     from oddwatch.connectors.mqtt import MqttError
-    from oddwatch.core.feedback import send_feedback
+    from oddwatch.feedback import send_feedback
 
     try:
         msg = send_feedback(_settings(args), args.alert_id, args.verdict, args.user or getpass.getuser(),

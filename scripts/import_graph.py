@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("oddwatch.observe",),
     ("oddwatch.connectors",),
     ("flows", "oddwatch.observe.health"),
-    ("oddwatch",),  # everything else in the package: evaluation, services, replay, CLI, ...
+    ("oddwatch",),  # everything else in the package: commands, tools, evaluation
 )
 
 

@@ -267,7 +267,7 @@ def test_send_feedback_reaches_a_subscriber(services) -> None:  # type: ignore[n
     import uuid
 
     from oddwatch.connectors.mqtt import MqttSource
-    from oddwatch.core.feedback import send_feedback
+    from oddwatch.feedback import send_feedback
 
     prefix = f"ow-fb-{uuid.uuid4().hex[:8]}/feedback"
     settings = services.settings(mqtt={"feedback_topic": f"{prefix}/#"})

@@ -22,16 +22,14 @@ Learning:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from oddwatch.records import Alert, IngestError, Message, Outgoing, Severity, Stream, excerpt, severity
+from oddwatch.records import Alert, IngestError, Message, Outgoing, Stream, excerpt, severity
 
 if TYPE_CHECKING:  # imported for types only: keeps this module light for the CLI
     from oddwatch.core.series import SeriesState
-    from oddwatch.settings import Settings
 
 VERDICTS = ("false_positive", "true_positive", "ack", "missed")  # missed: an incident nobody was alerted to
 LABELS = {"false_positive": "false_positive", "true_positive": "true_positive", "ack": "unsure", "missed": "missed"}
@@ -233,32 +231,14 @@ def feedback_message(alert_id: str, verdict: str, user: str = "", comment: str =
     return Outgoing(f"{prefix.rstrip('/')}/{alert_id}", json.dumps(body).encode(), qos=1)
 
 
-def send_feedback(settings: Settings, alert_id: str, verdict: str, user: str = "", comment: str = "",
-                  *, timeout_s: float = 10.0) -> Outgoing:
-    """Publish feedback on ``settings.mqtt`` and wait for the broker's acknowledgement."""
-    import os
-
-    from oddwatch.connectors.mqtt import MqttError, MqttPublisher
-
-    msg = feedback_message(alert_id, verdict, user, comment, prefix=topic_prefix(settings.mqtt.feedback_topic))
-    with MqttPublisher(settings.mqtt, f"{settings.mqtt.client_id}-feedback-{os.getpid()}") as pub:
-        pub.publish(msg.topic, msg.payload, qos=msg.qos)
-        if not pub.wait_all(timeout_s):
-            raise MqttError(f"feedback for {alert_id}: broker {pub.where} did not acknowledge within {timeout_s} s")
-    return msg
-
-
 # ---------------------------------------------------------------- learning: sensors
 def _sensor_peak(state: SeriesState, alert_id: str, epoch: int) -> float | None:
     """The peak score of one of the series' recent alerts, if this state still knows it."""
-    recent: Mapping[str, float] = getattr(state, "recent_alerts", None) or {}  # proposed in series.py
+    recent = state.recent_alerts
     peaks = [float(recent[alert_id])] if alert_id in recent else []
     tr = state.tracker
     if tr.is_open and tr.opened_at is not None and int(tr.opened_at.timestamp()) == epoch:
-        peak = getattr(tr, "peak_score", None)  # proposed public name ...
-        peak = getattr(tr, "_peak", None) if peak is None else peak  # ... of today's private field
-        if peak is not None:
-            peaks.append(float(peak))
+        peaks.append(tr.peak_score)
     return max(peaks) if peaks else None
 
 
@@ -298,10 +278,9 @@ def _quiet_close(state: SeriesState, fb: Feedback, epoch: int, peak: float) -> A
         return None
     opened = tr.opened_at
     ts = max(fb.ts, opened)
-    tr.is_open = False
-    tr.closed_at = ts  # cooldown from now on, as after any close
+    tr.close(ts)  # the cooldown runs from now on, as after any close
     peak_severity = severity(peak, state.params.critical_score)
-    open_severity: Severity = getattr(state, "open_severity", peak_severity)  # the open row's severity tag
+    open_severity = state.open_severity  # the open row's severity tag
     where = f"{state.sensor} on {state.site}/{state.asset}"
     who = f" by {fb.user}" if fb.user else ""
     return Alert(

@@ -100,7 +100,7 @@ class SeriesState:
         self.drift = DriftWatch(delta=p.drift_delta, min_samples=p.drift_min_samples) if p.drift else None
         self.recent_alerts: dict[str, float] = {}  # alert_id -> peak score (oddwatch.core.feedback)
         self.since_close = p.quiet_after_alert  # readings since the last alert closed
-        self.open_severity = "warning"  # the open alert's severity, kept until it closes
+        self.open_severity: Severity = "warning"  # the open alert's severity, kept until it closes
 
     @property
     def key(self) -> str:
@@ -168,7 +168,7 @@ class SeriesState:
         peak_severity = severity(t.peak_score, self.params.critical_score)
         if t.kind == "open":
             self.open_severity = peak_severity
-        open_severity: Severity = getattr(self, "open_severity", peak_severity)  # one severity from open to close
+        open_severity = self.open_severity  # one severity from open to close
         return Alert(
             alert_id=alert_id(self.key, t.opened_at),
             source="sensor",
