@@ -21,11 +21,11 @@ from typing import Any, TypeGuard, cast
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 
-from flows.runtime import connectors
+from flows.runtime import DeadletterMessage, ParseFeedback, SplitFeedback, budget_key, connectors, value_of
 from oddwatch.core.asset_state import AssetState, Decided
 from oddwatch.core.assets import AssetMap
 from oddwatch.core.budget import AlertBudget
-from oddwatch.core.feedback import Feedback, parse_feedback, route_key, topic_prefix
+from oddwatch.core.feedback import Feedback, route_key, topic_prefix
 from oddwatch.core.incidents import Incident, source_of_alert
 from oddwatch.core.quality import QualityRow
 from oddwatch.ingest.alerts import parse_alert
@@ -35,7 +35,6 @@ from oddwatch.schema import (
     alert_message,
     alert_points,
     budget_point,
-    deadletter_message,
     error_point,
     incident_message,
     incident_points,
@@ -150,15 +149,36 @@ def budget_points(item: Incident | Alert | Point) -> list[Point]:
     return [item] if isinstance(item, Point) else []
 
 
-def to_messages(item: Incident | Alert | Point | QualityRow, settings: Settings) -> Outgoing | None:
-    """The MQTT message of a paged incident, a budget summary, or a source below its floor."""
-    if isinstance(item, Incident):
-        return incident_message(item, settings.incidents.topic_prefix)
-    if isinstance(item, Alert):
-        return alert_message(item, settings.incidents.topic_prefix)
-    if isinstance(item, QualityRow) and item.below_floor:
-        return quality_message(item, settings.quality.topic_prefix)
-    return None
+class ToMessages:
+    """The ``to_messages`` step: a paged incident, a budget summary, or a source below its floor."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.incidents_prefix = settings.incidents.topic_prefix
+        self.quality_prefix = settings.quality.topic_prefix
+
+    def __call__(self, item: Incident | Alert | Point | QualityRow) -> Outgoing | None:
+        if isinstance(item, Incident):
+            return incident_message(item, self.incidents_prefix)
+        if isinstance(item, Alert):
+            return alert_message(item, self.incidents_prefix)
+        if isinstance(item, QualityRow) and item.below_floor:
+            return quality_message(item, self.quality_prefix)
+        return None
+
+
+class CheckSource:
+    """The ``check_source`` step: :func:`check_source` with the flow's asset map."""
+
+    def __init__(self, assets: AssetMap) -> None:
+        self.assets = assets
+
+    def __call__(self, item: object) -> object:
+        return check_source(self.assets, item)
+
+
+def is_quality(item: object) -> bool:
+    """The ``quality_only`` step's predicate: quality rows go on to their MQTT message."""
+    return isinstance(item, QualityRow)
 
 
 def build_flow(
@@ -180,24 +200,23 @@ def build_flow(
 
     flow = Dataflow("incidents")
     messages = op.input("mqtt_in", flow, source)
-    by_topic = op.branch("split_feedback", messages, lambda m: m.topic.startswith(fb_prefix + "/"))
-    feedback = op.map("parse_feedback", by_topic.trues,
-                      lambda m: parse_feedback(m, prefix=fb_prefix, stream="incident"))
+    by_topic = op.branch("split_feedback", messages, SplitFeedback(fb_prefix))
+    feedback = op.map("parse_feedback", by_topic.trues, ParseFeedback(fb_prefix, "incident"))
     alerts = op.map("parse_alert", by_topic.falses, parse_alert)
-    checked = op.map("check_source", op.merge("inputs", alerts, feedback), lambda x: check_source(assets, x))
+    checked = op.map("check_source", op.merge("inputs", alerts, feedback), CheckSource(assets))
     split = op.branch("split_errors", checked, is_input)
     errors = cast("Stream[IngestError]", op.filter("only_errors", split.falses, is_error))
     keyed = op.key_on("asset_key", split.trues, AssetKey(assets))
-    decided = op.flat_map("unkey", op.stateful_map("incident", keyed, IncidentStep(settings, assets)), lambda kv: kv[1])
+    decided = op.flat_map("unkey", op.stateful_map("incident", keyed, IncidentStep(settings, assets)), value_of)
     points = op.flat_map("to_points", decided, to_points)
-    incidents = op.key_on("budget_key", op.filter_map("incidents_only", decided, only_incident), lambda _: "budget")
+    incidents = op.key_on("budget_key", op.filter_map("incidents_only", decided, only_incident), budget_key)
     budgeted = op.flat_map("unkey_budget", op.stateful_map("budget", incidents, IncidentBudgetStep(settings.alerts)),
-                           lambda kv: kv[1])
+                           value_of)
     budget_pts = op.flat_map("budget_points", budgeted, budget_points)
-    quality = op.filter("quality_only", decided, lambda x: isinstance(x, QualityRow))
-    msgs = op.filter_map("to_messages", op.merge("pages", budgeted, quality), lambda x: to_messages(x, settings))
+    quality = op.filter("quality_only", decided, is_quality)
+    msgs = op.filter_map("to_messages", op.merge("pages", budgeted, quality), ToMessages(settings))
     err_points = op.map("error_point", errors, error_point)
-    err_msgs = op.map("deadletter_message", errors, lambda e: deadletter_message(e, dead_prefix))
+    err_msgs = op.map("deadletter_message", errors, DeadletterMessage(dead_prefix))
     op.output("influx_out", op.merge("all_points", points, budget_pts, err_points), influx_sink)
     op.output("mqtt_out", op.merge("all_messages", msgs, err_msgs), mqtt_sink)
     return flow

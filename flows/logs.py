@@ -26,13 +26,21 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.operators import StatefulBatchLogic
 
 from detectors.embedders import Embedder, TemplateEmbeddingCache
-from flows.runtime import BudgetStep, budget_points, connectors, value_of
+from flows.runtime import (
+    BudgetStep,
+    DeadletterMessage,
+    ParseFeedback,
+    SplitFeedback,
+    ToMessage,
+    budget_key,
+    budget_points,
+    connectors,
+    value_of,
+)
 from oddwatch.core.admission import Evict, admit_sources
 from oddwatch.core.feedback import (
     Feedback,
     FeedbackDone,
-    is_quiet,
-    parse_feedback,
     route_key,
     topic_prefix,
 )
@@ -44,10 +52,8 @@ from oddwatch.ingest.logs import parse_log
 from oddwatch.ingest.topics import matches
 from oddwatch.observe.logsetup import configure_logging
 from oddwatch.observe.metrics import METRICS, Metrics
-from oddwatch.records import Alert, IngestError, LogLine, Message, Outgoing, Point, spread_errors, utcnow
+from oddwatch.records import Alert, IngestError, LogLine, Message, Point, spread_errors, utcnow
 from oddwatch.schema import (
-    alert_message,
-    deadletter_message,
     drift_point,
     error_point,
     feedback_point,
@@ -242,46 +248,6 @@ class Decide:
 
 
 # ---------------------------------------------------------------- small named steps
-class SplitFeedback:
-    """The ``split_feedback`` step's predicate: True for a message on the feedback topics."""
-
-    def __init__(self, prefix: str) -> None:
-        self.head = prefix + "/"
-
-    def __call__(self, msg: Message) -> bool:
-        return msg.topic.startswith(self.head)
-
-
-class ParseFeedback:
-    """The ``parse_feedback`` step: a feedback message -> :class:`Feedback` or an ingest error."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-
-    def __call__(self, msg: Message) -> Feedback | IngestError:
-        return parse_feedback(msg, prefix=self.prefix, stream="log")
-
-
-class ToMessage:
-    """The ``to_messages`` step: a budgeted alert -> its MQTT message (none for quiet closes)."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-
-    def __call__(self, item: Alert | Point) -> Outgoing | None:
-        return alert_message(item, self.prefix) if isinstance(item, Alert) and not is_quiet(item) else None
-
-
-class DeadletterMessage:
-    """The ``deadletter_message`` step: an ingest error -> its dead-letter MQTT message."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-
-    def __call__(self, err: IngestError) -> Outgoing:
-        return deadletter_message(err, self.prefix)
-
-
 def is_line(x: object) -> TypeGuard[LogLine | Evict]:
     """Log lines (and evictions of idle sources) go on to their source; everything else is an ingest error."""
     return isinstance(x, (LogLine, Evict))
@@ -295,11 +261,6 @@ def is_feedback(x: object) -> TypeGuard[Feedback]:
 def source_key(item: LogLine | Feedback | Evict) -> str:
     """The ``source_key`` step: lines by site/host/app, feedback by its alert's source."""
     return route_key(item.alert_id) if isinstance(item, Feedback) else item.key
-
-
-def budget_key(_: Alert) -> str:
-    """The ``budget_key`` step: every alert of the flow through one budget."""
-    return "budget"
 
 
 def to_points(d: Decision) -> list[Point]:
@@ -348,7 +309,7 @@ def build_flow(
     flow = Dataflow("logs")
     messages = op.input("mqtt_in", flow, source)
     by_topic = op.branch("split_feedback", messages, SplitFeedback(fb_prefix))
-    feedback = op.branch("split_feedback_errors", op.map("parse_feedback", by_topic.trues, ParseFeedback(fb_prefix)),
+    feedback = op.branch("split_feedback_errors", op.map("parse_feedback", by_topic.trues, ParseFeedback(fb_prefix, "log")),
                          is_feedback)
     parse = guarded("log", "parse_log", admit_sources(LogParser(settings.logs, meters), settings.logs))
     parsed = op.flat_map("parse_log", by_topic.falses, parse)

@@ -12,8 +12,10 @@ from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from oddwatch.core.budget import AlertBudget
-from oddwatch.records import Alert, Point
-from oddwatch.schema import alert_points, budget_point
+from oddwatch.core.feedback import Feedback, is_quiet, parse_feedback
+from oddwatch.records import Alert, IngestError, Message, Outgoing, Point
+from oddwatch.records import Stream as StreamName
+from oddwatch.schema import alert_message, alert_points, budget_point, deadletter_message
 from oddwatch.settings import AlertSettings, Settings
 
 V = TypeVar("V")
@@ -181,3 +183,50 @@ class BudgetStep:
 def budget_points(item: Alert | Point) -> list[Point]:
     """InfluxDB points of one ``budget`` output: the alert's rows, or the ``pipeline`` point."""
     return alert_points(item) if isinstance(item, Alert) else [item]
+
+
+# ---------------------------------------------------------------- steps every flow shares
+class SplitFeedback:
+    """The ``split_feedback`` step's predicate: True for a message on the feedback topics."""
+
+    def __init__(self, prefix: str) -> None:
+        self.head = prefix + "/"
+
+    def __call__(self, msg: Message) -> bool:
+        return msg.topic.startswith(self.head)
+
+
+class ParseFeedback:
+    """The ``parse_feedback`` step: a feedback message -> :class:`Feedback` or an ingest error."""
+
+    def __init__(self, prefix: str, stream: StreamName) -> None:
+        self.prefix = prefix
+        self.stream: StreamName = stream
+
+    def __call__(self, msg: Message) -> Feedback | IngestError:
+        return parse_feedback(msg, prefix=self.prefix, stream=self.stream)
+
+
+class ToMessage:
+    """The ``to_messages`` step: a budgeted alert -> its MQTT message (none for quiet closes or points)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def __call__(self, item: Alert | Point) -> Outgoing | None:
+        return alert_message(item, self.prefix) if isinstance(item, Alert) and not is_quiet(item) else None
+
+
+class DeadletterMessage:
+    """The ``deadletter_message`` step: an ingest error -> its dead-letter MQTT message."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def __call__(self, err: IngestError) -> Outgoing:
+        return deadletter_message(err, self.prefix)
+
+
+def budget_key(_: object) -> str:
+    """The ``budget_key`` step: every alert of the flow through one budget."""
+    return "budget"

@@ -18,14 +18,25 @@ from typing import Any, TypeGuard, cast
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 
-from flows.runtime import DISCARD, BudgetStep, Discard, budget_points, connectors, keyed_state
+from flows.runtime import (
+    DISCARD,
+    BudgetStep,
+    DeadletterMessage,
+    Discard,
+    ParseFeedback,
+    SplitFeedback,
+    ToMessage,
+    budget_key,
+    budget_points,
+    connectors,
+    keyed_state,
+    value_of,
+)
 from oddwatch.core.admission import Evict, admit_series
 from oddwatch.core.feedback import (
     Feedback,
     FeedbackDone,
     apply_sensor_feedback,
-    is_quiet,
-    parse_feedback,
     route_key,
     topic_prefix,
 )
@@ -34,10 +45,8 @@ from oddwatch.ingest.guard import guarded
 from oddwatch.ingest.sensors import SensorParser
 from oddwatch.observe import metrics
 from oddwatch.observe.logsetup import configure_logging
-from oddwatch.records import Alert, IngestError, Outgoing, Point, Reading, utcnow
+from oddwatch.records import Alert, IngestError, Point, Reading, utcnow
 from oddwatch.schema import (
-    alert_message,
-    deadletter_message,
     drift_point,
     error_point,
     feedback_point,
@@ -123,11 +132,6 @@ def to_points(s: Scored | FeedbackDone) -> list[Point]:
     return points
 
 
-def to_messages(item: Alert | Point, alerts_prefix: str) -> Outgoing | None:
-    """The MQTT message of one budgeted alert (none for quiet closes and metric points)."""
-    return alert_message(item, alerts_prefix) if isinstance(item, Alert) and not is_quiet(item) else None
-
-
 def is_input(x: object) -> TypeGuard[Reading | Feedback | Evict]:
     """Readings and feedback go on to the series; everything else is an ingest error."""
     return isinstance(x, (Reading, Feedback, Evict))
@@ -153,9 +157,8 @@ def build_flow(
     fb_prefix = topic_prefix(settings.mqtt.feedback_topic)
     flow = Dataflow("sensors")
     messages = op.input("mqtt_in", flow, source)
-    by_topic = op.branch("split_feedback", messages, lambda m: m.topic.startswith(fb_prefix + "/"))
-    feedback = op.map("parse_feedback", by_topic.trues,
-                      lambda m: parse_feedback(m, prefix=fb_prefix, stream="sensor"))
+    by_topic = op.branch("split_feedback", messages, SplitFeedback(fb_prefix))
+    feedback = op.map("parse_feedback", by_topic.trues, ParseFeedback(fb_prefix, "sensor"))
     parse = guarded("sensor", "parse_reading", admit_series(parser.parse, settings.sensors))
     parsed = op.flat_map_batch("parse_reading", by_topic.falses, metrics.counted_batch("sensor", parse))
     split = op.branch("split_errors", op.merge("inputs", parsed, feedback), is_input)
@@ -164,13 +167,13 @@ def build_flow(
     score = ScoreStep(settings)
     scored: Stream[Scored | FeedbackDone] = keyed_state("score", keyed, score.new, score)
     points = op.flat_map_batch("to_points", scored, to_points_batch)
-    alerts = op.key_on("budget_key", op.filter_map("alert_of", scored, alert_of), lambda _: "budget")
+    alerts = op.key_on("budget_key", op.filter_map("alert_of", scored, alert_of), budget_key)
     budgeted = op.flat_map("unkey_budget", op.stateful_map("budget", alerts, BudgetStep(settings.alerts, "sensors")),
-                           lambda kv: kv[1])
+                           value_of)
     alert_pts = op.flat_map("budget_points", budgeted, budget_points)
-    alert_msgs = op.filter_map("to_messages", budgeted, lambda a: to_messages(a, prefix))
+    alert_msgs = op.filter_map("to_messages", budgeted, ToMessage(prefix))
     err_points = op.map("error_point", errors, error_point)
-    err_msgs = op.map("deadletter_message", errors, lambda e: deadletter_message(e, dead_prefix))
+    err_msgs = op.map("deadletter_message", errors, DeadletterMessage(dead_prefix))
     op.output("influx_out", op.merge("all_points", points, alert_pts, err_points), influx_sink)
     op.output("mqtt_out", op.merge("all_messages", alert_msgs, err_msgs), mqtt_sink)
     return flow

@@ -92,8 +92,9 @@ def test_alert_explains_itself_and_closes_with_the_same_id() -> None:
     assert opened.kind == "open" and closed.kind == "close"
     assert opened.alert_id == closed.alert_id == f"site1/pump7/temp:{int(opened.opened_at.timestamp())}"
     assert opened.opened_at == T0 + timedelta(minutes=FAULT_AT)
-    assert "temp on site1/pump7" in opened.title and "above expected range" in opened.title
-    for needle in ("expected [", "anomaly score", "threshold", "since 2026-01-02"):
+    assert "temp on site1/pump7: spike" in opened.title and "above its expected range" in opened.title
+    assert opened.details["check"] == "spike"
+    for needle in ("far from the median", "times its usual size", "Anomaly score", "threshold", "since 2026-01-02"):
         assert needle in opened.text
     assert float(opened.details["expected_low"]) < float(opened.details["value"])  # type: ignore[arg-type]
     assert closed.state == "closed" and "back to normal" in closed.title

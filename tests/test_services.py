@@ -182,6 +182,6 @@ def test_listens_on_tells_a_listening_socket(tmp_path: Path) -> None:
 def test_rpc_port_zero_is_chosen_at_start(tmp_path: Path) -> None:
     local = LocalServices(tmp_path, free_port(), free_port())
     assert local.influx_rpc_port == 0  # nothing started yet
-    s = build_settings({"services": {"influx_rpc_port": 0}})
+    s = build_settings({"services": {"influx_rpc_port": 0, "state_dir": str(tmp_path / "state")}})
     assert from_settings(s).influx_rpc_port == 0
     assert build_settings({}).services.influx_rpc_port == 0

@@ -56,7 +56,17 @@ class SeriesOutput:
     raw_score: float = 0.0  # the detector's score, uncapped (calibration and drift watch learn it)
 
 
-RECENT_ALERTS = 16  # alerts per series whose peak score operator feedback can still use
+RECENT_ALERTS = 16
+
+# What each detector component means to an operator: (the check, what it saw).
+CHECKS = {
+    "point": ("spike", "the value is far from the median of its last {point_window} readings"),
+    "level": ("level shift", "the mean of its last {level_k} readings moved away from the {level_window} before"),
+    "spread": ("noise", "the readings jump from one to the next far more than usual"),
+    "stuck": ("stuck value", "the same value repeats longer than this series ever did"),
+    "novelty": ("unusual pattern", "the shape of its last {window} readings is unlike any it showed before"),
+    "hst": ("outlier", "Half-Space Trees find the value rare among recent readings"),
+}  # alerts per series whose peak score operator feedback can still use
 
 
 class SeriesState:
@@ -76,7 +86,7 @@ class SeriesState:
     >>> [i for i, o in enumerate(outs) if o.is_anomaly]
     [1200]
     >>> print(outs[1200].alert.title)
-    temp on s1/pump1: value 65.63 above expected range
+    temp on s1/pump1: spike, value 65.63 above its expected range [45.75, 54.4]
     """
 
     def __init__(
@@ -142,21 +152,37 @@ class SeriesState:
             raw_score=score,
         )
 
+    def _check(self, r: Reading) -> tuple[str, float]:
+        """The component that scores this reading highest, and its size against its usual one."""
+        components = getattr(self.detector, "components", None)  # stand-in detectors in tests lack it
+        parts: dict[str, float] = components({"value": r.value}) if components else {}
+        if not parts:
+            return "", 0.0
+        name = max(parts, key=lambda k: parts[k])
+        return name, parts[name]
+
     def _alert(self, t: Transition, r: Reading, low: float, high: float) -> Alert:
         where = f"{self.sensor} on {self.site}/{self.asset}"
-        if r.value > high:
-            position = "above expected range"
-        elif r.value < low:
-            position = "below expected range"
-        else:
-            position = "within expected range (unusual pattern)"
         unit = f" {r.unit}" if r.unit else ""
         since = t.opened_at.isoformat()
+        check = ""
         if t.kind == "open":
-            title = f"{where}: value {r.value:.4g}{unit} {position}"
+            name, size = self._check(r)
+            check, why = CHECKS.get(name, ("anomaly", "the reading is unlike the series' past"))
+            p = self.params
+            why = why.format(window=p.window, point_window=p.point_window, level_k=p.level_k,
+                             level_window=p.level_window)
+            if r.value > high:
+                where_value = f"above its expected range [{low:.4g}, {high:.4g}]{unit}"
+            elif r.value < low:
+                where_value = f"below its expected range [{low:.4g}, {high:.4g}]{unit}"
+            else:
+                where_value = f"inside its range [{low:.4g}, {high:.4g}]{unit} but {why}"
+            title = f"{where}: {check}, value {r.value:.4g}{unit} {where_value.split(' but ')[0]}"
             text = (
-                f"{where}: value {r.value:.4g}{unit}, expected [{low:.4g}, {high:.4g}]{unit}; "
-                f"anomaly score {t.score:.3f} >= threshold {t.threshold:.3f} since {since}."
+                f"{where}: {check}: {why}. Value {r.value:.4g}{unit}, {where_value}; this measure is "
+                f"{size:.1f} times its usual size (alerts from {p.alert_ratio:g}). Anomaly score "
+                f"{t.score:.3f} >= threshold {t.threshold:.3f} since {since}."
             )
         else:
             title = f"{where}: back to normal"
@@ -189,6 +215,7 @@ class SeriesState:
                 "expected_low": low,
                 "expected_high": high,
                 "peak_score": t.peak_score,
+                **({"check": check} if check else {}),
                 "peak_severity": peak_severity,
             },
         )
