@@ -47,21 +47,17 @@ def cmd_services(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run a dataflow in this process with Bytewax's runner (replaces this process)."""
-    target = {"sensors": "flows.sensors:build_flow()", "logs": "flows.logs:build_flow()"}[args.flow]
-    argv = [sys.executable, "-m", "bytewax.run", target, "-w", str(args.workers)]
-    if args.recovery_dir:
-        recovery = Path(args.recovery_dir)
-        if not recovery.exists():  # Bytewax needs its partitions created once
-            recovery.mkdir(parents=True)
-            import subprocess
-
-            subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True)
-        argv += ["-r", str(recovery), "-s", str(args.snapshot_s), "-b", "0"]
+    """Run a dataflow in this process; with recovery (the default) it resumes where it stopped."""
     if args.config:
         os.environ["ODDWATCH_CONFIG"] = args.config
-    os.execv(sys.executable, argv)
-    return 0  # pragma: no cover
+    if args.no_recovery:
+        os.environ["ODDWATCH_STATE__RECOVERY"] = "false"  # the flow factory reads MQTT directly
+    settings = _settings(args)
+    from oddwatch.flowrun import run_flow
+
+    recovery = Path(args.recovery_dir) if args.recovery_dir else None
+    snapshot_s = args.snapshot_s if args.snapshot_s is not None else settings.state.snapshot_s
+    return run_flow(settings, args.flow, workers=args.workers, recovery=recovery, snapshot_s=snapshot_s)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -181,8 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a dataflow (Bytewax)")
     p.add_argument("flow", choices=["sensors", "logs"])
     p.add_argument("-w", "--workers", type=int, default=1)
-    p.add_argument("--recovery-dir", help="Bytewax recovery directory (create with python -m bytewax.recovery DIR N)")
-    p.add_argument("--snapshot-s", type=int, default=10)
+    p.add_argument("--recovery-dir", help="Bytewax snapshots (default: <[state].dir>/<flow>/recovery, created "
+                   "on first run)")
+    p.add_argument("--snapshot-s", type=float, default=None, help="snapshot interval (default: [state].snapshot_s)")
+    p.add_argument("--no-recovery", action="store_true",
+                   help="no WAL, no snapshots: a stop or crash loses in-flight messages and model state")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("simulate", help="publish simulated data over MQTT")

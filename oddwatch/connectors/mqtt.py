@@ -6,6 +6,9 @@
 - :class:`MqttPublisher`: a blocking-connect publisher that keeps QoS 1 messages until the
   broker acknowledges them and blocks (never drops) when too many are in flight.
 - :class:`MqttSink`: Bytewax ``DynamicSink`` of :class:`~oddwatch.records.Outgoing`.
+- :class:`MqttWalReceiver`: the same persistent-session subscriber, appending each message to a
+  :class:`~oddwatch.connectors.wal.Wal` and acknowledging it only then (a broker's redelivery
+  of a message the WAL already holds is acknowledged and not appended again).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from oddwatch.connectors.wal import Wal
 from oddwatch.records import Message, Outgoing, utcnow
 from oddwatch.settings import MqttSettings
 
@@ -101,6 +106,8 @@ class _MqttSourcePartition(StatelessSourcePartition[Message]):
         self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_connect_fail = self._on_connect_fail
+        self._unreachable_logged = False
         self.client.connect_async(
             self.settings.host,
             self.settings.port,
@@ -116,6 +123,9 @@ class _MqttSourcePartition(StatelessSourcePartition[Message]):
         if reason.is_failure:
             log.error("mqtt source %s: broker %s refused the connection: %s", self.client_id, where, reason)
             return
+        if self._unreachable_logged:
+            log.warning("mqtt source %s: broker %s is reachable again", self.client_id, where)
+            self._unreachable_logged = False
         first, self._connected_once = not self._connected_once, True
         if flags.session_present and not first:
             # The broker kept our subscriptions (and queued what arrived meanwhile).
@@ -142,6 +152,13 @@ class _MqttSourcePartition(StatelessSourcePartition[Message]):
         self._pending_subs.discard(mid)
         if not self._pending_subs and not failed:
             self.source._mark_subscribed(self.worker_index)
+
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        if not self._unreachable_logged:  # once per outage; paho retries every reconnect_max_s at most
+            self._unreachable_logged = True
+            log.error("mqtt source %s: broker %s:%s unreachable; retrying every %.1f s at most (check that the "
+                      "broker runs, e.g. `oddwatch services up`, and [mqtt].host/port)", self.client_id,
+                      self.settings.host, self.settings.port, self.settings.reconnect_max_s)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if not self.source._closing:
@@ -237,6 +254,39 @@ class MqttSource(DynamicSource[Message]):
             return self._cond.wait_for(lambda: len(self._subscribed) >= workers, timeout)
 
 
+class MqttWalReceiver(_MqttSourcePartition):
+    """A persistent-session subscriber that appends each message to *wal*, then acknowledges it.
+
+    The client id is ``{client_id}-{flow}-w{index}`` (as :class:`MqttSource`'s worker
+    *index*), so it resumes the same broker session. A message the broker marks as a
+    redelivery (DUP) whose topic and payload the WAL's last records hold is acknowledged and
+    not appended again. A failed append is logged and the message left unacknowledged (the
+    broker redelivers it on the next connection).
+    """
+
+    def __init__(self, settings: MqttSettings, topics: list[str], *, flow: str, wal: Wal, index: int = 0) -> None:
+        self.wal = wal
+        self.redelivered = 0
+        super().__init__(MqttSource(settings, topics, flow=flow), index)
+
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        payload = bytes(msg.payload)
+        if msg.dup and self.wal.holds_recent(msg.topic, payload):
+            self.redelivered += 1
+        else:
+            try:
+                self.wal.append(msg.topic, payload, time.time_ns(), msg.qos)
+            except OSError as exc:
+                log.error("mqtt source %s: cannot append the message on %r (%d bytes) to WAL %s: %s; "
+                          "left unacknowledged", self.client_id, msg.topic, len(payload), self.wal.dir, exc)
+                return
+        if msg.qos > 0:
+            client.ack(msg.mid, msg.qos)
+
+    def wait_subscribed(self, timeout: float = 10.0) -> bool:
+        return self.source.wait_subscribed(timeout)
+
+
 # --------------------------------------------------------------------------- publisher
 class MqttPublisher:
     """A connected publisher; QoS 1/2 messages are kept until acked, never dropped.
@@ -251,6 +301,9 @@ class MqttPublisher:
         How long to wait for CONNACK before raising :class:`MqttError`.
     max_inflight
         Unacknowledged messages allowed before :meth:`publish` blocks.
+    wait_connected
+        False: do not wait for (or require) the first connection; paho keeps trying every
+        ``reconnect_max_s`` at most and QoS 1/2 messages wait for it (a flow's sink).
     """
 
     def __init__(
@@ -260,6 +313,7 @@ class MqttPublisher:
         *,
         connect_timeout_s: float = 10.0,
         max_inflight: int = PUBLISH_INFLIGHT,
+        wait_connected: bool = True,
     ) -> None:
         self.settings = settings
         self.client_id = client_id
@@ -277,6 +331,15 @@ class MqttPublisher:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self._unreachable_logged = False
+        if not wait_connected:
+            self.client.on_connect_fail = self._on_connect_fail
+            self.client.connect_async(
+                settings.host, settings.port, keepalive=settings.keepalive_s, clean_start=True,
+                properties=_connect_properties(settings, persistent=False),
+            )
+            self.client.loop_start()
+            return
         try:
             self.client.connect(
                 settings.host, settings.port, keepalive=settings.keepalive_s, clean_start=True,
@@ -285,7 +348,7 @@ class MqttPublisher:
         except OSError as exc:
             raise MqttError(
                 f"MQTT publisher {client_id}: cannot connect to {self.where}: {exc}; is the broker running "
-                "(oddwatch services start) and [mqtt].host/port right?"
+                "(oddwatch services up) and [mqtt].host/port right?"
             ) from exc
         self.client.loop_start()
         if not self._connected.wait(connect_timeout_s) or self._refused:
@@ -293,7 +356,14 @@ class MqttPublisher:
             reason = self._refused or f"no CONNACK within {connect_timeout_s} s"
             raise MqttError(f"MQTT publisher {client_id}: connecting to {self.where} failed: {reason}")
 
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        if not self._unreachable_logged:
+            self._unreachable_logged = True
+            log.error("mqtt publisher %s: broker %s unreachable; retrying every %.1f s at most, %d message(s) kept",
+                      self.client_id, self.where, self.settings.reconnect_max_s, self._outstanding)
+
     def _on_connect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._unreachable_logged = False
         if reason.is_failure:
             self._refused = str(reason)
             log.error("mqtt publisher %s: %s refused the connection: %s", self.client_id, self.where, reason)
@@ -393,5 +463,5 @@ class MqttSink(DynamicSink[Outgoing]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _MqttSinkPartition:
         client_id = f"{self.settings.client_id}-{self.flow}-out-w{worker_index}"
-        return _MqttSinkPartition(MqttPublisher(self.settings, client_id))
+        return _MqttSinkPartition(MqttPublisher(self.settings, client_id, wait_connected=False))
 
