@@ -67,13 +67,18 @@ class FlowProcess:
         self.starts = 0
         self.log_path = self.workdir / f"{flow}-0.log"
 
-    def start(self, timeout: float = 60.0) -> FlowProcess:
-        """Start the flow and wait until its MQTT client has subscribed (or resumed its session)."""
+    def start(self, timeout: float = 60.0, *, wait: bool = True) -> FlowProcess:
+        """Start the flow and (with *wait*) wait until its MQTT client has subscribed or resumed."""
         self.starts += 1
         self.log_path = self.workdir / f"{self.flow}-{self.starts}.log"
         with open(self.log_path, "wb") as err:
             self.proc = subprocess.Popen([sys.executable, "-m", "oddwatch.cli", "run", self.flow], env=self.env,
                                          stdout=subprocess.DEVNULL, stderr=err)
+        return self.wait_ready(timeout) if wait else self
+
+    def wait_ready(self, timeout: float = 60.0) -> FlowProcess:
+        """Wait until the flow's MQTT client has subscribed (or resumed its session)."""
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.stderr()

@@ -357,9 +357,10 @@ class MqttPublisher:
             raise MqttError(f"MQTT publisher {client_id}: connecting to {self.where} failed: {reason}")
 
     def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        # debug only: a flow's source reports the same broker's outage once
         if not self._unreachable_logged:
             self._unreachable_logged = True
-            log.error("mqtt publisher %s: broker %s unreachable; retrying every %.1f s at most, %d message(s) kept",
+            log.debug("mqtt publisher %s: broker %s unreachable; retrying every %.1f s at most, %d message(s) kept",
                       self.client_id, self.where, self.settings.reconnect_max_s, self._outstanding)
 
     def _on_connect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
