@@ -145,20 +145,37 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    """Publish an operator's verdict on an alert (the flows learn from false positives)."""
+    """Publish an operator's verdict on an alert (the flows learn from false positives), then
+    wait up to ``--wait`` seconds for a flow to report it applied it (its ``feedback`` point)."""
     import getpass
+    import time
 
+    from oddwatch.connectors.influx import InfluxError
     from oddwatch.connectors.mqtt import MqttError
-    from oddwatch.core.feedback import send_feedback
+    from oddwatch.core.feedback import send_feedback, wait_applied
 
+    settings = _settings(args)
+    since_ns = time.time_ns() - 1_000_000_000
     try:
-        msg = send_feedback(_settings(args), args.alert_id, args.verdict, args.user or getpass.getuser(),
-                            args.comment)
+        msg = send_feedback(settings, args.alert_id, args.verdict, args.user or getpass.getuser(), args.comment)
     except (ValueError, MqttError) as exc:
         print(f"oddwatch feedback: {exc}", file=sys.stderr)
         return 2
-    print(f"sent {json.loads(msg.payload)['verdict']} for {args.alert_id} on {msg.topic}")
-    return 0
+    sent = f"sent {json.loads(msg.payload)['verdict']} for {args.alert_id} on {msg.topic}"
+    if args.wait <= 0:
+        print(sent)
+        return 0
+    try:
+        sources = wait_applied(settings, args.alert_id, since_ns, args.wait)
+    except InfluxError as exc:
+        print(f"{sent}; could not check whether a flow applied it: {exc}")
+        return 0
+    if sources:
+        print(f"{sent}; applied by the {' and '.join(sources)} flow")
+        return 0
+    print(f"oddwatch feedback: {sent}, but no flow applied it within {args.wait:g} s: is the flow running "
+          f"(oddwatch status), and is {args.alert_id!r} an alert id it raised?", file=sys.stderr)
+    return 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("verdict", help="false-positive, true-positive or ack")
     p.add_argument("--user", default="", help="who says so (default: the login name)")
     p.add_argument("--comment", default="")
+    p.add_argument("--wait", type=float, default=5.0,
+                   help="seconds to wait for a flow to apply it (exit 3 when none does; 0: do not wait)")
     p.set_defaults(func=cmd_feedback)
     return parser
 

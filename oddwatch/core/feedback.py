@@ -245,6 +245,32 @@ def send_feedback(settings: Settings, alert_id: str, verdict: str, user: str = "
     return msg
 
 
+def wait_applied(settings: Settings, alert_id: str, since_ns: int, timeout_s: float = 5.0) -> list[str]:
+    """The sources (``sensor``, ``log``) whose flow applied feedback on *alert_id* since *since_ns*.
+
+    A flow that knows the alert's series or log source writes a ``feedback`` point when it
+    applies the verdict; polls InfluxDB for it up to *timeout_s* (empty list: none did).
+    Raises :class:`oddwatch.connectors.influx.InfluxError` when InfluxDB cannot be asked.
+    """
+    import time
+
+    from oddwatch.connectors.influx import InfluxQuery
+
+    quoted = alert_id.replace("\\", "\\\\").replace("'", "\\'")
+    q = (f"SELECT \"count\", \"source\" FROM \"feedback\" WHERE alert_id = '{quoted}' "
+         f"AND time >= {int(since_ns)}")
+    client = InfluxQuery(settings.influx)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            rows = client.query(q)
+            if rows or time.monotonic() >= deadline:
+                return sorted({str(r.get("source", "unknown")) for r in rows})
+            time.sleep(0.25)
+    finally:
+        client.close()
+
+
 # ---------------------------------------------------------------- learning: sensors
 def _sensor_peak(state: SeriesState, alert_id: str, epoch: int) -> float | None:
     """The peak score of one of the series' recent alerts, if this state still knows it."""
