@@ -91,6 +91,16 @@ class Wal:
     fsync
         ``"off"``: an append reaches the page cache (survives kill -9, not power loss);
         ``"always"``: each append is fsynced before it returns.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> wal = Wal(tempfile.mkdtemp())
+    >>> end = wal.append("plant/s1/pump1/temp", b"20.5", 0, 1)
+    >>> msgs, offset = wal.read(0, 10)
+    >>> [(m.topic, m.payload) for m in msgs], offset == end == wal.end
+    ([('plant/s1/pump1/temp', b'20.5')], True)
+    >>> wal.close()
     """
 
     def __init__(self, directory: str | Path, *, segment_bytes: int = 16 * 1024 * 1024, fsync: str = "off") -> None:
