@@ -55,10 +55,12 @@ class WalError(RuntimeError):
     """The WAL folder cannot be used; the message names it."""
 
 
-def _encode(topic: str, payload: bytes, received_ns: int, qos: int) -> bytes:
+def _encode(topic: str, payload: bytes, received_ns: int, qos: int) -> tuple[bytes, tuple[int, int]]:
+    """The record and its digest (CRC-32 and length of the body)."""
     t = topic.encode()
     body = t + payload
-    return HEADER.pack(len(body), zlib.crc32(body), received_ns, qos, len(t)) + body
+    crc = zlib.crc32(body)
+    return HEADER.pack(len(body), crc, received_ns, qos, len(t)) + body, (crc, len(body))
 
 
 def _decode(buf: bytes, pos: int) -> tuple[Message, int] | None:
@@ -139,7 +141,8 @@ class Wal:
                 rec = None
             if rec is None:
                 break
-            self._remember(data[pos + HEADER.size : rec[1]])
+            body = data[pos + HEADER.size : rec[1]]
+            self._remember((zlib.crc32(body), len(body)))
             pos = rec[1]
         if pos < len(data):
             log.warning("WAL %s: cut %d bytes of a torn record off the end of %s", self.dir, len(data) - pos, path.name)
@@ -147,9 +150,9 @@ class Wal:
                 f.truncate(pos)
         return pos
 
-    def _remember(self, body: bytes) -> None:
+    def _remember(self, digest: tuple[int, int]) -> None:
         recent = self._recent
-        recent[(zlib.crc32(body), len(body))] = None
+        recent[digest] = None
         if len(recent) > RECENT:
             del recent[next(iter(recent))]
 
@@ -172,9 +175,9 @@ class Wal:
 
     def append(self, topic: str, payload: bytes, received_ns: int, qos: int) -> int:
         """Append one message; returns the offset after it (durable as ``fsync`` says)."""
-        record = _encode(topic, payload, received_ns, qos)
+        record, digest = _encode(topic, payload, received_ns, qos)
         with self._lock:
-            self._remember(record[HEADER.size :])
+            self._remember(digest)
             tail = self._tail
             if tail is None or self._end - self._bases[-1] >= self.segment_bytes:
                 tail = self._new_segment(self._end)
