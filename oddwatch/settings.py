@@ -90,7 +90,7 @@ class StateSettings:
 
     dir: str = "~/.local/state/oddwatch/state"
     recovery: bool = True
-    snapshot_s: float = 10.0  # Bytewax epoch and snapshot interval
+    snapshot_s: float = 30.0  # Bytewax epoch and snapshot interval (each snapshot copies every changed state)
     fsync: str = "off"  # "off": appends survive kill -9 (page cache); "always": also power loss
     wal_segment_bytes: int = 16 * 1024 * 1024
 

@@ -15,6 +15,9 @@ messages per second. Scenarios:
 - ``logs-sigterm``: SIGTERM then restart of the log flow mid-stream;
 - ``broker-restart``: Mosquitto stopped for 2 s and started again while the sensor flow runs;
   ``resume_s`` is the time from the broker's return to the first new reading stored;
+- ``inproc``: CPU per reading of the sensor flow in this process with null sinks, fed
+  directly (no WAL, no recovery) or through a WAL with recovery (``--throughput`` readings over
+  each of ``--series`` series counts; see :func:`bench_inproc`);
 - ``throughput``: ``--throughput`` readings queued in the flow's broker session while it is
   down, then drained; readings/s between 10 % and 90 % stored (start-up excluded), with the
   default snapshot interval (the fault scenarios snapshot every second).
@@ -32,10 +35,14 @@ import os
 import shlex
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from oddwatch.connectors.influx import InfluxQuery
 from oddwatch.connectors.mqtt import MqttPublisher
@@ -52,7 +59,7 @@ from oddwatch.faults import (
 from oddwatch.services import LocalServices, free_port
 from oddwatch.settings import Settings, build_settings
 
-SCENARIOS = ("sensors-kill", "logs-kill", "logs-sigterm", "broker-restart", "throughput")
+SCENARIOS = ("sensors-kill", "logs-kill", "logs-sigterm", "broker-restart", "throughput", "inproc")
 
 
 class Bench:
@@ -145,6 +152,71 @@ class Bench:
                 "cpu_us_per_reading": round((c90 - c10) / (0.8 * n) * 1e6, 1)}
 
 
+class _NullSink(DynamicSink[Any]):
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> StatelessSinkPartition[Any]:
+        class _Partition(StatelessSinkPartition[Any]):
+            def write_batch(self, items: list[Any]) -> None:
+                pass
+
+        return _Partition()
+
+
+class _NoReceiver:
+    def close(self) -> None:
+        pass
+
+
+def bench_inproc(root: Path, n: int, series: int, snapshot_s: float) -> list[dict[str, Any]]:
+    """CPU per reading of the sensor flow in this process, null sinks: messages from a
+    ``TestingSource`` in batches of 500 without recovery (the ceiling before the WAL), against
+    the same messages appended to a WAL (the receiver's cost) and read back by ``WalSource``
+    with recovery (one snapshot of every series at the end, plus one per *snapshot_s*)."""
+    from bytewax.recovery import RecoveryConfig, init_db_dir
+    from bytewax.testing import TestingSource, run_main
+
+    from flows.sensors import build_flow
+    from oddwatch.connectors.wal import Wal, WalSource
+    from oddwatch.records import Message, utcnow
+
+    settings = Settings()
+    now = utcnow()
+    msgs = [Message(t, p, now, 1) for t, p in sensor_messages("inproc", n, series=series)]
+    t0 = time.process_time()
+    run_main(build_flow(settings, source=TestingSource(msgs, batch_size=500), influx_sink=_NullSink(),
+                        mqtt_sink=_NullSink()))
+    direct = time.process_time() - t0
+    wal_dir = root / f"inproc-{series}-{snapshot_s}"
+    wal = Wal(wal_dir / "wal" / "p0")
+    t0 = time.process_time()
+    for m in msgs:
+        wal.append(m.topic, m.payload, time.time_ns(), 1)
+    append = time.process_time() - t0
+    wal.close()
+    stop = threading.Event()
+    stop.set()
+
+    def through_wal(recovery: RecoveryConfig | None) -> float:
+        source = WalSource(wal_dir / "wal", lambda w, part: _NoReceiver(), stop=stop)
+        t0 = time.process_time()
+        run_main(build_flow(settings, source=source, influx_sink=_NullSink(), mqtt_sink=_NullSink()),
+                 epoch_interval=timedelta(seconds=snapshot_s), recovery_config=recovery)
+        return time.process_time() - t0
+
+    no_snapshots = through_wal(None)
+    (wal_dir / "recovery").mkdir()
+    init_db_dir(wal_dir / "recovery", 1)
+    recovered = through_wal(RecoveryConfig(str(wal_dir / "recovery")))
+    snapshot = recovered - no_snapshots  # the run is shorter than snapshot_s: one snapshot, at the end
+    return [
+        {"scenario": f"inproc-direct-{series}series", "published": n, "cpu_us_per_reading": round(direct / n * 1e6, 1)},
+        {"scenario": f"inproc-wal-{series}series", "published": n,
+         "cpu_us_per_reading": round((append + no_snapshots) / n * 1e6, 1), "wal_append_us": round(append / n * 1e6, 1)},
+        {"scenario": f"inproc-wal-recovery-{series}series", "published": n,
+         "cpu_us_per_reading": round((append + recovered) / n * 1e6, 1),
+         "snapshot_ms_per_series": round(snapshot / series * 1e3, 2)},
+    ]
+
+
 def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of process *pid* (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -164,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=10000)
     parser.add_argument("--kills", type=int, default=2)
     parser.add_argument("--throughput", type=int, default=30000, help="readings queued for the throughput run")
+    parser.add_argument("--series", type=int, nargs="+", default=[100], help="series in the inproc run(s)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {SCENARIOS}")
     parser.add_argument("--no-recovery-too", action="store_true", help="also run each scenario with --no-recovery")
     parser.add_argument("--out", default="out/bench-faults.json")
@@ -176,6 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     local = LocalServices(root / "services", free_port(), free_port(), free_port())
     local.start(timeout_s=60)
     results: list[dict[str, Any]] = []
+    if "inproc" in only:
+        for series in args.series:
+            rows = bench_inproc(root, args.throughput, series, 10.0)
+            for row in rows:
+                print(json.dumps(row), file=sys.stderr)
+            results += rows
+        only.remove("inproc")
     try:
         for recovery in (True, False) if args.no_recovery_too else (True,):
             bench = Bench(local, root, args.rate, recovery)
