@@ -44,7 +44,16 @@ def run_flow(settings: Settings, flow: str, *, workers: int = 1, recovery: Path 
         raise ValueError(f"unknown flow {flow!r}; known: {', '.join(FLOWS)}")
     config = None
     if settings.state.recovery:
-        config = RecoveryConfig(str(recovery_dir(settings, flow, recovery)), backup_interval=timedelta(0))
+        from oddwatch.connectors.wal import Wal, WalError, WalSource
+
+        try:
+            config = RecoveryConfig(str(recovery_dir(settings, flow, recovery)), backup_interval=timedelta(0))
+            for part in WalSource(state_dir(settings, flow) / "wal", lambda w, p: w).list_parts():
+                Wal(state_dir(settings, flow) / "wal" / part).close()  # usable, and not in use
+        except (OSError, WalError) as exc:
+            print(f"oddwatch run {flow}: cannot use the state dir {state_dir(settings, flow)} ([state].dir): {exc}",
+                  file=sys.stderr)
+            return 2
     interval = timedelta(seconds=snapshot_s if snapshot_s is not None else settings.state.snapshot_s)
     dataflow = importlib.import_module(f"flows.{flow}").build_flow(settings)
     try:

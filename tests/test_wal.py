@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.operators import input, output
 from bytewax.operators import map as op_map
@@ -123,3 +124,18 @@ def test_durable_sink_batches_are_in_the_spool_before_they_are_written(tmp_path:
     again = InfluxWriter(settings, start=False)
     assert again._spool.read(10)[0] == ["m v=1 1", "m v=2 2"]
     again.close()
+
+
+def test_run_refuses_a_state_dir_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from oddwatch.flowrun import run_flow
+    from oddwatch.settings import Settings
+
+    settings = Settings()
+    settings.state.dir = str(tmp_path)
+    held = Wal(tmp_path / "sensors" / "wal" / "p0")  # another copy of the flow
+    try:
+        assert run_flow(settings, "sensors") == 2
+    finally:
+        held.close()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "in use by another process" in err and str(tmp_path) in err

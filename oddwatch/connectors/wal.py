@@ -48,7 +48,7 @@ IDLE_AWAKE = timedelta(milliseconds=10)
 RECENT = 4096
 #: Snapshots kept readable: segments are deleted only below the offset of the oldest of the
 #: last ``KEEP_SNAPSHOTS`` snapshots, since the newest one may not be committed yet.
-KEEP_SNAPSHOTS = 3
+KEEP_SNAPSHOTS = 10
 
 
 class WalError(RuntimeError):
