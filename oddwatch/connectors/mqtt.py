@@ -303,7 +303,7 @@ class MqttPublisher:
         Unacknowledged messages allowed before :meth:`publish` blocks.
     wait_connected
         False: do not wait for (or require) the first connection; paho keeps trying every
-        ``reconnect_max_s`` at most and QoS 1/2 messages wait for it (a flow's sink).
+        ``reconnect_max_s`` at most and :meth:`publish` blocks until it succeeds (a flow's sink).
     """
 
     def __init__(
@@ -387,6 +387,9 @@ class MqttPublisher:
         QoS 1/2 messages published while disconnected are queued and sent on reconnect.
         A QoS 0 message that cannot be sent raises :class:`MqttError`.
         """
+        while not self._connected.wait(1.0):  # the first connection (wait_connected=False): keeps the order
+            if self._closed:
+                break
         with self._cond:
             if self._closed:
                 raise MqttError(f"MQTT publisher {self.client_id} is closed; cannot publish to {topic!r}")
