@@ -473,8 +473,9 @@ class InfluxWriter:
         if self._down_since is None:
             self._down_since = time.monotonic()
             self._down_attempt = 0
-            log.warning("influx writer: cannot write to %s (%s); retrying, spooling to %s",
-                        self._write_url, message, self._spool.dir)
+            log.warning("influx writer: cannot write to %s (%s); retrying, spooling to %s (is InfluxDB running, "
+                        "e.g. `oddwatch services up`, and [influx].url right?)", self._write_url, message,
+                        self._spool.dir)
 
     def _up(self) -> None:
         if self._down_since is not None:
@@ -572,7 +573,11 @@ def flush_writers(timeout: float) -> tuple[bool, int]:
     with _WRITERS_LOCK:
         writers = [w for w, _ in _WRITERS.values()]
     deadline = time.monotonic() + timeout
-    done = all([w.flush(max(0.0, deadline - time.monotonic())) for w in writers])
+    done = True
+    for w in writers:
+        left = max(0.0, deadline - time.monotonic())
+        down = w._down_since is not None  # unreachable now: what is left stays in its spool
+        done = w.flush(min(left, 2.0) if down else left) and done
     return done, sum(w.spool_bytes for w in writers)
 
 
