@@ -78,6 +78,32 @@ def _decode(buf: bytes, pos: int) -> tuple[Message, int] | None:
     return Message(body[:tlen].decode(), bytes(body[tlen:]), received, qos), end + size
 
 
+def _decode_into(out: list[Message], data: bytes, max_records: int, topics: dict[bytes, str]) -> int:
+    """Append the whole records at the start of *data* to *out* (up to *max_records* in all);
+    the position after the last one. *topics* caches decoded topic names."""
+    unpack, crc32, size_h, n = HEADER.unpack_from, zlib.crc32, HEADER.size, len(data)
+    fromtimestamp = datetime.fromtimestamp
+    pos = 0
+    while len(out) < max_records and pos + size_h <= n:
+        size, crc, received_ns, qos, tlen = unpack(data, pos)
+        start = pos + size_h
+        end = start + size
+        if end > n:
+            break
+        body = data[start:end]
+        if crc32(body) != crc or tlen > size:
+            raise WalError(f"corrupt record (CRC mismatch) at byte {pos}")
+        raw = body[:tlen]
+        topic = topics.get(raw)
+        if topic is None:
+            topic = topics[raw] = raw.decode()
+            if len(topics) > 100_000:
+                topics.clear()
+        out.append(Message(topic, body[tlen:], fromtimestamp(received_ns / 1e9, UTC), qos))
+        pos = end
+    return pos
+
+
 class Wal:
     """An append-only log of messages in segment files, addressed by byte offset.
 
@@ -121,6 +147,7 @@ class Wal:
         self._tail: BinaryIO | None = None
         self._end = 0
         self._recent: dict[tuple[int, int], None] = {}
+        self._topics: dict[bytes, str] = {}
         if self._bases:
             self._end = self._bases[-1] + self._repair(self._bases[-1])
             self._tail = open(self._path(self._bases[-1]), "ab")  # noqa: SIM115 - kept open for appends
@@ -240,13 +267,7 @@ class Wal:
             with open(path, "rb") as f:
                 f.seek(offset - base)
                 data = f.read(min(seg_end - offset, max_bytes))
-            pos = 0
-            while len(out) < max_records:
-                rec = _decode(data, pos)
-                if rec is None:
-                    break
-                out.append(rec[0])
-                pos = rec[1]
+            pos = _decode_into(out, data, max_records, self._topics)
             if pos == 0:  # a record larger than max_bytes
                 max_bytes *= 2
                 continue
