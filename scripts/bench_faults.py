@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import sys
 import tempfile
 import threading
@@ -161,7 +162,13 @@ class _NullSink(DynamicSink[Any]):
         return _Partition()
 
 
-class _NoReceiver:
+class _Feeder:
+    """A receiver that appends *messages* to the WAL when the partition is built (as MQTT would)."""
+
+    def __init__(self, wal: Any, messages: list[Any]) -> None:
+        for m in messages:
+            wal.append(m.topic, m.payload, time.time_ns(), 1)
+
     def close(self) -> None:
         pass
 
@@ -169,13 +176,14 @@ class _NoReceiver:
 def bench_inproc(root: Path, n: int, series: int, snapshot_s: float) -> list[dict[str, Any]]:
     """CPU per reading of the sensor flow in this process, null sinks: messages from a
     ``TestingSource`` in batches of 500 without recovery (the ceiling before the WAL), against
-    the same messages appended to a WAL (the receiver's cost) and read back by ``WalSource``
-    with recovery (one snapshot of every series at the end, plus one per *snapshot_s*)."""
+    the same messages appended to a WAL as the MQTT receiver does and read by ``WalSource``
+    (from memory, as when it keeps up), without and with recovery (the run is shorter than
+    *snapshot_s*: one snapshot of every series, at the end; its cost is reported per series)."""
     from bytewax.recovery import RecoveryConfig, init_db_dir
     from bytewax.testing import TestingSource, run_main
 
     from flows.sensors import build_flow
-    from oddwatch.connectors.wal import Wal, WalSource
+    from oddwatch.connectors.wal import WalSource
     from oddwatch.records import Message, utcnow
 
     settings = Settings()
@@ -185,35 +193,30 @@ def bench_inproc(root: Path, n: int, series: int, snapshot_s: float) -> list[dic
     run_main(build_flow(settings, source=TestingSource(msgs, batch_size=500), influx_sink=_NullSink(),
                         mqtt_sink=_NullSink()))
     direct = time.process_time() - t0
-    wal_dir = root / f"inproc-{series}-{snapshot_s}"
-    wal = Wal(wal_dir / "wal" / "p0")
-    t0 = time.process_time()
-    for m in msgs:
-        wal.append(m.topic, m.payload, time.time_ns(), 1)
-    append = time.process_time() - t0
-    wal.close()
     stop = threading.Event()
     stop.set()
 
-    def through_wal(recovery: RecoveryConfig | None) -> float:
-        source = WalSource(wal_dir / "wal", lambda w, part: _NoReceiver(), stop=stop)
+    def through_wal(recovery: bool) -> float:
+        d = Path(tempfile.mkdtemp(prefix=f"inproc-{series}-", dir=root))
+        config = None
+        if recovery:
+            (d / "recovery").mkdir()
+            init_db_dir(d / "recovery", 1)
+            config = RecoveryConfig(str(d / "recovery"))
+        source = WalSource(d / "wal", lambda w, part: _Feeder(w, msgs), stop=stop)
         t0 = time.process_time()
         run_main(build_flow(settings, source=source, influx_sink=_NullSink(), mqtt_sink=_NullSink()),
-                 epoch_interval=timedelta(seconds=snapshot_s), recovery_config=recovery)
+                 epoch_interval=timedelta(seconds=snapshot_s), recovery_config=config)
         return time.process_time() - t0
 
-    no_snapshots = through_wal(None)
-    (wal_dir / "recovery").mkdir()
-    init_db_dir(wal_dir / "recovery", 1)
-    recovered = through_wal(RecoveryConfig(str(wal_dir / "recovery")))
-    snapshot = recovered - no_snapshots  # the run is shorter than snapshot_s: one snapshot, at the end
+    wal = through_wal(False)
+    recovered = through_wal(True)
     return [
         {"scenario": f"inproc-direct-{series}series", "published": n, "cpu_us_per_reading": round(direct / n * 1e6, 1)},
-        {"scenario": f"inproc-wal-{series}series", "published": n,
-         "cpu_us_per_reading": round((append + no_snapshots) / n * 1e6, 1), "wal_append_us": round(append / n * 1e6, 1)},
+        {"scenario": f"inproc-wal-{series}series", "published": n, "cpu_us_per_reading": round(wal / n * 1e6, 1)},
         {"scenario": f"inproc-wal-recovery-{series}series", "published": n,
-         "cpu_us_per_reading": round((append + recovered) / n * 1e6, 1),
-         "snapshot_ms_per_series": round(snapshot / series * 1e3, 2)},
+         "cpu_us_per_reading": round(recovered / n * 1e6, 1),
+         "snapshot_ms_per_series": round((recovered - wal) / series * 1e3, 2)},
     ]
 
 
@@ -237,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=2)
     parser.add_argument("--throughput", type=int, default=30000, help="readings queued for the throughput run")
     parser.add_argument("--series", type=int, nargs="+", default=[100], help="series in the inproc run(s)")
+    parser.add_argument("--repeat", type=int, default=1, help="inproc runs per series count (medians reported)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {SCENARIOS}")
     parser.add_argument("--no-recovery-too", action="store_true", help="also run each scenario with --no-recovery")
     parser.add_argument("--out", default="out/bench-faults.json")
@@ -246,17 +250,22 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenario(s) {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
     root = Path(tempfile.mkdtemp(prefix="oddwatch-bench-faults-"))
-    local = LocalServices(root / "services", free_port(), free_port(), free_port())
-    local.start(timeout_s=60)
     results: list[dict[str, Any]] = []
     if "inproc" in only:
         for series in args.series:
-            rows = bench_inproc(root, args.throughput, series, 10.0)
-            for row in rows:
-                print(json.dumps(row), file=sys.stderr)
-            results += rows
+            runs_of: dict[str, list[dict[str, Any]]] = {}
+            for _ in range(args.repeat):
+                for row in bench_inproc(root, args.throughput, series, Settings().state.snapshot_s):
+                    print(json.dumps(row), file=sys.stderr)
+                    runs_of.setdefault(row["scenario"], []).append(row)
+            for name, rows in runs_of.items():  # medians over the repeats
+                results.append({"scenario": name, "repeats": len(rows), **{
+                    k: statistics.median(r[k] for r in rows) for k in rows[0] if k != "scenario"}})
         only.remove("inproc")
+    local = LocalServices(root / "services", free_port(), free_port(), free_port())
     try:
+        if only:
+            local.start(timeout_s=60)
         for recovery in (True, False) if args.no_recovery_too else (True,):
             bench = Bench(local, root, args.rate, recovery)
             runs: dict[str, Callable[[], dict[str, Any]]] = {
@@ -273,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(row)
     finally:
         local.stop()
-    columns = ["scenario", "recovery", "published", "stored", "lost", "lost_pct", "resume_s", "readings_per_s",
-               "cpu_us_per_reading", "wall_s"]
+    columns = ["scenario", "recovery", "repeats", "published", "stored", "lost", "lost_pct", "resume_s", "readings_per_s",
+               "cpu_us_per_reading", "snapshot_ms_per_series", "wall_s"]
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for row in results:

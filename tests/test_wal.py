@@ -139,3 +139,30 @@ def test_run_refuses_a_state_dir_in_use(tmp_path: Path, capsys: pytest.CaptureFi
         held.close()
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "in use by another process" in err and str(tmp_path) in err
+
+
+def _drain(wal: Wal, offset: int, got: list[bytes], per_read: int = 70) -> int:
+    while True:
+        more, offset = wal.read(offset, per_read)
+        if not more:
+            return offset
+        got += [m.payload for m in more]
+
+
+def test_memory_and_files_hand_over_every_record_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("oddwatch.connectors.wal.MEMORY_RECORDS", 100)  # the reader lags beyond it
+    wal = Wal(tmp_path, segment_bytes=3000)
+    _fill(wal, 1000)
+    got: list[bytes] = []
+    assert _drain(wal, 0, got) == wal.end
+    assert got == [f"m{i}".encode() for i in range(1000)]
+    wal.close()
+    wal = Wal(tmp_path, segment_bytes=3000)  # a restart: old records from the files, new ones from memory
+    got, offset = [], 0
+    for i in range(1000, 1500):
+        _fill(wal, 1, start=i)
+        if i % 7 == 0:
+            offset = _drain(wal, offset, got, per_read=50)
+    assert _drain(wal, offset, got) == wal.end
+    assert got == [f"m{i}".encode() for i in range(1500)]
+    wal.close()

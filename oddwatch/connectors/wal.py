@@ -46,6 +46,8 @@ IDLE_AWAKE = timedelta(milliseconds=10)
 #: Records whose digests are remembered to recognise a broker's redelivery (at least the
 #: broker's in-flight window, MQTT's Receive Maximum).
 RECENT = 4096
+#: Appended messages kept in memory for the reader (beyond that, it reads them from the files).
+MEMORY_RECORDS = 100_000
 #: Snapshots kept readable: segments are deleted only below the offset of the oldest of the
 #: last ``KEEP_SNAPSHOTS`` snapshots, since the newest one may not be committed yet.
 KEEP_SNAPSHOTS = 10
@@ -148,6 +150,8 @@ class Wal:
         self._end = 0
         self._recent: dict[tuple[int, int], None] = {}
         self._topics: dict[bytes, str] = {}
+        # (start, end, message) of records appended by this process and not read yet
+        self._mem: deque[tuple[int, int, Message]] = deque()
         if self._bases:
             self._end = self._bases[-1] + self._repair(self._bases[-1])
             self._tail = open(self._path(self._bases[-1]), "ab")  # noqa: SIM115 - kept open for appends
@@ -212,8 +216,13 @@ class Wal:
             tail.flush()
             if self.fsync:
                 os.fsync(tail.fileno())
+            start = self._end
             self._end += len(record)
             self.appended += 1
+            mem = self._mem
+            if len(mem) >= MEMORY_RECORDS:
+                mem.popleft()  # the reader lags: it reads those from the file
+            mem.append((start, self._end, Message(topic, payload, datetime.fromtimestamp(received_ns / 1e9, UTC), qos)))
             return self._end
 
     def _new_segment(self, base: int) -> BinaryIO:
@@ -240,11 +249,37 @@ class Wal:
                 self._end = offset
 
     def read(self, offset: int, max_records: int, max_bytes: int = 4 * 1024 * 1024) -> tuple[list[Message], int]:
-        """Up to *max_records* messages from *offset*, and the offset after the last one."""
-        with self._lock:
-            bases = list(self._bases)
-            end = self._end
+        """Up to *max_records* messages from *offset*, and the offset after the last one.
+
+        Records appended by this process come from memory once the reader has caught up with
+        them; older ones (a replay after a restart, or a reader far behind) from the files.
+        """
         out: list[Message] = []
+        offset, end, bases = self._from_memory(offset, max_records, out)
+        if out:
+            return out, offset
+        offset = self._from_files(offset, end, bases, max_records, max_bytes, out)
+        if len(out) < max_records:
+            offset = self._from_memory(offset, max_records, out)[0]
+        return out, offset
+
+    def _from_memory(self, offset: int, max_records: int, out: list[Message]) -> tuple[int, int, list[int]]:
+        """Take records from memory if the one at *offset* is there: (new offset, end of what
+        the files must serve first, segment bases)."""
+        with self._lock:
+            mem = self._mem
+            while mem and mem[0][1] <= offset:
+                mem.popleft()
+            if mem and mem[0][0] == offset:
+                while mem and len(out) < max_records:
+                    _, offset, message = mem.popleft()
+                    out.append(message)
+                offset = mem[0][0] if mem else max(offset, self._end)
+            end = mem[0][0] if mem and mem[0][0] > offset else self._end
+            return offset, end, list(self._bases)
+
+    def _from_files(self, offset: int, end: int, bases: list[int], max_records: int, max_bytes: int,
+                    out: list[Message]) -> int:
         while len(out) < max_records and offset < end:
             i = bisect.bisect_right(bases, offset) - 1
             if i < 0:  # before the oldest segment: deleted, cannot be read again
@@ -272,7 +307,7 @@ class Wal:
                 max_bytes *= 2
                 continue
             offset += pos
-        return out, offset
+        return offset
 
     def delete_before(self, offset: int) -> int:
         """Delete the segments whose records all lie before *offset* (never the newest one)."""
