@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -56,8 +57,12 @@ def run_flow(settings: Settings, flow: str, *, workers: int = 1, recovery: Path 
             return 2
     interval = timedelta(seconds=snapshot_s if snapshot_s is not None else settings.state.snapshot_s)
     dataflow = importlib.import_module(f"flows.{flow}").build_flow(settings)
+    cluster: dict[str, object] = {}
+    if os.environ.get("BYTEWAX_PROCESS_ID") and os.environ.get("BYTEWAX_ADDRESSES"):  # as bytewax.run reads them
+        cluster = {"process_id": int(os.environ["BYTEWAX_PROCESS_ID"]),
+                   "addresses": os.environ["BYTEWAX_ADDRESSES"].split(";")}
     try:
-        cli_main(dataflow, workers_per_process=workers, epoch_interval=interval, recovery_config=config)
+        cli_main(dataflow, workers_per_process=workers, epoch_interval=interval, recovery_config=config, **cluster)
     except KeyboardInterrupt as exc:
         kept = ("resumes from its last snapshot and WAL" if config is not None
                 else "without recovery: in-flight messages and state since start are not kept")

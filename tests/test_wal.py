@@ -166,3 +166,12 @@ def test_memory_and_files_hand_over_every_record_once(tmp_path: Path, monkeypatc
     assert _drain(wal, offset, got) == wal.end
     assert got == [f"m{i}".encode() for i in range(1500)]
     wal.close()
+
+
+def test_redelivery_is_recognised_just_after_a_new_segment(tmp_path: Path) -> None:
+    wal = Wal(tmp_path, segment_bytes=100)
+    _fill(wal, 6)  # the last records sit in the segment before the newest one
+    wal.close()
+    wal = Wal(tmp_path, segment_bytes=100)
+    assert wal.holds_recent("t/1", b"m4") and wal.holds_recent("t/2", b"m5")
+    wal.close()

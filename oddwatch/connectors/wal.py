@@ -152,6 +152,8 @@ class Wal:
         self._topics: dict[bytes, str] = {}
         # (start, end, message) of records appended by this process and not read yet
         self._mem: deque[tuple[int, int, Message]] = deque()
+        if len(self._bases) > 1:  # the newest segment may hold few records: remember the one before too
+            self._scan(self._bases[-2])
         if self._bases:
             self._end = self._bases[-1] + self._repair(self._bases[-1])
             self._tail = open(self._path(self._bases[-1]), "ab")  # noqa: SIM115 - kept open for appends
@@ -159,6 +161,17 @@ class Wal:
 
     def _path(self, base: int) -> Path:
         return self.dir / f"{base:020d}{SUFFIX}"
+
+    def _scan(self, base: int) -> None:
+        """Remember the digests of segment *base*'s records (for :meth:`holds_recent`)."""
+        data = self._path(base).read_bytes()
+        pos, n = 0, len(data)
+        while pos + HEADER.size <= n:
+            size, crc = HEADER.unpack_from(data, pos)[:2]
+            pos += HEADER.size + size
+            if pos > n:
+                break
+            self._remember((crc, size))
 
     def _repair(self, base: int) -> int:
         """Cut a torn record off the end of segment *base*; its length of whole records."""
