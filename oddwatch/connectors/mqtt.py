@@ -7,8 +7,8 @@
   broker acknowledges them and blocks (never drops) when too many are in flight.
 - :class:`MqttSink`: Bytewax ``DynamicSink`` of :class:`~oddwatch.records.Outgoing`.
 - :class:`MqttWalReceiver`: the same persistent-session subscriber, appending each message to a
-  :class:`~oddwatch.connectors.wal.Wal` and acknowledging it only then (a broker's redelivery
-  of a message the WAL already holds is acknowledged and not appended again).
+  :class:`~oddwatch.connectors.wal.Wal` and acknowledging it only once appended (a broker's
+  redelivery of a message the WAL already holds is acknowledged and not appended again).
 """
 
 from __future__ import annotations
@@ -255,7 +255,8 @@ class MqttSource(DynamicSource[Message]):
 
 
 class MqttWalReceiver(_MqttSourcePartition):
-    """A persistent-session subscriber that appends each message to *wal*, then acknowledges it.
+    """A persistent-session subscriber that appends each message to *wal*; :meth:`ack_appended`
+    then acknowledges what was appended.
 
     The client id is ``{client_id}-{flow}-w{index}`` (as :class:`MqttSource`'s worker
     *index*), so it resumes the same broker session. A message the broker marks as a
@@ -267,6 +268,8 @@ class MqttWalReceiver(_MqttSourcePartition):
     def __init__(self, settings: MqttSettings, topics: list[str], *, flow: str, wal: Wal, index: int = 0) -> None:
         self.wal = wal
         self.redelivered = 0
+        self._acks: list[tuple[int, int]] = []
+        self._acks_lock = threading.Lock()
         super().__init__(MqttSource(settings, topics, flow=flow), index)
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
@@ -281,7 +284,20 @@ class MqttWalReceiver(_MqttSourcePartition):
                           "left unacknowledged", self.client_id, msg.topic, len(payload), self.wal.dir, exc)
                 return
         if msg.qos > 0:
-            client.ack(msg.mid, msg.qos)
+            with self._acks_lock:
+                self._acks.append((msg.mid, msg.qos))
+
+    def ack_appended(self) -> int:
+        """Acknowledge every message appended since the last call (after an fsync of the WAL
+        when its policy says so); the reader calls it on each poll, so acknowledgements leave
+        in bursts as they did when the dataflow acknowledged what it read."""
+        with self._acks_lock:
+            acks, self._acks = self._acks, []
+        if acks:
+            self.wal.sync()
+            for mid, qos in acks:
+                self.client.ack(mid, qos)
+        return len(acks)
 
     def wait_subscribed(self, timeout: float = 10.0) -> bool:
         return self.source.wait_subscribed(timeout)

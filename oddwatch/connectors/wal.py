@@ -120,7 +120,8 @@ class Wal:
         A new segment starts once the newest one holds this many bytes.
     fsync
         ``"off"``: an append reaches the page cache (survives kill -9, not power loss);
-        ``"always"``: each append is fsynced before it returns.
+        ``"always"``: :meth:`sync` fsyncs what was appended (the receiver calls it before it
+        acknowledges a burst of messages).
 
     Examples
     --------
@@ -227,8 +228,6 @@ class Wal:
                 tail = self._new_segment(self._end)
             tail.write(record)
             tail.flush()
-            if self.fsync:
-                os.fsync(tail.fileno())
             start = self._end
             self._end += len(record)
             self.appended += 1
@@ -238,8 +237,19 @@ class Wal:
             mem.append((start, self._end, Message(topic, payload, datetime.fromtimestamp(received_ns / 1e9, UTC), qos)))
             return self._end
 
+    def sync(self) -> None:
+        """Make what was appended survive power loss too (fsync), when ``fsync`` is ``"always"``;
+        call it before acknowledging appended messages upstream."""
+        if not self.fsync:
+            return
+        with self._lock:
+            if self._tail is not None:
+                os.fsync(self._tail.fileno())
+
     def _new_segment(self, base: int) -> BinaryIO:
         if self._tail is not None:
+            if self.fsync:  # what it holds may not be synced yet
+                os.fsync(self._tail.fileno())
             self._tail.close()
         self._bases.append(base)
         self._tail = open(self._path(base), "ab")  # noqa: SIM115 - kept open for appends
@@ -341,7 +351,11 @@ class Wal:
 
 
 class Receiver(Protocol):
-    """What fills a WAL (e.g. an MQTT client); started by its factory, stopped by ``close``."""
+    """What fills a WAL (e.g. an MQTT client); started by its factory, stopped by ``close``.
+
+    A receiver with an ``ack_appended()`` method has it called on every poll of the reader:
+    it acknowledges upstream what it appended since the last call.
+    """
 
     def close(self) -> None: ...
 
@@ -356,8 +370,11 @@ class _WalPartition(StatefulSourcePartition[Message, int]):
         self._buf_end = offset
         self._idle = False
         self._snapshots: deque[int] = deque(maxlen=KEEP_SNAPSHOTS)
+        self._ack: Callable[[], object] | None = getattr(receiver, "ack_appended", None)
 
     def next_batch(self) -> list[Message]:
+        if self._ack is not None:
+            self._ack()
         if len(self._buf) < BATCH_CAP:
             more, self._buf_end = self.wal.read(self._buf_end, BATCH_CAP - len(self._buf))
             self._buf.extend(more)
