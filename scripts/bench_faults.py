@@ -175,7 +175,7 @@ class _Feeder:
 
 def bench_inproc(root: Path, n: int, series: int, snapshot_s: float) -> list[dict[str, Any]]:
     """CPU per reading of the sensor flow in this process, null sinks: messages from a
-    ``TestingSource`` in batches of 500 without recovery (the ceiling before the WAL), against
+    ``TestingSource`` in batches of 500 without recovery (no source cost at all), against
     the same messages appended to a WAL as the MQTT receiver does and read by ``WalSource``
     (from memory, as when it keeps up), without and with recovery (the run is shorter than
     *snapshot_s*: one snapshot of every series, at the end; its cost is reported per series)."""

@@ -290,7 +290,7 @@ class MqttWalReceiver(_MqttSourcePartition):
     def ack_appended(self) -> int:
         """Acknowledge every message appended since the last call (after an fsync of the WAL
         when its policy says so); the reader calls it on each poll, so acknowledgements leave
-        in bursts as they did when the dataflow acknowledged what it read."""
+        in bursts (one wake-up of paho's network thread per burst, not per message)."""
         with self._acks_lock:
             acks, self._acks = self._acks, []
         if acks:
