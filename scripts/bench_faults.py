@@ -23,7 +23,7 @@ messages per second. Scenarios:
   default snapshot interval (the fault scenarios snapshot every second).
 
 ``--no-recovery-too`` runs each scenario a second time with ``--no-recovery`` (MQTT read
-directly, acknowledged on reading: the behaviour before the WAL) for comparison. Prints a
+directly and acknowledged as read, no snapshots) for comparison. Prints a
 markdown table and writes ``out/bench-faults.json``.
 """
 
