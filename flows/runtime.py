@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import bytewax.operators as op
@@ -16,7 +19,7 @@ from oddwatch.core.feedback import Feedback, is_quiet, parse_feedback
 from oddwatch.records import Alert, IngestError, Message, Outgoing, Point
 from oddwatch.records import Stream as StreamName
 from oddwatch.schema import alert_message, alert_points, budget_point, deadletter_message
-from oddwatch.settings import AlertSettings, Settings
+from oddwatch.settings import AlertSettings, Settings, expand
 
 V = TypeVar("V")
 W = TypeVar("W")
@@ -105,19 +108,58 @@ def keyed_state(
     return op.map("values", keyed, value_of)
 
 
-def stop_on_sigterm() -> None:
-    """Treat SIGTERM (systemd, docker stop, the demo) like Ctrl-C.
+def stop_on_sigterm(flow: str = "flow", *, timeout_s: float = 30.0) -> None:
+    """Stop on SIGTERM (systemd, docker stop) or SIGINT (Ctrl-C): flush, one line, exit 0.
 
-    Python's default SIGTERM ends the process at once; as an interrupt, the process exits
-    through its exit handlers, so the InfluxDB writer flushes its buffer (or spools it).
+    The signal starts a thread that flushes the InfluxDB writers (up to *timeout_s*; what is
+    left stays in their spools), prints one line and ends the process. Nothing is lost by
+    ending it there: with recovery, every message is in the WAL and every point the sink took
+    in its spool, and the next start resumes from the last snapshot. Without recovery, what
+    the dataflow held in memory (open windows, queued messages) is lost.
     """
     if threading.current_thread() is not threading.main_thread():
         return
+    stopping = threading.Event()
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+    def stop(signum: int) -> None:
+        from oddwatch.connectors.influx import flush_writers
 
-    signal.signal(signal.SIGTERM, interrupt)
+        flushed, spooled = flush_writers(timeout_s)
+        name = signal.Signals(signum).name
+        state = "resumes from its last snapshot and WAL" if _recovery else "ran without recovery: in-memory state lost"
+        sys.stderr.write(f"oddwatch run {flow}: stopped by {name}; InfluxDB writers "
+                         f"{'flushed' if flushed else f'not flushed, {spooled} bytes kept in their spool'}; {state}\n")
+        sys.stderr.flush()
+        os._exit(0)
+
+    def on_signal(signum: int, frame: object) -> None:
+        if stopping.is_set():
+            return
+        stopping.set()
+        threading.Thread(target=stop, args=(signum,), name="oddwatch-stop", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+_recovery = False
+
+
+def state_dir(settings: Settings, flow: str) -> Path:
+    """``<[state].dir>/<flow>``: the flow's WAL (``wal/``) and Bytewax snapshots (``recovery/``)."""
+    return Path(expand(settings.state.dir)) / flow
+
+
+def wal_source(settings: Settings, flow: str, topics: list[str], *, stop: threading.Event | None = None) -> Any:
+    """MQTT -> the flow's WAL -> the dataflow (:class:`~oddwatch.connectors.wal.WalSource`)."""
+    from oddwatch.connectors.mqtt import MqttWalReceiver
+    from oddwatch.connectors.wal import Wal, WalSource
+
+    def receive(wal: Wal, part: str) -> MqttWalReceiver:
+        return MqttWalReceiver(settings.mqtt, topics, flow=flow, wal=wal, index=int(part.lstrip("p") or 0))
+
+    return WalSource(state_dir(settings, flow) / "wal", receive, segment_bytes=settings.state.wal_segment_bytes,
+                     fsync=settings.state.fsync, stop=stop)
 
 
 def connectors(
@@ -126,20 +168,31 @@ def connectors(
 ) -> tuple[Any, Any, Any]:
     """``(source, influx_sink, mqtt_sink)``: MQTT in (plus feedback), InfluxDB and MQTT out.
 
-    A real run (no source given) also starts the flow's health endpoint and ``pipeline``
+    With ``[state].recovery`` (the default), a real run reads MQTT through the flow's WAL and
+    its InfluxDB sink spools each batch before returning (see :mod:`oddwatch.connectors.wal`);
+    run it with Bytewax recovery (``oddwatch run`` does). A real run (no source given) also starts the flow's health endpoint and ``pipeline``
     points (:func:`oddwatch.observe.health.start_health`).
     """
+    durable = "off"
     if source is None:
-        from oddwatch.connectors.mqtt import MqttSource
         from oddwatch.observe.health import start_health
 
         start_health(settings, flow)
-        stop_on_sigterm()
-        source = MqttSource(settings.mqtt, [*topics, settings.mqtt.feedback_topic], flow=flow)
+        global _recovery
+        _recovery = settings.state.recovery
+        stop_on_sigterm(flow)
+        subscribed = [*topics, settings.mqtt.feedback_topic]
+        if settings.state.recovery:
+            source = wal_source(settings, flow, subscribed)
+            durable = "always" if settings.state.fsync == "always" else "page-cache"
+        else:
+            from oddwatch.connectors.mqtt import MqttSource
+
+            source = MqttSource(settings.mqtt, subscribed, flow=flow)
     if influx_sink is None:
         from oddwatch.connectors.influx import InfluxSink
 
-        influx_sink = InfluxSink(settings.influx)
+        influx_sink = InfluxSink(settings.influx, durable=durable)
     if mqtt_sink is None:
         from oddwatch.connectors.mqtt import MqttSink
 

@@ -47,7 +47,8 @@ def cmd_services(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run a dataflow with Bytewax's runner: this process, or a local cluster of ``--processes``."""
+    """Run a dataflow: in this process (recovery on by default, it resumes where it stopped), or
+    a local cluster of ``--processes``."""
     from oddwatch import cluster
 
     if args.config:
@@ -60,11 +61,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problem:
         print(f"oddwatch run: {problem}", file=sys.stderr)
         return 2
+    if args.no_recovery or "BYTEWAX_PROCESS_ID" in os.environ:
+        # the flow factory reads MQTT directly; a cluster's processes share the subscription
+        # instead of each keeping a WAL (docs/scaling.md)
+        os.environ["ODDWATCH_STATE__RECOVERY"] = "false"
     if args.processes > 1:
         if args.recovery_dir or "BYTEWAX_PROCESS_ID" in os.environ:
             print("oddwatch run: --processes starts a local cluster; it takes neither --recovery-dir nor "
                   "-i/-a (BYTEWAX_PROCESS_ID)", file=sys.stderr)
             return 2
+        # The processes of a local cluster read MQTT directly (no WAL, no snapshots).
+        os.environ["ODDWATCH_STATE__RECOVERY"] = "false"
         import signal
 
         def interrupt(signum: int, frame: object) -> None:
@@ -73,17 +80,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, interrupt)
         return cluster.run_local_cluster(args.flow, args.processes, workers=args.workers,
                                          metrics_port=_settings(args).metrics.port_of(args.flow))
-    argv = cluster.bytewax_argv(args.flow, args.workers)
-    if args.recovery_dir:
-        recovery = Path(args.recovery_dir)
-        if not recovery.exists():  # Bytewax needs its partitions created once
-            recovery.mkdir(parents=True)
-            import subprocess
+    settings = _settings(args)
+    from oddwatch.flowrun import run_flow
 
-            subprocess.run([sys.executable, "-m", "bytewax.recovery", str(recovery), "1"], check=True)
-        argv += ["-r", str(recovery), "-s", str(args.snapshot_s), "-b", "0"]
-    os.execv(sys.executable, argv)
-    return 0  # pragma: no cover
+    recovery = Path(args.recovery_dir) if args.recovery_dir else None
+    snapshot_s = args.snapshot_s if args.snapshot_s is not None else settings.state.snapshot_s
+    return run_flow(settings, args.flow, workers=args.workers, recovery=recovery, snapshot_s=snapshot_s)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -327,20 +329,37 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    """Publish an operator's verdict on an alert (the flows learn from false positives)."""
+    """Publish an operator's verdict on an alert (the flows learn from false positives), then
+    wait up to ``--wait`` seconds for a flow to report it applied it (its ``feedback`` point)."""
     import getpass
+    import time
 
+    from oddwatch.connectors.influx import InfluxError
     from oddwatch.connectors.mqtt import MqttError
-    from oddwatch.feedback import send_feedback
+    from oddwatch.feedback import send_feedback, wait_applied
 
+    settings = _settings(args)
+    since_ns = time.time_ns() - 1_000_000_000
     try:
-        msg = send_feedback(_settings(args), args.alert_id, args.verdict, args.user or getpass.getuser(),
-                            args.comment)
+        msg = send_feedback(settings, args.alert_id, args.verdict, args.user or getpass.getuser(), args.comment)
     except (ValueError, MqttError) as exc:
         print(f"oddwatch feedback: {exc}", file=sys.stderr)
         return 2
-    print(f"sent {json.loads(msg.payload)['verdict']} for {args.alert_id} on {msg.topic}")
-    return 0
+    sent = f"sent {json.loads(msg.payload)['verdict']} for {args.alert_id} on {msg.topic}"
+    if args.wait <= 0:
+        print(sent)
+        return 0
+    try:
+        sources = wait_applied(settings, args.alert_id, since_ns, args.wait)
+    except InfluxError as exc:
+        print(f"{sent}; could not check whether a flow applied it: {exc}")
+        return 0
+    if sources:
+        print(f"{sent}; applied by the {' and '.join(sources)} flow")
+        return 0
+    print(f"oddwatch feedback: {sent}, but no flow applied it within {args.wait:g} s: is the flow running "
+          f"(oddwatch status), and is {args.alert_id!r} an alert id it raised?", file=sys.stderr)
+    return 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -359,10 +378,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a dataflow (Bytewax)")
     p.add_argument("flow", choices=["sensors", "logs", "incidents"])
     p.add_argument("-w", "--workers", type=int, default=1)
-    p.add_argument("--recovery-dir", help="Bytewax recovery directory (create with python -m bytewax.recovery DIR N)")
-    p.add_argument("--snapshot-s", type=int, default=10)
+    p.add_argument("--recovery-dir", help="Bytewax snapshots (default: <[state].dir>/<flow>/recovery, created "
+                   "on first run)")
+    p.add_argument("--snapshot-s", type=float, default=None, help="snapshot interval (default: [state].snapshot_s)")
+    p.add_argument("--no-recovery", action="store_true",
+                   help="no WAL, no snapshots: a stop or crash loses in-flight messages and model state")
     p.add_argument("--processes", type=int, default=1,
-                   help="start N processes on this host as one Bytewax cluster (each series on one worker)")
+                   help="start N processes on this host as one Bytewax cluster (each series on one worker; "
+                   "no WAL or snapshots)")
     p.add_argument("-i", "--process-id", type=int, default=None,
                    help="this process's index in a cluster spread over hosts (BYTEWAX_PROCESS_ID); needs -a")
     p.add_argument("-a", "--addresses", default=None,
@@ -464,6 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "<source>:<epoch> for an incident nobody was alerted to)")
     p.add_argument("--user", default="", help="who says so (default: the login name)")
     p.add_argument("--comment", default="")
+    p.add_argument("--wait", type=float, default=5.0,
+                   help="seconds to wait for a flow to apply it (exit 3 when none does; 0: do not wait)")
     p.set_defaults(func=cmd_feedback)
     return parser
 

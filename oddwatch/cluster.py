@@ -46,6 +46,7 @@ def cluster_env(process_id: int, addresses: Sequence[str], *, metrics_port: int 
     env = dict(base)
     env["BYTEWAX_PROCESS_ID"] = str(process_id)
     env["BYTEWAX_ADDRESSES"] = ";".join(addresses)
+    env["ODDWATCH_STATE__RECOVERY"] = "false"  # cluster processes read MQTT directly (docs/scaling.md)
     if metrics_port is not None:
         env[f"ODDWATCH_METRICS__{PORT_KEYS[flow]}"] = str(metrics_port + METRICS_PORT_STRIDE * process_id)
     return env

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -173,6 +174,9 @@ def run_demo(settings: Settings, *, duration_s: float = 60.0, seed: int = 7, as_
     say("demo: starting Mosquitto and InfluxDB ...")
     services.start()
     state = expand(settings.services.state_dir)
+    # Each demo starts its flows afresh: no WAL or snapshot of an earlier demo is resumed.
+    shutil.rmtree(state / "demo-flows", ignore_errors=True)
+    settings.state.dir = str(state / "demo-flows")
     config = state / "demo.toml"
     config.write_text(to_toml(as_dict(settings, mask=False)))
     names = ["sensors", "logs", "incidents"] if logs else ["sensors"]

@@ -47,7 +47,7 @@ class MqttSettings:
     tls_cert: str = ""
     tls_key: str = ""
     reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 30.0
+    reconnect_max_s: float = 1.0  # a returning broker is found within this long
     alerts_prefix: str = "oddwatch/alerts"
     deadletter_prefix: str = "oddwatch/deadletter"
     feedback_topic: str = "oddwatch/feedback/#"  # alert ids span several topic levels
@@ -79,6 +79,23 @@ class ServicesSettings:
     state_dir: str = "~/.local/state/oddwatch/services"
     influx_rpc_port: int = 0  # InfluxDB 1.x backup/restore RPC bind port (loopback); 0: a free port
     start_timeout_s: float = 30.0
+
+
+@dataclass
+class StateSettings:
+    """Where a flow keeps what must survive kill -9, stop and restart.
+
+    ``<dir>/<flow>/wal`` holds the MQTT messages taken from the broker (acknowledged once
+    appended there) and ``<dir>/<flow>/recovery`` the Bytewax snapshots (model state and each
+    WAL partition's read offset). ``recovery = false`` reads MQTT directly (acknowledged as
+    read): a crash or stop then loses what was in flight and the state since the start.
+    """
+
+    dir: str = "~/.local/state/oddwatch/state"
+    recovery: bool = True
+    snapshot_s: float = 30.0  # Bytewax epoch and snapshot interval (each snapshot copies every changed state)
+    fsync: str = "off"  # "off": appends survive kill -9 (page cache); "always": also power loss
+    wal_segment_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass
@@ -203,6 +220,7 @@ class Settings:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     influx: InfluxSettings = field(default_factory=InfluxSettings)
     services: ServicesSettings = field(default_factory=ServicesSettings)
+    state: StateSettings = field(default_factory=StateSettings)
     sensors: SensorSettings = field(default_factory=SensorSettings)
     logs: LogSettings = field(default_factory=LogSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
@@ -397,6 +415,10 @@ def validate(s: Settings) -> None:
             raise ConfigError(f"[{section}].{key} = {getattr(getattr(s, section), key)!r}: must be at least 1")
         if getattr(s, section).idle_evict_s < 0:
             raise ConfigError(f"[{section}].idle_evict_s = {getattr(s, section).idle_evict_s!r}: must be >= 0")
+    if s.state.fsync not in ("off", "always"):
+        raise ConfigError(f"[state].fsync = {s.state.fsync!r}: must be 'off' or 'always'")
+    if s.state.snapshot_s <= 0 or s.state.wal_segment_bytes <= 0:
+        raise ConfigError("[state].snapshot_s and wal_segment_bytes must be positive")
     if s.alerts.open_after < 1 or s.alerts.close_after < 1:
         raise ConfigError("[alerts].open_after and close_after must be at least 1")
     port = _url_port(s.influx.url)

@@ -86,6 +86,7 @@ class RunningServices:
                 "influx_rpc_port": self.local.influx_rpc_port,
             },
             "metrics": {"port": free_port(), "logs_port": free_port(), "incidents_port": free_port()},
+            "state": {"dir": str(self.root / "state" / str(n))},
         }
         return build_settings(_merge(base, overrides))
 

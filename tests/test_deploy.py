@@ -114,6 +114,11 @@ def test_compose_oddwatch_services_build_and_settings_load() -> None:
         assert settings.influx.url == "http://influxdb:8086" and settings.influx.version == 2
         assert settings.influx.bucket == example["INFLUXDB_BUCKET"] and settings.influx.token
         assert settings.metrics.host == "0.0.0.0"
+        # Recovery on: the WAL and snapshots live in the service's own volume.
+        assert settings.state.recovery and "--no-recovery" not in svc["command"]
+        targets = [m.split(":")[1] for m in svc["volumes"]]
+        assert any(settings.state.dir.startswith(t + "/") for t in targets), (settings.state.dir, targets)
+        assert svc["stop_signal"] == "SIGTERM"
 
 
 def test_compose_mounts_grafana_provisioning_where_the_provider_looks() -> None:
@@ -210,6 +215,10 @@ def test_systemd_unit(flow: str) -> None:
     assert env["ODDWATCH_INFLUX__SPOOL_DIR"].startswith(f"/var/lib/{service['StateDirectory']}")
     settings = load_settings(path=None, env={k: v for k, v in env.items() if k != "ODDWATCH_CONFIG"})
     assert settings.metrics.host == "127.0.0.1"
+    # Recovery on, its WAL and snapshots in the unit's state directory; SIGTERM stops it cleanly.
+    assert settings.state.recovery and "--no-recovery" not in argv
+    assert settings.state.dir.startswith(f"/var/lib/{service['StateDirectory']}/")
+    assert service["KillSignal"] == "SIGTERM"
     assert one["Install"]["WantedBy"] == "multi-user.target"
 
 

@@ -55,6 +55,7 @@ def test_shared_group_only_for_several_workers() -> None:
 def test_cluster_env_and_the_missing_addresses_message() -> None:
     env = cluster.cluster_env(1, ["127.0.0.1:1", "127.0.0.1:2"], metrics_port=9000, base={})
     assert env == {"BYTEWAX_PROCESS_ID": "1", "BYTEWAX_ADDRESSES": "127.0.0.1:1;127.0.0.1:2",
+                   "ODDWATCH_STATE__RECOVERY": "false",
                    "ODDWATCH_METRICS__PORT": str(9000 + cluster.METRICS_PORT_STRIDE)}
     assert cluster.check_cluster_env({"BYTEWAX_PROCESS_ID": "0", "BYTEWAX_ADDRESSES": "h:1"}) is None
     with pytest.raises(ValueError, match="outside the cluster"):

@@ -242,13 +242,7 @@ class InfluxWriter:
         Blocks up to ``timeout_s`` when the memory buffer is full; lines that still do not
         fit are counted in ``dropped`` and logged.
         """
-        batch = [line for line in lines if line]
-        bad = [line for line in batch if "\n" in line or "\r" in line]
-        if bad:
-            batch = [line for line in batch if line not in bad]
-            with self._cond:
-                self.rejected += len(bad)
-            log.error("influx writer: refused %d line(s) containing a raw newline, first: %r", len(bad), bad[0][:300])
+        batch = self._clean(lines)
         if not batch:
             return
         with self._cond:
@@ -274,6 +268,43 @@ class InfluxWriter:
                 self._cond.notify_all()
                 self._cond.wait(0.05)
             if len(self._buf) >= self.settings.batch_size:
+                self._cond.notify_all()
+
+    def _clean(self, lines: Iterable[str]) -> list[str]:
+        """*lines* without empty ones and without those holding a raw newline (counted, logged)."""
+        batch = [line for line in lines if line]
+        bad = [line for line in batch if "\n" in line or "\r" in line]
+        if bad:
+            batch = [line for line in batch if line not in bad]
+            with self._cond:
+                self.rejected += len(bad)
+            log.error("influx writer: refused %d line(s) containing a raw newline, first: %r", len(bad), bad[0][:300])
+        return batch
+
+    def add_durable(self, lines: Iterable[str], *, sync: bool = False) -> None:
+        """Append *lines* to the on-disk spool before returning; the flusher writes them from there.
+
+        For a flow with recovery: what its sink was handed survives kill -9 (and, with *sync*,
+        power loss) before the Bytewax snapshot that no longer replays it commits. Waits up
+        to ``timeout_s`` while the spool is full, then drops, counted and logged.
+        """
+        batch = self._clean(lines)
+        if not batch:
+            return
+        deadline = time.monotonic() + self.settings.timeout_s
+        while True:
+            try:
+                self._spool.append(batch, sync=sync)
+                break
+            except SpoolFullError as exc:
+                if time.monotonic() >= deadline:
+                    with self._cond:
+                        self._drop(len(batch), f"{exc} for {self.settings.timeout_s} s; InfluxDB {self._write_url} "
+                                   "unreachable or slow; free disk or raise [influx].spool_max_bytes")
+                    return
+                time.sleep(0.05)
+        with self._cond:
+            if self._spool.bytes >= 256 * 1024:
                 self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -449,8 +480,9 @@ class InfluxWriter:
         if self._down_since is None:
             self._down_since = time.monotonic()
             self._down_attempt = 0
-            log.warning("influx writer: cannot write to %s (%s); retrying, spooling to %s",
-                        self._write_url, message, self._spool.dir)
+            log.warning("influx writer: cannot write to %s (%s); retrying, spooling to %s (is InfluxDB running, "
+                        "e.g. `oddwatch services up`, and [influx].url right?)", self._write_url, message,
+                        self._spool.dir)
 
     def _up(self) -> None:
         if self._down_since is not None:
@@ -543,6 +575,19 @@ def _close_writers() -> None:
         writer.close()
 
 
+def flush_writers(timeout: float) -> tuple[bool, int]:
+    """Flush every shared writer (up to *timeout* in all); (all written, bytes left in spools)."""
+    with _WRITERS_LOCK:
+        writers = [w for w, _ in _WRITERS.values()]
+    deadline = time.monotonic() + timeout
+    done = True
+    for w in writers:
+        left = max(0.0, deadline - time.monotonic())
+        down = w._down_since is not None  # unreachable now: what is left stays in its spool
+        done = w.flush(min(left, 2.0) if down else left) and done
+    return done, sum(w.spool_bytes for w in writers)
+
+
 def sink_spool_dir(spool_dir: str, name: str, env: Mapping[str, str] = os.environ) -> str:
     """The spool folder of one sink: ``<spool_dir>/<name>[-p<BYTEWAX_PROCESS_ID>]``.
 
@@ -560,8 +605,9 @@ def sink_spool_dir(spool_dir: str, name: str, env: Mapping[str, str] = os.enviro
 
 
 class _InfluxSinkPartition(StatelessSinkPartition[Point]):
-    def __init__(self, settings: InfluxSettings, step_id: str) -> None:
+    def __init__(self, settings: InfluxSettings, step_id: str, durable: str) -> None:
         self.step_id = step_id
+        self.durable = durable
         self.writer = shared_writer(settings)
 
     def write_batch(self, items: list[Point]) -> None:
@@ -573,8 +619,10 @@ class _InfluxSinkPartition(StatelessSinkPartition[Point]):
                 with self.writer._cond:
                     self.writer.rejected += 1
                 log.error("step %r: point not written: %s", self.step_id, exc)
-        # At-least-once ends here: lines are in memory (then spool) once add() returns.
-        self.writer.add(lines)
+        if self.durable == "off":
+            self.writer.add(lines)  # in memory: a crash loses what was not written yet
+        else:
+            self.writer.add_durable(lines, sync=self.durable == "always")
 
     def close(self) -> None:
         release_writer(self.writer)
@@ -587,12 +635,19 @@ class InfluxSink(DynamicSink[Point]):
     and log flows, running as separate processes with the same settings, never share one.
     Points that cannot be turned into line protocol (no fields, non-finite floats) are logged
     and counted in the writer's ``rejected``, never raised into the dataflow.
+
+    *durable* (``"off"``, ``"page-cache"`` or ``"always"``): with recovery, every batch is in the
+    spool when ``write_batch`` returns (fsynced with ``"always"``), so nothing a committed
+    snapshot no longer replays is only in memory; ``"off"`` keeps it in memory until written.
     """
 
-    def __init__(self, settings: InfluxSettings, *, name: str | None = None) -> None:
+    def __init__(self, settings: InfluxSettings, *, name: str | None = None, durable: str = "off") -> None:
+        if durable not in ("off", "page-cache", "always"):
+            raise ValueError(f"InfluxSink durable={durable!r}: must be 'off', 'page-cache' or 'always'")
         self.settings = settings
         self.name = name
+        self.durable = durable
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _InfluxSinkPartition:
         spool = sink_spool_dir(self.settings.spool_dir, self.name or step_id)
-        return _InfluxSinkPartition(dataclasses.replace(self.settings, spool_dir=spool), step_id)
+        return _InfluxSinkPartition(dataclasses.replace(self.settings, spool_dir=spool), step_id, self.durable)

@@ -6,6 +6,9 @@
 - :class:`MqttPublisher`: a blocking-connect publisher that keeps QoS 1 messages until the
   broker acknowledges them and blocks (never drops) when too many are in flight.
 - :class:`MqttSink`: Bytewax ``DynamicSink`` of :class:`~oddwatch.records.Outgoing`.
+- :class:`MqttWalReceiver`: the same persistent-session subscriber, appending each message to a
+  :class:`~oddwatch.connectors.wal.Wal` and acknowledging it only once appended (a broker's
+  redelivery of a message the WAL already holds is acknowledged and not appended again).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from oddwatch.connectors.wal import Wal
 from oddwatch.records import Message, Outgoing, utcnow
 from oddwatch.settings import MqttSettings
 
@@ -126,6 +131,8 @@ class _MqttSourcePartition(StatelessSourcePartition[Message]):
         self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_connect_fail = self._on_connect_fail
+        self._unreachable_logged = False
         self.client.connect_async(
             self.settings.host,
             self.settings.port,
@@ -141,6 +148,9 @@ class _MqttSourcePartition(StatelessSourcePartition[Message]):
         if reason.is_failure:
             log.error("mqtt source %s: broker %s refused the connection: %s", self.client_id, where, reason)
             return
+        if self._unreachable_logged:
+            log.warning("mqtt source %s: broker %s is reachable again", self.client_id, where)
+            self._unreachable_logged = False
         first, self._connected_once = not self._connected_once, True
         if flags.session_present and not first:
             # The broker kept our subscriptions (and queued what arrived meanwhile).
@@ -173,6 +183,13 @@ class _MqttSourcePartition(StatelessSourcePartition[Message]):
         self._pending_subs.discard(mid)
         if not self._pending_subs and not failed:
             self.source._mark_subscribed(self.worker_index)
+
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        if not self._unreachable_logged:  # once per outage; paho retries every reconnect_max_s at most
+            self._unreachable_logged = True
+            log.error("mqtt source %s: broker %s:%s unreachable; retrying every %.1f s at most (check that the "
+                      "broker runs, e.g. `oddwatch services up`, and [mqtt].host/port)", self.client_id,
+                      self.settings.host, self.settings.port, self.settings.reconnect_max_s)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if not self.source._closing:
@@ -273,6 +290,55 @@ class MqttSource(DynamicSource[Message]):
             return self._cond.wait_for(lambda: len(self._subscribed) >= workers, timeout)
 
 
+class MqttWalReceiver(_MqttSourcePartition):
+    """A persistent-session subscriber that appends each message to *wal*; :meth:`ack_appended`
+    then acknowledges what was appended.
+
+    The client id is ``{client_id}-{flow}-w{index}`` (as :class:`MqttSource`'s worker
+    *index*), so it resumes the same broker session. A message the broker marks as a
+    redelivery (DUP) whose topic and payload the WAL's last records hold is acknowledged and
+    not appended again. A failed append is logged and the message left unacknowledged (the
+    broker redelivers it on the next connection).
+    """
+
+    def __init__(self, settings: MqttSettings, topics: list[str], *, flow: str, wal: Wal, index: int = 0) -> None:
+        self.wal = wal
+        self.redelivered = 0
+        self._acks: list[tuple[int, int]] = []
+        self._acks_lock = threading.Lock()
+        super().__init__(MqttSource(settings, topics, flow=flow), index)
+
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        payload = bytes(msg.payload)
+        if msg.dup and self.wal.holds_recent(msg.topic, payload):
+            self.redelivered += 1
+        else:
+            try:
+                self.wal.append(msg.topic, payload, time.time_ns(), msg.qos)
+            except OSError as exc:
+                log.error("mqtt source %s: cannot append the message on %r (%d bytes) to WAL %s: %s; "
+                          "left unacknowledged", self.client_id, msg.topic, len(payload), self.wal.dir, exc)
+                return
+        if msg.qos > 0:
+            with self._acks_lock:
+                self._acks.append((msg.mid, msg.qos))
+
+    def ack_appended(self) -> int:
+        """Acknowledge every message appended since the last call (after an fsync of the WAL
+        when its policy says so); the reader calls it on each poll, so acknowledgements leave
+        in bursts (one wake-up of paho's network thread per burst, not per message)."""
+        with self._acks_lock:
+            acks, self._acks = self._acks, []
+        if acks:
+            self.wal.sync()
+            for mid, qos in acks:
+                self.client.ack(mid, qos)
+        return len(acks)
+
+    def wait_subscribed(self, timeout: float = 10.0) -> bool:
+        return self.source.wait_subscribed(timeout)
+
+
 # --------------------------------------------------------------------------- publisher
 class MqttPublisher:
     """A connected publisher; QoS 1/2 messages are kept until acked, never dropped.
@@ -287,6 +353,9 @@ class MqttPublisher:
         How long to wait for CONNACK before raising :class:`MqttError`.
     max_inflight
         Unacknowledged messages allowed before :meth:`publish` blocks.
+    wait_connected
+        False: do not wait for (or require) the first connection; paho keeps trying every
+        ``reconnect_max_s`` at most and :meth:`publish` blocks until it succeeds (a flow's sink).
     """
 
     def __init__(
@@ -296,6 +365,7 @@ class MqttPublisher:
         *,
         connect_timeout_s: float = 10.0,
         max_inflight: int = PUBLISH_INFLIGHT,
+        wait_connected: bool = True,
     ) -> None:
         self.settings = settings
         self.client_id = client_id
@@ -313,6 +383,15 @@ class MqttPublisher:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self._unreachable_logged = False
+        if not wait_connected:
+            self.client.on_connect_fail = self._on_connect_fail
+            self.client.connect_async(
+                settings.host, settings.port, keepalive=settings.keepalive_s, clean_start=True,
+                properties=_connect_properties(settings, persistent=False),
+            )
+            self.client.loop_start()
+            return
         try:
             self.client.connect(
                 settings.host, settings.port, keepalive=settings.keepalive_s, clean_start=True,
@@ -321,7 +400,7 @@ class MqttPublisher:
         except OSError as exc:
             raise MqttError(
                 f"MQTT publisher {client_id}: cannot connect to {self.where}: {exc}; is the broker running "
-                "(oddwatch services start) and [mqtt].host/port right?"
+                "(oddwatch services up) and [mqtt].host/port right?"
             ) from exc
         self.client.loop_start()
         if not self._connected.wait(connect_timeout_s) or self._refused:
@@ -329,7 +408,15 @@ class MqttPublisher:
             reason = self._refused or f"no CONNACK within {connect_timeout_s} s"
             raise MqttError(f"MQTT publisher {client_id}: connecting to {self.where} failed: {reason}")
 
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        # debug only: a flow's source reports the same broker's outage once
+        if not self._unreachable_logged:
+            self._unreachable_logged = True
+            log.debug("mqtt publisher %s: broker %s unreachable; retrying every %.1f s at most, %d message(s) kept",
+                      self.client_id, self.where, self.settings.reconnect_max_s, self._outstanding)
+
     def _on_connect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._unreachable_logged = False
         if reason.is_failure:
             self._refused = str(reason)
             log.error("mqtt publisher %s: %s refused the connection: %s", self.client_id, self.where, reason)
@@ -352,6 +439,9 @@ class MqttPublisher:
         QoS 1/2 messages published while disconnected are queued and sent on reconnect.
         A QoS 0 message that cannot be sent raises :class:`MqttError`.
         """
+        while not self._connected.wait(1.0):  # the first connection (wait_connected=False): keeps the order
+            if self._closed:
+                break
         with self._cond:
             if self._closed:
                 raise MqttError(f"MQTT publisher {self.client_id} is closed; cannot publish to {topic!r}")
@@ -429,5 +519,5 @@ class MqttSink(DynamicSink[Outgoing]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _MqttSinkPartition:
         client_id = f"{self.settings.client_id}-{self.flow}-out-w{worker_index}"
-        return _MqttSinkPartition(MqttPublisher(self.settings, client_id))
+        return _MqttSinkPartition(MqttPublisher(self.settings, client_id, wait_connected=False))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -25,14 +26,15 @@ class Spool:
     Lines are appended to the newest segment and read from the oldest one; the read offset
     of the oldest segment is kept in ``seg-<n>.off`` so a restart does not resend what was
     written (a resend would be harmless anyway: InfluxDB overwrites identical points).
-    One process at a time: the directory is locked with ``flock``. Not thread-safe: the
-    writer's flusher thread is its only user.
+    One process at a time: the directory is locked with ``flock``. Thread-safe: a flow's
+    worker appends what it hands to the sink while the writer's flusher reads and consumes.
     """
 
     def __init__(self, directory: Path, max_bytes: int, segment_bytes: int | None = None) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
+        self._mutex = threading.RLock()
         self.segment_bytes = segment_bytes or max(64 * 1024, min(16 * 1024 * 1024, max_bytes // 8))
         self._lock_file = open(self.dir / "lock", "a+")  # noqa: SIM115 - held until close()
         try:
@@ -62,18 +64,21 @@ class Spool:
     def __len__(self) -> int:
         return self.bytes
 
-    def append(self, lines: list[str]) -> None:
-        """Append *lines* durably (fsync); raises SpoolFullError when they do not fit."""
+    def append(self, lines: list[str], *, sync: bool = True) -> None:
+        """Append *lines*, fsynced unless *sync* is false (then they survive kill -9 but not
+        power loss); raises SpoolFullError when they do not fit."""
         data = "".join(line + "\n" for line in lines).encode()
-        if self.bytes + len(data) > self.max_bytes:
-            raise SpoolFullError(f"spool {self.dir} full: {self.bytes} + {len(data)} > {self.max_bytes} bytes")
-        tail = self._tail
-        if tail is None or tail.tell() >= self.segment_bytes or not self._segments:
-            tail = self._rotate()
-        tail.write(data)
-        tail.flush()
-        os.fsync(tail.fileno())
-        self.bytes += len(data)
+        with self._mutex:
+            if self.bytes + len(data) > self.max_bytes:
+                raise SpoolFullError(f"spool {self.dir} full: {self.bytes} + {len(data)} > {self.max_bytes} bytes")
+            tail = self._tail
+            if tail is None or tail.tell() >= self.segment_bytes or not self._segments:
+                tail = self._rotate()
+            tail.write(data)
+            tail.flush()
+            if sync:
+                os.fsync(tail.fileno())
+            self.bytes += len(data)
 
     def _rotate(self) -> BinaryIO:
         if self._tail is not None:
@@ -85,6 +90,10 @@ class Spool:
 
     def read(self, max_lines: int, max_bytes: int = 8 * 1024 * 1024) -> tuple[list[str], int]:
         """Up to *max_lines* of the oldest lines and the byte count to pass to :meth:`consume`."""
+        with self._mutex:
+            return self._read(max_lines, max_bytes)
+
+    def _read(self, max_lines: int, max_bytes: int) -> tuple[list[str], int]:
         while self._segments:
             head = self._segments[0]
             with open(self._path(head), "rb") as f:
@@ -108,6 +117,10 @@ class Spool:
 
     def consume(self, size: int) -> None:
         """Mark *size* bytes from :meth:`read` as written."""
+        with self._mutex:
+            self._consume(size)
+
+    def _consume(self, size: int) -> None:
         self._offset += size
         self.bytes -= size
         head = self._segments[0]
@@ -128,6 +141,10 @@ class Spool:
         self._offset = self._read_offset()
 
     def close(self) -> None:
+        with self._mutex:
+            self._close()
+
+    def _close(self) -> None:
         if self._tail is not None:
             self._tail.close()
             self._tail = None

@@ -8,6 +8,7 @@ same decisions. Each reading is scored BEFORE it is learnt.
 from __future__ import annotations
 
 import math
+import pickle
 from dataclasses import dataclass
 
 from detectors.calibration import QuantileThreshold
@@ -88,6 +89,12 @@ class SeriesState:
     >>> print(outs[1200].alert.title)
     temp on s1/pump1: spike, value 65.63 above its expected range [45.75, 54.4]
     """
+
+    def __deepcopy__(self, memo: dict[int, object]) -> SeriesState:
+        """A copy through pickle: Bytewax deep-copies each changed state at every snapshot, and
+        a pickle round trip (buffers pickle only their filled part) is about 10 times faster."""
+        copied: SeriesState = pickle.loads(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+        return copied
 
     def __init__(
         self,
