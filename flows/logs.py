@@ -41,13 +41,24 @@ from oddwatch.core.feedback import (
 )
 from oddwatch.core.log_outputs import split_source, window_point
 from oddwatch.core.log_pipeline import LogParams, ModelKey, build_embedder
-from oddwatch.core.logsource import Decided, Drifted, LogOutput, LogSourceState, RawLine
+from oddwatch.core.logsource import Decided, Drifted, Flooded, LogOutput, LogSourceState, RawLine
 from oddwatch.ingest.guard import guarded
 from oddwatch.ingest.logs import parse_log
 from oddwatch.ingest.topics import matches
 from oddwatch.observe.logsetup import configure_logging
 from oddwatch.observe.metrics import METRICS, Metrics
-from oddwatch.records import Alert, IngestError, LogLine, Message, Outgoing, Point, spread_errors, utcnow
+from oddwatch.records import (
+    UTC,
+    Alert,
+    IngestError,
+    LogLine,
+    Message,
+    Outgoing,
+    Point,
+    excerpt,
+    spread_errors,
+    utcnow,
+)
 from oddwatch.schema import alert_message, deadletter_message, error_point
 from oddwatch.settings import AlertSettings, LogSettings, Settings, load_settings
 
@@ -55,21 +66,34 @@ Decision = LogOutput | FeedbackDone
 
 
 class LogParser:
-    """The ``parse_log`` step: topic -> site/host/app, payload -> lines or errors; counts the
-    messages and the errors by reason in *meters* when given."""
+    """The ``parse_log`` step's parser of one message: topic -> site/host/app, payload -> lines
+    or errors."""
 
-    def __init__(self, settings: LogSettings, meters: Metrics | None = None) -> None:
+    def __init__(self, settings: LogSettings) -> None:
         self.settings = settings
-        self.meters = meters
 
     def __call__(self, msg: Message) -> list[LogLine | IngestError]:
-        items: list[LogLine | IngestError] = spread_errors(parse_log(msg, self.settings))  # type: ignore[assignment]
+        return spread_errors(parse_log(msg, self.settings))  # type: ignore[return-value]
+
+
+class ParseBatch:
+    """The ``parse_log`` step over a batch of messages: *parse* each, count the messages once per
+    batch and the errors by reason in *meters* when given."""
+
+    def __init__(self, parse: Callable[[Message], list[Any]], meters: Metrics | None = None) -> None:
+        self.parse = parse
+        self.meters = meters
+
+    def __call__(self, msgs: list[Message]) -> list[Any]:
+        out: list[Any] = []
+        for msg in msgs:
+            out += self.parse(msg)
         if self.meters is not None:
-            self.meters.messages_in.labels(stream="log").inc()
-            for item in items:
+            self.meters.messages_in.labels(stream="log").inc(len(msgs))
+            for item in out:
                 if isinstance(item, IngestError):
                     self.meters.parse_errors.labels(stream="log", reason=item.reason).inc()
-        return items
+        return out
 
 
 class SubscriptionParams:
@@ -150,6 +174,7 @@ class SourceLogic(StatefulBatchLogic[LogLine | Feedback | Evict, Decision, LogSo
     def on_batch(self, values: list[LogLine | Feedback | Evict]) -> tuple[list[Decision], bool]:
         out: list[Decision] = []
         run: list[RawLine] = []
+        lines = 0
         for value in values:
             if isinstance(value, Evict):  # idle, and its place went to a new source: decide what is left, drop it
                 out += self._step(run)
@@ -168,7 +193,9 @@ class SourceLogic(StatefulBatchLogic[LogLine | Feedback | Evict, Decision, LogSo
                 self.state = self.decide.new_state(value)
             ts = value.ts.timestamp()
             run.append((ts, value.msg))
-            self.last_event = ts if self.last_event is None else max(self.last_event, ts)
+            self.last_event = ts if self.last_event is None or ts > self.last_event else self.last_event
+            lines += 1
+        if lines:
             self.last_wall = utcnow()
         out += self._step(run)
         return out, (StatefulBatchLogic.DISCARD if self.state is None else StatefulBatchLogic.RETAIN)
@@ -231,6 +258,8 @@ class Decide:
                 self.meters.end_to_end_lag_seconds.observe(max(0.0, now - item.result.end))
             elif isinstance(item, Alert):
                 self.meters.alerts.labels(source="log", kind=item.kind).inc()
+            elif isinstance(item, Flooded):
+                self.meters.parse_errors.labels(stream="log", reason=FLOOD_REASON).inc()
         if decided:
             self.meters.windows_scored.inc(decided)
             self.meters.index_size.labels(group=state.key).set(state.index_size)
@@ -309,6 +338,24 @@ def to_points(d: Decision) -> list[Point]:
     return []
 
 
+FLOOD_REASON = "template_flood"
+
+
+def flood_error(d: Decision) -> IngestError | None:
+    """The ``flood_errors`` step: a source over its new-template limit -> a ``template_flood``
+    ingest error naming the source, the limit and a line of a template it stood in for, stamped
+    when decided (sources flooding in the same minute must not share a point)."""
+    if not isinstance(d, Flooded):
+        return None
+    minute = datetime.fromtimestamp(d.minute, UTC)
+    detail = (f"log source {d.source} sent more than [log_detector].max_new_templates_per_min = {d.limit} new "
+              f"templates in the minute from {minute.isoformat()}; the rest of that minute's new templates were "
+              f"scored with stand-in (hashing) vectors, not the model, e.g. {d.template[:120]!r}. Check what this "
+              "source logs (unique ids or data in every line?) or raise the setting")
+    return IngestError(stream="log", step="decide", reason=FLOOD_REASON, topic=d.source,
+                       payload=excerpt(d.example or d.template), detail=detail, ts=utcnow())
+
+
 def alerts_of(d: Decision) -> list[Alert]:
     """The alert transitions among the outputs (a quiet close of applied feedback included)."""
     if isinstance(d, Alert):
@@ -346,8 +393,8 @@ def build_flow(
     by_topic = op.branch("split_feedback", messages, SplitFeedback(fb_prefix))
     feedback = op.branch("split_feedback_errors", op.map("parse_feedback", by_topic.trues, ParseFeedback(fb_prefix)),
                          is_feedback)
-    parse = guarded("log", "parse_log", admit_sources(LogParser(settings.logs, meters), settings.logs))
-    parsed = op.flat_map("parse_log", by_topic.falses, parse)
+    parse = guarded("log", "parse_log", admit_sources(LogParser(settings.logs), settings.logs))
+    parsed = op.flat_map_batch("parse_log", by_topic.falses, ParseBatch(parse, meters))
     lines = op.branch("split_errors", parsed, is_line)
     keyed = op.key_on("source_key", op.merge("lines_and_feedback", lines.trues, feedback.trues), source_key)
     decided: Stream[Decision] = op.map("unkey", op.stateful_batch("decide", keyed, decide), value_of)
@@ -357,7 +404,8 @@ def build_flow(
                            value_of)
     alert_pts = op.flat_map("budget_points", budgeted, budget_points)
     alerts = op.filter_map("to_messages", budgeted, ToMessage(settings.mqtt.alerts_prefix))
-    errors = cast("Stream[IngestError]", op.merge("all_errors", lines.falses, feedback.falses))
+    floods = op.filter_map("flood_errors", decided, flood_error)
+    errors = cast("Stream[IngestError]", op.merge("all_errors", lines.falses, feedback.falses, floods))
     op.output("influx_out", op.merge("all_points", points, alert_pts, op.map("error_point", errors, error_point)),
               influx_sink)
     op.output("mqtt_out", op.merge("all_messages", alerts, op.map(
