@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from drain3 import TemplateMiner
 from drain3.template_miner_config import TemplateMinerConfig
@@ -134,12 +134,19 @@ class TemplateMinerState:
         self._masked[line] = masked
         return masked
 
-    def add(self, line: str) -> TemplateMatch:
+    @overload
+    def add(self, line: str) -> TemplateMatch: ...
+
+    @overload
+    def add(self, line: str, *, learn: bool) -> TemplateMatch | None: ...
+
+    def add(self, line: str, *, learn: bool = True) -> TemplateMatch | None:
         """Assign *line* to a template (learning it), returning id, text and change type.
 
         A masked line seen before goes straight to its template (Drain3 would match it to
         the same cluster without changing it), touching the cluster so LRU eviction still
-        sees it as used.
+        sees it as used. With ``learn=False`` only such lines are assigned; others return
+        None (Drain3 is not called).
         """
         self.lines += 1
         masked = self.mask(line.strip())
@@ -150,6 +157,9 @@ class TemplateMinerState:
             if cluster is not None:
                 cluster.size += 1
                 return TemplateMatch(cid, cluster.get_template(), "none")
+        if not learn:
+            self.lines -= 1
+            return None
         cluster, change_type = drain.add_log_message(masked)
         if len(self._memo) >= self.memo_size:
             self._memo.clear()

@@ -343,17 +343,18 @@ FLOOD_REASON = "template_flood"
 
 def flood_error(d: Decision) -> IngestError | None:
     """The ``flood_errors`` step: a source over its new-template limit -> a ``template_flood``
-    ingest error naming the source, the limit and a line of a template it stood in for, stamped
+    ingest error naming the source and the limit, with an example line as its payload, stamped
     when decided (sources flooding in the same minute must not share a point)."""
     if not isinstance(d, Flooded):
         return None
     minute = datetime.fromtimestamp(d.minute, UTC)
-    detail = (f"log source {d.source} sent more than [log_detector].max_new_templates_per_min = {d.limit} new "
-              f"templates in the minute from {minute.isoformat()}; the rest of that minute's new templates were "
-              f"scored with stand-in (hashing) vectors, not the model, e.g. {d.template[:120]!r}. Check what this "
-              "source logs (unique ids or data in every line?) or raise the setting")
+    done = ("its other lines of new shapes were not mined (counted as <unknown template>)" if d.kind == "templates"
+            else "its other new templates were scored with stand-in (hashing) vectors, not the model")
+    detail = (f"log source {d.source} made more than [log_detector].max_new_templates_per_min = {d.limit} new "
+              f"templates in the minute from {minute.isoformat()}; {done} for the rest of that minute. Check what "
+              "this source logs (unique ids or data in every line? see the payload) or raise the setting")
     return IngestError(stream="log", step="decide", reason=FLOOD_REASON, topic=d.source,
-                       payload=excerpt(d.example or d.template), detail=detail, ts=utcnow())
+                       payload=excerpt(d.example), detail=detail, ts=utcnow())
 
 
 def alerts_of(d: Decision) -> list[Alert]:

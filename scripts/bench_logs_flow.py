@@ -14,7 +14,7 @@ built as there: JSON lines ``{"ts", "msg"}``, K per message. Reported per K: lin
 time and per CPU second of this process, windows decided, model calls.
 
 ``--flood N`` adds a second source on another host that sends N lines of unique random
-tokens, interleaved with the HDFS lines, and reports both sources' decided windows and the
+tokens over ``--flood-minutes`` of event time, interleaved with the HDFS lines, and reports both sources' decided windows and the
 flood's ``template_flood`` errors: the HDFS source must keep its rate.
 
 Prints a markdown table and writes ``out/bench-logs-flow.json``.
@@ -52,11 +52,12 @@ def messages(stamped: list[tuple[datetime, str]], topic: str, per_message: int, 
             for i in range(0, len(rows), per_message)]
 
 
-def flood_lines(n: int, stamped: list[tuple[datetime, str]], seed: int = 0) -> list[tuple[datetime, str]]:
-    """*n* lines of unique random words spread over the HDFS lines' time span."""
+def flood_lines(n: int, stamped: list[tuple[datetime, str]], minutes: float, seed: int = 0) -> list[tuple[datetime, str]]:
+    """*n* lines of unique random words spread over *minutes* of event time from the middle of
+    the HDFS lines' span."""
     rng = random.Random(seed)
-    t0, t1 = stamped[0][0], stamped[-1][0]
-    span = (t1 - t0).total_seconds()
+    t0 = stamped[len(stamped) // 2][0]
+    span = 60.0 * minutes
     letters = "abcdefghijklmnopqrstuvwxyz"
 
     def word() -> str:
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=60_000, help="HDFS lines per run (default 60000)")
     parser.add_argument("--per-message", default="1,100", help="lines per message, one run each (default 1,100)")
     parser.add_argument("--flood", type=int, default=0, help="also send this many unique lines from a second source")
+    parser.add_argument("--flood-minutes", type=float, default=10.0, help="event time the flood spans (default 10)")
     parser.add_argument("--model", default="default", help="[log_detector] model (default: the default model)")
     parser.add_argument("--profile", type=Path, default=None, help="write cProfile stats of the (last) run here")
     parser.add_argument("--out", default=str(ROOT / "out" / "bench-logs-flow.json"))
@@ -118,15 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     for k in [int(k) for k in args.per_message.split(",") if k.strip()]:
         msgs = messages(stamped, "logs/bench/hdfs1/hdfs", k, now)
-        if args.flood:
-            flood = messages(flood_lines(args.flood, stamped), "logs/bench/flood1/app", k, now)
-            step = max(1, len(msgs) // max(1, len(flood)))
-            mixed: list[Any] = []
-            for i, m in enumerate(msgs):
-                mixed.append(m)
-                if i % step == 0 and flood:
-                    mixed.append(flood.pop())
-            msgs = mixed + flood
+        if args.flood:  # interleaved by the event time of each message's first line
+            noisy = flood_lines(args.flood, stamped, args.flood_minutes)
+            timed = [(stamped[i][0], 0, m) for i, m in zip(range(0, len(stamped), k), msgs, strict=True)]
+            timed += [(noisy[i][0], 1, m) for i, m in zip(range(0, len(noisy), k),
+                                                          messages(noisy, "logs/bench/flood1/app", k, now), strict=True)]
+            msgs = [m for _, _, m in sorted(timed, key=lambda x: (x[0], x[1]))]
         n = len(lines) + args.flood
         print(f"bench_logs_flow: {n} lines, {k} per message", file=sys.stderr)
         timing, points = run_flow(msgs, embedder, args.profile)

@@ -64,7 +64,9 @@ def test_budget_bounds_model_texts_per_minute_and_flags_the_source() -> None:
     assert 1 <= len(floods) <= 3 and all(f.limit == 20 and f.example for f in floods)
     assert floods[0].example in {text for _, text in lines}
     assert len([o for o in out if isinstance(o, Decided)]) == 3  # every window still decided
-    assert state.stood_in > 500
+    assert state.templates.unmined_lines > 500 and floods[0].kind == "templates"
+    unknown = [o.result for o in out if isinstance(o, Decided)][0]
+    assert unknown.templates <= 21  # the minute's new templates, and <unknown template>
     restored = pickle.loads(pickle.dumps(state))  # the budget and stand-in marks are state
     assert restored.budget.per_min == 20 and restored.standins == state.standins
 
@@ -78,20 +80,23 @@ def test_no_limit_sends_every_new_template_to_the_model() -> None:
     assert emb.texts >= 290 and state.stood_in == 0
 
 
-def test_a_stood_in_template_gets_the_model_vector_in_a_later_minute() -> None:
+def test_templates_over_the_embedding_budget_get_stand_ins_then_the_model_vector() -> None:
     emb = CountingEmbedder()
     cache = TemplateEmbeddingCache(emb)
-    state = LogSourceState("s1/web/app", LogParams(model="hashing", max_new_templates_per_min=2), embeddings=cache)
+    params = LogParams(model="hashing", window_size_s=300.0, max_new_templates_per_min=2)
+    state = LogSourceState("s1/web/app", params, embeddings=cache)
     t = T0.timestamp()
-    # minute 0: five distinct shapes, one line each; the window closes at minute 1
+    # two new shapes a minute (within the template budget); the 5-minute window closes with 5 at once
     shapes = ["disk full on volume", "fan speed low", "link down on port", "user login failed", "cache miss storm"]
-    state.step([(t + i, s) for i, s in enumerate(shapes)])
-    state.step([(t + 61.0, shapes[4])])  # closes window 0: 2 model texts, 3 stand-ins
+    state.step([(t + 30.0 * i, s) for i, s in enumerate(shapes)])
+    out = state.step([(t + 301.0, shapes[4])])  # closes window 0: 2 model texts, 3 stand-ins
     assert state.stood_in == 3 and len(state.standins) == 3
-    state.step([(t + 121.0, shapes[4])])  # window 1 holds shape 4 only: a stand-in, now in budget
+    assert [o.kind for o in out if isinstance(o, Flooded)] == ["embeddings"]
+    stood = next(iter(state.standins))
+    state.step([(t + 400.0, stood), (t + 601.0, shapes[0])])  # window 1 holds a stood-in shape: in budget now
     held = {text: vec for text, vec in state.novelty.table.values()}
-    assert shapes[4] not in state.standins
-    assert np.allclose(held[shapes[4]], cache.embed([shapes[4]])[0])
+    assert stood not in state.standins
+    assert np.allclose(held[stood], cache.embed([stood])[0])
 
 
 def _messages(lines: list[tuple[float, str]], topic: str) -> list[Message]:

@@ -83,6 +83,7 @@ from oddwatch.core.log_pipeline import (
     GroupTemplates,
     LogParams,
     ModelKey,
+    NewTemplateBudget,
     TemplateChange,
     TemplatedWindow,
     WindowResult,
@@ -125,15 +126,17 @@ class Drifted:
 
 @dataclass(frozen=True, slots=True)
 class Flooded:
-    """A source sent more new template texts in a minute of event time than
-    ``max_new_templates_per_min``: the rest of that minute's new texts got stand-in vectors
-    (:class:`~detectors.embedders.HashingEmbedder`), not the model's. Emitted once per such
-    minute, with one stood-in template and a line of it."""
+    """A source made more new templates in a minute of event time than
+    ``max_new_templates_per_min``. ``kind`` ``"templates"``: the rest of that minute's lines of
+    new shapes were not mined (they count as ``<unknown template>``); ``"embeddings"``: the rest
+    of the new template texts got stand-in vectors
+    (:class:`~detectors.embedders.HashingEmbedder`), not the model's. Emitted at most once per
+    minute, with an example line."""
 
     source: str
     minute: float  # start of the minute, epoch seconds
     limit: int
-    template: str
+    kind: str  # "templates" | "embeddings"
     example: str
 
 
@@ -203,35 +206,6 @@ class RecentWindows:
         return [m for m in self._by_end.values() if epoch <= int(m["end"]) < stop]
 
 
-# ---------------------------------------------------------------- new templates per minute
-class NewTemplateBudget:
-    """How many new template texts a source may send to the model per minute of event time.
-
-    >>> b = NewTemplateBudget(per_min=3)
-    >>> b.take(2, 60.0), b.take(2, 90.0), b.take(2, 119.0), b.take(2, 120.0)
-    (2, 1, 0, 2)
-    >>> NewTemplateBudget(per_min=0).take(1000, 0.0)  # no limit
-    1000
-    """
-
-    def __init__(self, per_min: int) -> None:
-        self.per_min = per_min
-        self.minute = -1  # minute number of the current count
-        self.used = 0
-        self.flagged = False  # a Flooded output was emitted for this minute
-
-    def take(self, n: int, now: float) -> int:
-        """How many of *n* new texts may go to the model at event time *now* (counted as used)."""
-        if self.per_min <= 0:
-            return n
-        minute = int(now // 60) if math.isfinite(now) else self.minute
-        if minute != self.minute:
-            self.minute, self.used, self.flagged = minute, 0, False
-        k = max(0, min(n, self.per_min - self.used))
-        self.used += k
-        return k
-
-
 # ---------------------------------------------------------------- the decision object
 class LogSourceState:
     """Every decision about one log source; picklable (the embeddings source is not pickled).
@@ -273,6 +247,7 @@ class LogSourceState:
         self.budget = NewTemplateBudget(p.max_new_templates_per_min)
         self.standins: dict[str, None] = {}  # template texts whose vector is a stand-in, not the model's
         self.stood_in = 0  # template texts given stand-in vectors
+        self.flagged_minute = -1.0  # the last minute a Flooded was emitted for
         self._embeddings: TemplateVectors | None = None
         if embeddings is not None:
             self.bind(embeddings)
@@ -286,7 +261,7 @@ class LogSourceState:
         self.__dict__.update(state)
         if "budget" not in state:  # a state pickled before the new-template limit
             self.budget = NewTemplateBudget(self.params.max_new_templates_per_min)
-            self.standins, self.stood_in = {}, 0
+            self.standins, self.stood_in, self.flagged_minute = {}, 0, -1.0
 
     def bind(self, embeddings: TemplateVectors) -> int:
         """Use *embeddings* from now on; when its model differs from the one the state's vectors
@@ -320,7 +295,16 @@ class LogSourceState:
             windows, changes = self.templates.process(ts, text)
             events.extend(changes)
             events.extend(windows)
-        return self._decide(events)
+        flooded: list[LogOutput] = []
+        for u in self.templates.unmined:
+            self._flag(u.minute, "templates", u.line, flooded)
+        self.templates.unmined.clear()
+        return flooded + self._decide(events)
+
+    def _flag(self, minute: float, kind: str, example: str, out: list[LogOutput]) -> None:
+        if minute != self.flagged_minute:
+            self.flagged_minute = minute
+            out.append(Flooded(self.key, minute, self.params.max_new_templates_per_min, kind, example))
 
     def advance(self, ts: float) -> list[LogOutput]:
         """Move event time to *ts* without a line: decide the windows that are now complete."""
@@ -410,10 +394,7 @@ class LogSourceState:
         if len(self.standins) > 2 * self.params.max_templates:  # keep those still in use
             held = {text for text, _ in self.novelty.table.values()}
             self.standins = {t: None for t in self.standins if t in held or t in fresh}
-        if not self.budget.flagged:
-            self.budget.flagged = True
-            out.append(Flooded(self.key, self.budget.minute * 60.0, self.budget.per_min, texts[0],
-                               _example_of(texts[0], events)))
+        self._flag(self.budget.minute * 60.0, "embeddings", _example_of(texts[0], events) or texts[0], out)
 
     def _vector(self, tid: int, text: str, fresh: dict[str, np.ndarray]) -> np.ndarray:
         if text in fresh:
