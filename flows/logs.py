@@ -8,7 +8,8 @@ Steps: ``mqtt_in`` -> ``split_feedback`` -> ``parse_log`` / ``parse_feedback`` -
 ``decide`` (Bytewax ``stateful_batch``: one :class:`~oddwatch.core.logsource.LogSourceState`
 per source gets each batch of its lines in one call, so the batch's new templates are embedded
 in one model call; wall-clock idleness closes the windows of a source that went quiet) ->
-``to_points`` / ``alerts_of`` -> ``budget`` -> ``influx_out`` / ``mqtt_out``. Every decision is
+``to_points`` / ``alerts_of`` -> ``budget`` -> ``influx_out`` / ``mqtt_out``; ``flood_errors``
+turns a source over its new-template limit into a ``template_flood`` ingest error. Every decision is
 made inside the state; this module only wires it.
 """
 
@@ -228,7 +229,7 @@ class SourceLogic(StatefulBatchLogic[LogLine | Feedback | Evict, Decision, LogSo
 
     def snapshot(self) -> LogSourceState:
         assert self.state is not None  # a logic without state is discarded, never snapshotted
-        return self.state
+        return self.state  # as is, no copy: Bytewax pickles it with recovery on and drops it otherwise
 
 
 class Decide:

@@ -31,6 +31,13 @@ load, when batching pays. Only the embedding call is shared within a batch, so d
 not depend on where batches end: the evaluator, with batches of its own size, decides the
 same windows with the same scores and alerts.
 
+Floods: a source that makes more than ``max_new_templates_per_min`` new templates in a minute
+of event time (unique ids or data in every line) has the rest of that minute's lines of new
+shapes left unmined (``<unknown template>``) and any new template texts beyond the same budget
+at embedding time scored with stand-in hashing vectors, and is reported once per minute
+(:class:`Flooded`), so its lines cost what ordinary lines cost and the worker's other sources
+do not wait behind its Drain3 and model work. Below the limit nothing changes.
+
 Examples
 --------
 >>> from detectors.embedders import HashingEmbedder, TemplateEmbeddingCache
