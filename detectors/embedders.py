@@ -325,17 +325,18 @@ class TemplateEmbeddingCache:
         if self.embedder is None or self.key is None:
             raise RuntimeError("TemplateEmbeddingCache: no embedder set (call set_embedder after unpickling)")
         name, trunc = self.key
-        missing: list[str] = []
+        wanted: dict[str, None] = {}  # texts to embed, in order (a dict: one lookup per text)
         for text in templates:
             key = (name, trunc, text)
             if key in self._cache:
                 self._cache.move_to_end(key)
                 self.hits += 1
-            elif text not in missing:
-                missing.append(text)
+            elif text not in wanted:
+                wanted[text] = None
                 self.misses += 1
             else:
                 self.hits += 1
+        missing = list(wanted)
         if missing:
             rows = self.embedder.encode(missing)
             self.model_calls += 1

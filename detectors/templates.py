@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from drain3 import TemplateMiner
 from drain3.template_miner_config import TemplateMinerConfig
@@ -77,7 +77,8 @@ class TemplateMinerState:
     masks
         ``(regex, name)`` pairs applied in order; a match becomes ``<name>``.
     memo_size
-        Masked lines remembered with their template id (a fast path for repeated shapes).
+        Lines remembered with their masked text, and masked lines with their template id (a
+        fast path for repeated lines and shapes).
     """
 
     def __init__(
@@ -105,7 +106,8 @@ class TemplateMinerState:
         self.lines = 0
         self._miner = self._build()
         self._regexes = _compile(self.masks)
-        self._memo: dict[str, int] = {}
+        self._memo: dict[str, int] = {}  # masked line -> template id
+        self._masked: dict[str, str] = {}  # line -> masked line
 
     def _build(self) -> TemplateMiner:
         config = TemplateMinerConfig()
@@ -118,18 +120,33 @@ class TemplateMinerState:
         return TemplateMiner(config=config)
 
     def mask(self, line: str) -> str:
-        """*line* with its variable parts replaced by ``<NAME>`` masks."""
+        """*line* with its variable parts replaced by ``<NAME>`` masks (a line seen recently is
+        looked up, not masked again)."""
+        masked = self._masked.get(line)
+        if masked is not None:
+            return masked
+        masked = line
         for regex, repl, guard in self._regexes:
-            if guard is None or guard in line:
-                line = regex.sub(repl, line)
-        return line
+            if guard is None or guard in masked:
+                masked = regex.sub(repl, masked)
+        if len(self._masked) >= self.memo_size:
+            self._masked.clear()
+        self._masked[line] = masked
+        return masked
 
-    def add(self, line: str) -> TemplateMatch:
+    @overload
+    def add(self, line: str) -> TemplateMatch: ...
+
+    @overload
+    def add(self, line: str, *, learn: bool) -> TemplateMatch | None: ...
+
+    def add(self, line: str, *, learn: bool = True) -> TemplateMatch | None:
         """Assign *line* to a template (learning it), returning id, text and change type.
 
         A masked line seen before goes straight to its template (Drain3 would match it to
         the same cluster without changing it), touching the cluster so LRU eviction still
-        sees it as used.
+        sees it as used. With ``learn=False`` only such lines are assigned; others return
+        None (Drain3 is not called).
         """
         self.lines += 1
         masked = self.mask(line.strip())
@@ -140,6 +157,9 @@ class TemplateMinerState:
             if cluster is not None:
                 cluster.size += 1
                 return TemplateMatch(cid, cluster.get_template(), "none")
+        if not learn:
+            self.lines -= 1
+            return None
         cluster, change_type = drain.add_log_message(masked)
         if len(self._memo) >= self.memo_size:
             self._memo.clear()
@@ -164,6 +184,7 @@ class TemplateMinerState:
         state["_miner"] = None
         state["_regexes"] = None
         state["_memo"] = {}
+        state["_masked"] = {}
         state["_drain"] = (drain.id_to_cluster, drain.root_node, drain.clusters_counter)
         return state
 
@@ -172,6 +193,7 @@ class TemplateMinerState:
         self.__dict__.update(state)
         self._miner = self._build()
         self._regexes = _compile(self.masks)
+        self._masked = {}
         drain = self._miner.drain
         drain.id_to_cluster = id_to_cluster
         drain.root_node = root

@@ -8,7 +8,8 @@ Steps: ``mqtt_in`` -> ``split_feedback`` -> ``parse_log`` / ``parse_feedback`` -
 ``decide`` (Bytewax ``stateful_batch``: one :class:`~oddwatch.core.logsource.LogSourceState`
 per source gets each batch of its lines in one call, so the batch's new templates are embedded
 in one model call; wall-clock idleness closes the windows of a source that went quiet) ->
-``to_points`` / ``alerts_of`` -> ``budget`` -> ``influx_out`` / ``mqtt_out``. Every decision is
+``to_points`` / ``alerts_of`` -> ``budget`` -> ``influx_out`` / ``mqtt_out``; ``flood_errors``
+turns a source over its new-template limit into a ``template_flood`` ingest error. Every decision is
 made inside the state; this module only wires it.
 """
 
@@ -46,13 +47,23 @@ from oddwatch.core.feedback import (
 )
 from oddwatch.core.log_outputs import split_source
 from oddwatch.core.log_pipeline import LogParams, ModelKey, build_embedder
-from oddwatch.core.logsource import Decided, Drifted, LogOutput, LogSourceState, RawLine
+from oddwatch.core.logsource import Decided, Drifted, Flooded, LogOutput, LogSourceState, RawLine
 from oddwatch.ingest.guard import guarded
 from oddwatch.ingest.logs import parse_log
 from oddwatch.ingest.topics import matches
 from oddwatch.observe.logsetup import configure_logging
 from oddwatch.observe.metrics import METRICS, Metrics
-from oddwatch.records import Alert, IngestError, LogLine, Message, Point, spread_errors, utcnow
+from oddwatch.records import (
+    UTC,
+    Alert,
+    IngestError,
+    LogLine,
+    Message,
+    Point,
+    excerpt,
+    spread_errors,
+    utcnow,
+)
 from oddwatch.schema import (
     drift_point,
     error_point,
@@ -65,21 +76,34 @@ Decision = LogOutput | FeedbackDone
 
 
 class LogParser:
-    """The ``parse_log`` step: topic -> site/host/app, payload -> lines or errors; counts the
-    messages and the errors by reason in *meters* when given."""
+    """The ``parse_log`` step's parser of one message: topic -> site/host/app, payload -> lines
+    or errors."""
 
-    def __init__(self, settings: LogSettings, meters: Metrics | None = None) -> None:
+    def __init__(self, settings: LogSettings) -> None:
         self.settings = settings
-        self.meters = meters
 
     def __call__(self, msg: Message) -> list[LogLine | IngestError]:
-        items: list[LogLine | IngestError] = spread_errors(parse_log(msg, self.settings))  # type: ignore[assignment]
+        return spread_errors(parse_log(msg, self.settings))  # type: ignore[return-value]
+
+
+class ParseBatch:
+    """The ``parse_log`` step over a batch of messages: *parse* each, count the messages once per
+    batch and the errors by reason in *meters* when given."""
+
+    def __init__(self, parse: Callable[[Message], list[Any]], meters: Metrics | None = None) -> None:
+        self.parse = parse
+        self.meters = meters
+
+    def __call__(self, msgs: list[Message]) -> list[Any]:
+        out: list[Any] = []
+        for msg in msgs:
+            out += self.parse(msg)
         if self.meters is not None:
-            self.meters.messages_in.labels(stream="log").inc()
-            for item in items:
+            self.meters.messages_in.labels(stream="log").inc(len(msgs))
+            for item in out:
                 if isinstance(item, IngestError):
                     self.meters.parse_errors.labels(stream="log", reason=item.reason).inc()
-        return items
+        return out
 
 
 class SubscriptionParams:
@@ -160,6 +184,7 @@ class SourceLogic(StatefulBatchLogic[LogLine | Feedback | Evict, Decision, LogSo
     def on_batch(self, values: list[LogLine | Feedback | Evict]) -> tuple[list[Decision], bool]:
         out: list[Decision] = []
         run: list[RawLine] = []
+        lines = 0
         for value in values:
             if isinstance(value, Evict):  # idle, and its place went to a new source: decide what is left, drop it
                 out += self._step(run)
@@ -178,7 +203,9 @@ class SourceLogic(StatefulBatchLogic[LogLine | Feedback | Evict, Decision, LogSo
                 self.state = self.decide.new_state(value)
             ts = value.ts.timestamp()
             run.append((ts, value.msg))
-            self.last_event = ts if self.last_event is None else max(self.last_event, ts)
+            self.last_event = ts if self.last_event is None or ts > self.last_event else self.last_event
+            lines += 1
+        if lines:
             self.last_wall = utcnow()
         out += self._step(run)
         return out, (StatefulBatchLogic.DISCARD if self.state is None else StatefulBatchLogic.RETAIN)
@@ -211,7 +238,7 @@ class SourceLogic(StatefulBatchLogic[LogLine | Feedback | Evict, Decision, LogSo
 
     def snapshot(self) -> LogSourceState:
         assert self.state is not None  # a logic without state is discarded, never snapshotted
-        return self.state
+        return self.state  # as is, no copy: Bytewax pickles it with recovery on and drops it otherwise
 
 
 class Decide:
@@ -241,6 +268,8 @@ class Decide:
                 self.meters.end_to_end_lag_seconds.observe(max(0.0, now - item.result.end))
             elif isinstance(item, Alert):
                 self.meters.alerts.labels(source="log", kind=item.kind).inc()
+            elif isinstance(item, Flooded):
+                self.meters.parse_errors.labels(stream="log", reason=FLOOD_REASON).inc()
         if decided:
             self.meters.windows_scored.inc(decided)
             self.meters.index_size.labels(group=state.key).set(state.index_size)
@@ -272,6 +301,25 @@ def to_points(d: Decision) -> list[Point]:
     if isinstance(d, FeedbackDone):
         return [feedback_point(d.feedback, d.site, "log")]
     return []
+
+
+FLOOD_REASON = "template_flood"
+
+
+def flood_error(d: Decision) -> IngestError | None:
+    """The ``flood_errors`` step: a source over its new-template limit -> a ``template_flood``
+    ingest error naming the source and the limit, with an example line as its payload, stamped
+    when decided (sources flooding in the same minute must not share a point)."""
+    if not isinstance(d, Flooded):
+        return None
+    minute = datetime.fromtimestamp(d.minute, UTC)
+    done = ("its other lines of new shapes were not mined (counted as <unknown template>)" if d.kind == "templates"
+            else "its other new templates were scored with stand-in (hashing) vectors, not the model")
+    detail = (f"log source {d.source} made more than [log_detector].max_new_templates_per_min = {d.limit} new "
+              f"templates in the minute from {minute.isoformat()}; {done} for the rest of that minute. Check what "
+              "this source logs (unique ids or data in every line? see the payload) or raise the setting")
+    return IngestError(stream="log", step="decide", reason=FLOOD_REASON, topic=d.source,
+                       payload=excerpt(d.example), detail=detail, ts=utcnow())
 
 
 def alerts_of(d: Decision) -> list[Alert]:
@@ -311,8 +359,8 @@ def build_flow(
     by_topic = op.branch("split_feedback", messages, SplitFeedback(fb_prefix))
     feedback = op.branch("split_feedback_errors", op.map("parse_feedback", by_topic.trues, ParseFeedback(fb_prefix, "log")),
                          is_feedback)
-    parse = guarded("log", "parse_log", admit_sources(LogParser(settings.logs, meters), settings.logs))
-    parsed = op.flat_map("parse_log", by_topic.falses, parse)
+    parse = guarded("log", "parse_log", admit_sources(LogParser(settings.logs), settings.logs))
+    parsed = op.flat_map_batch("parse_log", by_topic.falses, ParseBatch(parse, meters))
     lines = op.branch("split_errors", parsed, is_line)
     keyed = op.key_on("source_key", op.merge("lines_and_feedback", lines.trues, feedback.trues), source_key)
     decided: Stream[Decision] = op.map("unkey", op.stateful_batch("decide", keyed, decide), value_of)
@@ -322,7 +370,8 @@ def build_flow(
                            value_of)
     alert_pts = op.flat_map("budget_points", budgeted, budget_points)
     alerts = op.filter_map("to_messages", budgeted, ToMessage(settings.mqtt.alerts_prefix))
-    errors = cast("Stream[IngestError]", op.merge("all_errors", lines.falses, feedback.falses))
+    floods = op.filter_map("flood_errors", decided, flood_error)
+    errors = cast("Stream[IngestError]", op.merge("all_errors", lines.falses, feedback.falses, floods))
     op.output("influx_out", op.merge("all_points", points, alert_pts, op.map("error_point", errors, error_point)),
               influx_sink)
     op.output("mqtt_out", op.merge("all_messages", alerts, op.map(

@@ -133,6 +133,7 @@ class LogParams:
     allow_download: bool = False  # fetch a model missing locally; false: fail at once, offline
     batch_size: int = 64
     cache_capacity: int = 10000
+    max_new_templates_per_min: int = 60  # per source and minute of event time; beyond it stand-in vectors; 0: no limit
     micro_batch: int = 256  # lines per source and embedding call in the evaluator (the flow takes Bytewax's batches)
     # window vector
     weighting: str = "logtfidf"  # count | tfidf | logtfidf | idf (presence x idf)
@@ -188,6 +189,9 @@ class LogParams:
         for name in ("count_dims", "index_capacity", "index_k", "micro_batch", "promote_min", "max_templates"):
             if getattr(self, name) < 1:
                 raise ValueError(f"LogParams: {name} = {getattr(self, name)!r} must be >= 1")
+        if self.max_new_templates_per_min < 0:
+            raise ValueError(f"LogParams: max_new_templates_per_min = {self.max_new_templates_per_min!r} must be "
+                             ">= 0 (0: no limit)")
         if self.truncate_dim < 0 or self.search_dims < 0:
             raise ValueError(
                 f"LogParams: truncate_dim = {self.truncate_dim!r} and search_dims = {self.search_dims!r} "

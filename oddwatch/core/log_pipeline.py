@@ -65,6 +65,45 @@ def build_embedder(params: LogParams) -> Embedder:
     )
 
 
+# ---------------------------------------------------------------- new templates per minute
+class NewTemplateBudget:
+    """How many new templates a source may make (or send to the model) per minute of event time.
+
+    >>> b = NewTemplateBudget(per_min=3)
+    >>> b.take(2, 60.0), b.take(2, 90.0), b.take(2, 119.0), b.take(2, 120.0)
+    (2, 1, 0, 2)
+    >>> NewTemplateBudget(per_min=0).take(1000, 0.0)  # no limit
+    1000
+    """
+
+    def __init__(self, per_min: int) -> None:
+        self.per_min = per_min
+        self.minute = -1  # minute number of the current count
+        self.used = 0
+        self.flagged = False  # a Flooded output was emitted for this minute
+
+    def _at(self, now: float) -> None:
+        minute = int(now // 60) if math.isfinite(now) else self.minute
+        if minute != self.minute:
+            self.minute, self.used, self.flagged = minute, 0, False
+
+    def take(self, n: int, now: float) -> int:
+        """How many of *n* new templates may be taken at event time *now* (counted as used)."""
+        if self.per_min <= 0:
+            return n
+        self._at(now)
+        k = max(0, min(n, self.per_min - self.used))
+        self.used += k
+        return k
+
+    def spent(self, now: float) -> bool:
+        """True when the minute of event time *now* has no new template left."""
+        if self.per_min <= 0:
+            return False
+        self._at(now)
+        return self.used >= self.per_min
+
+
 # ---------------------------------------------------------------- stage 1: templates, windows
 WINDOW_KINDS = ("session", "time", "count")
 
@@ -99,8 +138,27 @@ class TemplateChange:
     new: str
 
 
+UNKNOWN_TEMPLATE = 0  # the template id of lines not mined while a source is over its new-template budget
+UNKNOWN_TEXT = "<unknown template>"
+
+
+@dataclass(frozen=True, slots=True)
+class Unmined:
+    """The first line of a minute that a source's template budget left unmined."""
+
+    minute: float  # start of the minute, epoch seconds
+    line: str
+
+
 class GroupTemplates:
-    """Stage 1 for one source group: templates and window assembly (picklable)."""
+    """Stage 1 for one source group: templates and window assembly (picklable).
+
+    Once Drain3 has created ``max_new_templates_per_min`` templates in a minute of event time,
+    the rest of that minute's lines of a shape not seen before are not mined (Drain3 compares
+    a line with every template of its tree node, so a flood of unique lines costs a thousand
+    comparisons a line): they count as :data:`UNKNOWN_TEMPLATE`, and the minute's first one is
+    kept in :attr:`unmined` for the caller to report.
+    """
 
     def __init__(self, source: str, params: LogParams | None = None) -> None:
         self.source = source
@@ -112,10 +170,27 @@ class GroupTemplates:
         self.windows = WindowAssembler(source, self.params.window_params())
         self.kind = window_kind(self.params)
         self._texts: dict[int, str] = {}
+        self.budget = NewTemplateBudget(self.params.max_new_templates_per_min)
+        self.unmined: list[Unmined] = []  # taken (and cleared) by the caller
+        self.unmined_lines = 0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "budget" not in state:  # pickled before the new-template budget
+            self.budget = NewTemplateBudget(self.params.max_new_templates_per_min)
+            self.unmined, self.unmined_lines = [], 0
 
     def process(self, ts: float, line: str) -> tuple[list[TemplatedWindow], list[TemplateChange]]:
         """One line (event time in epoch seconds) -> windows it closed, template changes."""
-        match = self.miner.add(line)
+        match = self.miner.add(line, learn=not self.budget.spent(ts))
+        if match is None:
+            self.unmined_lines += 1
+            if not self.budget.flagged:
+                self.budget.flagged = True
+                self.unmined.append(Unmined(self.budget.minute * 60.0, line))
+            return [self._templated(w) for w in self.windows.add(ts, UNKNOWN_TEMPLATE, line)], []
+        if match.change_type == "cluster_created":
+            self.budget.take(1, ts)
         changes: list[TemplateChange] = []
         if match.change_type == "cluster_template_changed":
             old = self._texts.get(match.template_id, "")
@@ -135,7 +210,8 @@ class GroupTemplates:
         return [self._templated(w) for w in self.windows.flush()]
 
     def _templated(self, win: ClosedWindow) -> TemplatedWindow:
-        texts = {tid: self.miner.template(tid) or self._texts.get(tid, f"<template {tid}>")
+        texts = {tid: UNKNOWN_TEXT if tid == UNKNOWN_TEMPLATE else
+                 self.miner.template(tid) or self._texts.get(tid, f"<template {tid}>")
                  for tid in win.template_counts}
         return TemplatedWindow(win, dict(texts), self.kind)
 

@@ -31,6 +31,13 @@ load, when batching pays. Only the embedding call is shared within a batch, so d
 not depend on where batches end: the evaluator, with batches of its own size, decides the
 same windows with the same scores and alerts.
 
+Floods: a source that makes more than ``max_new_templates_per_min`` new templates in a minute
+of event time (unique ids or data in every line) has the rest of that minute's lines of new
+shapes left unmined (``<unknown template>``) and any new template texts beyond the same budget
+at embedding time scored with stand-in hashing vectors, and is reported once per minute
+(:class:`Flooded`), so its lines cost what ordinary lines cost and the worker's other sources
+do not wait behind its Drain3 and model work. Below the limit nothing changes.
+
 Examples
 --------
 >>> from detectors.embedders import HashingEmbedder, TemplateEmbeddingCache
@@ -57,6 +64,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from detectors.drift import DriftEvent, DriftWatch
+from detectors.embedders import HashingEmbedder
 from detectors.rates import TemplateRates
 from detectors.silence import SilenceWatch
 from oddwatch.core.alerts import AlertTracker
@@ -82,6 +90,7 @@ from oddwatch.core.log_pipeline import (
     GroupTemplates,
     LogParams,
     ModelKey,
+    NewTemplateBudget,
     TemplateChange,
     TemplatedWindow,
     WindowResult,
@@ -122,7 +131,33 @@ class Drifted:
     threshold: float
 
 
-LogOutput = Decided | Alert | Drifted
+@dataclass(frozen=True, slots=True)
+class Flooded:
+    """A source made more new templates in a minute of event time than
+    ``max_new_templates_per_min``. ``kind`` ``"templates"``: the rest of that minute's lines of
+    new shapes were not mined (they count as ``<unknown template>``); ``"embeddings"``: the rest
+    of the new template texts got stand-in vectors
+    (:class:`~detectors.embedders.HashingEmbedder`), not the model's. Emitted at most once per
+    minute, with an example line."""
+
+    source: str
+    minute: float  # start of the minute, epoch seconds
+    limit: int
+    kind: str  # "templates" | "embeddings"
+    example: str
+
+
+LogOutput = Decided | Alert | Drifted | Flooded
+
+
+def _example_of(template: str, events: Sequence[Silence | TemplateChange | TemplatedWindow]) -> str:
+    """A line of *template* among the events' windows ("" when none kept one)."""
+    for ev in events:
+        if isinstance(ev, TemplatedWindow):
+            for tid, text in ev.templates.items():
+                if text == template and ev.window.examples.get(tid):
+                    return ev.window.examples[tid][0]
+    return ""
 
 
 # ---------------------------------------------------------------- window memory for feedback
@@ -216,6 +251,10 @@ class LogSourceState:
         self.lines = 0
         self.windows = 0
         self.templates_held = 0  # template lookups served from the state's own vectors
+        self.budget = NewTemplateBudget(p.max_new_templates_per_min)
+        self.standins: dict[str, None] = {}  # template texts whose vector is a stand-in, not the model's
+        self.stood_in = 0  # template texts given stand-in vectors
+        self.flagged_minute = -1.0  # the last minute a Flooded was emitted for
         self._embeddings: TemplateVectors | None = None
         if embeddings is not None:
             self.bind(embeddings)
@@ -224,6 +263,12 @@ class LogSourceState:
         state = self.__dict__.copy()
         state["_embeddings"] = None  # a model is not state
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "budget" not in state:  # a state pickled before the new-template limit
+            self.budget = NewTemplateBudget(self.params.max_new_templates_per_min)
+            self.standins, self.stood_in, self.flagged_minute = {}, 0, -1.0
 
     def bind(self, embeddings: TemplateVectors) -> int:
         """Use *embeddings* from now on; when its model differs from the one the state's vectors
@@ -257,7 +302,16 @@ class LogSourceState:
             windows, changes = self.templates.process(ts, text)
             events.extend(changes)
             events.extend(windows)
-        return self._decide(events)
+        flooded: list[LogOutput] = []
+        for u in self.templates.unmined:
+            self._flag(u.minute, "templates", u.line, flooded)
+        self.templates.unmined.clear()
+        return flooded + self._decide(events)
+
+    def _flag(self, minute: float, kind: str, example: str, out: list[LogOutput]) -> None:
+        if minute != self.flagged_minute:
+            self.flagged_minute = minute
+            out.append(Flooded(self.key, minute, self.params.max_new_templates_per_min, kind, example))
 
     def advance(self, ts: float) -> list[LogOutput]:
         """Move event time to *ts* without a line: decide the windows that are now complete."""
@@ -272,8 +326,8 @@ class LogSourceState:
     def _decide(self, events: Sequence[Silence | TemplateChange | TemplatedWindow]) -> list[LogOutput]:
         if not events:
             return []
-        fresh = self._embed_new(events)
         out: list[LogOutput] = []
+        fresh = self._embed_new(events, out)
         for ev in events:
             if isinstance(ev, Silence):
                 out.extend(silence_alerts(ev, self.silence.factor))
@@ -289,16 +343,20 @@ class LogSourceState:
             raise RuntimeError(f"LogSourceState[{self.key}]: no embeddings bound (call bind() after unpickling)")
         return self._embeddings.key or ("", None)
 
-    def _embed_new(self, events: Sequence[Silence | TemplateChange | TemplatedWindow]) -> dict[str, np.ndarray]:
-        """One embedding call for every template text of the batch that the state does not hold."""
+    def _embed_new(self, events: Sequence[Silence | TemplateChange | TemplatedWindow],
+                   out: list[LogOutput]) -> dict[str, np.ndarray]:
+        """One embedding call for every template text of the batch that the state does not hold
+        (or holds a stand-in of), within the source's new-template budget; the rest get
+        stand-in vectors, and the minute's first stand-in adds a :class:`Flooded` to *out*."""
         table = self.novelty.table
+        standins = self.standins
         texts: dict[str, None] = {}
         for ev in events:
             if isinstance(ev, TemplateChange):
                 texts[ev.new] = None
             elif isinstance(ev, TemplatedWindow):
                 for tid, t in ev.templates.items():
-                    if tid in table and table[tid][0] == t:
+                    if tid in table and table[tid][0] == t and t not in standins:
                         self.templates_held += 1
                     else:
                         texts[t] = None
@@ -306,7 +364,44 @@ class LogSourceState:
             return {}
         order = list(texts)
         assert self._embeddings is not None  # checked by _model()
-        return dict(zip(order, self._embeddings.embed(order), strict=True))
+        allowed = self.budget.take(len(order), self.templates.windows.watermark)
+        fresh = dict(zip(order[:allowed], self._embeddings.embed(order[:allowed]), strict=True)) if allowed else {}
+        if standins:
+            self._upgrade(fresh)
+        if allowed < len(order):
+            self._stand_in(order[allowed:], events, fresh, out)
+        return fresh
+
+    def _upgrade(self, fresh: Mapping[str, np.ndarray]) -> None:
+        """Give stood-in templates that now have the model's vector that vector, and recompute
+        the index entries that used the stand-in."""
+        upgraded = {text for text in fresh if text in self.standins}
+        if not upgraded:
+            return
+        for tid, (text, _) in list(self.novelty.table.items()):
+            if text in upgraded:
+                change = TemplateChange(self.key, tid, text, text)
+                self.novelty.apply_change(EmbeddedChange(change, fresh[text], self._model()))
+        for text in upgraded:
+            del self.standins[text]
+
+    def _stand_in(self, texts: list[str], events: Sequence[Silence | TemplateChange | TemplatedWindow],
+                  fresh: dict[str, np.ndarray], out: list[LogOutput]) -> None:
+        """Stand-in vectors (hashing, at the model's size) for *texts* over the budget."""
+        dim = next((v.shape[0] for v in fresh.values()), None) or next(
+            (v.shape[0] for _, v in self.novelty.table.values()), None)
+        if dim is None:  # nothing embedded yet: the model sizes the first one
+            assert self._embeddings is not None
+            first = self._embeddings.embed(texts[:1])[0]
+            dim = first.shape[0]
+        fresh.update(zip(texts, HashingEmbedder(dim=dim).encode(texts), strict=True))
+        self.stood_in += len(texts)
+        for text in texts:
+            self.standins[text] = None
+        if len(self.standins) > 2 * self.params.max_templates:  # keep those still in use
+            held = {text for text, _ in self.novelty.table.values()}
+            self.standins = {t: None for t in self.standins if t in held or t in fresh}
+        self._flag(self.budget.minute * 60.0, "embeddings", _example_of(texts[0], events) or texts[0], out)
 
     def _vector(self, tid: int, text: str, fresh: dict[str, np.ndarray]) -> np.ndarray:
         if text in fresh:

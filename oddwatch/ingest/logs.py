@@ -40,6 +40,8 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from oddwatch.ingest.guard import failure
 from oddwatch.ingest.timestamps import TimestampError, parse_timestamp
 from oddwatch.ingest.topics import parse_topic
@@ -72,6 +74,20 @@ _LEVEL_WORD = re.compile(rf"\b({_LEVELS})\b|\[(?i:({_LEVELS}))\]")
 _TS_KEYS = ("ts", "timestamp", "time", "@timestamp")
 _MSG_KEYS = ("msg", "message")
 _APP_KEYS = ("app", "appname", "program", "service")
+_DEEP = 500  # brackets from which a JSON text is read by json, not orjson (json's depth limit)
+
+
+def _loads(text: str) -> Any:
+    """``json.loads(text)``, by orjson where it can: what orjson refuses (NaN, integers over 64
+    bits, invalid JSON) goes to ``json``, so values and error messages are ``json``'s. A text
+    with :data:`_DEEP` brackets or more, which may nest deeper than ``json`` reads, goes to
+    ``json`` too."""
+    if text.count("[") + text.count("{") >= _DEEP:
+        return json.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 class _Reject(Exception):
@@ -150,6 +166,7 @@ class _Ctx:
         self.max_future = timedelta(seconds=max_future_s)
         self.max_past = timedelta(seconds=max_past_s)
         self.max_future_s, self.max_past_s = max_future_s, max_past_s
+        self._tags: dict[tuple[str | None, str | None], tuple[str, str, str] | _Reject] = {}
 
     def error(self, reason: str, detail: str, payload: bytes | str) -> IngestError:
         return IngestError(stream="log", step=STEP, reason=reason, topic=self.msg.topic,
@@ -164,6 +181,17 @@ class _Ctx:
         if self.now - ts > self.max_past:
             raise _Reject("ts_past", f"ts {ts.isoformat()} is {(self.now - ts).total_seconds():.0f} s old; "
                                      f"limit [logs].max_past_s = {self.max_past_s:g}")
+        known = self._tags.get((host, app))
+        if known is None:
+            known = self._tags[(host, app)] = self._checked_tags(host, app)
+        if isinstance(known, _Reject):
+            raise known
+        site, host, app = known
+        return LogLine(site=site, host=host, app=app, ts=ts, msg=msg,
+                       level=level, topic=self.msg.topic, received=self.msg.received)
+
+    def _checked_tags(self, host: str | None, app: str | None) -> tuple[str, str, str] | _Reject:
+        """Site, host and app of a line naming *host* and *app* (None: not named), or the reject."""
         tags = {"site": self.site,
                 "host": host if host and "host" in self.overrides else self.host,
                 "app": app if app and "app" in self.overrides else self.app}
@@ -171,9 +199,8 @@ class _Ctx:
             value = tags[name] = strip_control(raw)
             problem = "is empty" if not value else tag_problem(value)
             if problem:
-                raise _Reject("bad_tag", f"{name} {value[:80]!r} (topic {self.msg.topic!r}) {problem}")
-        return LogLine(site=tags["site"], host=tags["host"], app=tags["app"], ts=ts, msg=msg,
-                       level=level, topic=self.msg.topic, received=self.msg.received)
+                return _Reject("bad_tag", f"{name} {value[:80]!r} (topic {self.msg.topic!r}) {problem}")
+        return tags["site"], tags["host"], tags["app"]
 
 
 def parse_log_message(
@@ -265,7 +292,7 @@ def parse_log(msg: Message, settings: LogSettings, now: datetime | None = None) 
 def _whole_json(ctx: _Ctx, text: str) -> list[LogLine | IngestError] | None:
     """The payload as one JSON document, or None to go on line by line."""
     try:
-        doc = json.loads(text)
+        doc = _loads(text)
     except RecursionError:
         return [ctx.error("bad_json", "payload JSON is nested too deeply", text)]
     except ValueError as exc:
@@ -278,11 +305,12 @@ def _whole_json(ctx: _Ctx, text: str) -> list[LogLine | IngestError] | None:
     if isinstance(doc, list):
         if not doc:
             return [ctx.error("empty", "payload is an empty JSON array", text)]
-        return [_from_object(ctx, item, json.dumps(item)) for item in doc]
+        return [_from_object(ctx, item, None) for item in doc]
     return None  # unreachable: text starting with { or [ parses to a dict or a list
 
 
-def _from_object(ctx: _Ctx, doc: Any, raw: str) -> LogLine | IngestError:
+def _from_object(ctx: _Ctx, doc: Any, raw: str | None) -> LogLine | IngestError:
+    """The line of one JSON object; *raw* is its text for error excerpts (None: ``json.dumps(doc)``)."""
     try:
         if not isinstance(doc, dict):
             raise _Reject("bad_type", f"expected a JSON object with 'msg' or 'message', got {doc!r:.80}")
@@ -302,16 +330,17 @@ def _from_object(ctx: _Ctx, doc: Any, raw: str) -> LogLine | IngestError:
                         host=str(doc["host"]) if doc.get("host") else None,
                         app=str(doc[app_key]) if app_key else None)
     except _Reject as rej:
-        return ctx.error(rej.reason, rej.detail, raw)
+        return ctx.error(rej.reason, rej.detail, json.dumps(doc) if raw is None else raw)
     except (ArithmeticError, ValueError, RecursionError) as exc:
-        return ctx.error("parse_failed", f"{STEP} raised {type(exc).__name__} for this line: {str(exc)[:200]}", raw)
+        return ctx.error("parse_failed", f"{STEP} raised {type(exc).__name__} for this line: {str(exc)[:200]}",
+                         json.dumps(doc) if raw is None else raw)
 
 
 def _one_line(ctx: _Ctx, raw: str) -> LogLine | IngestError:
     try:
         if raw.startswith("{"):
             try:
-                doc = json.loads(raw)
+                doc = _loads(raw)
             except RecursionError:
                 raise _Reject("bad_json", "line JSON is nested too deeply") from None
             except ValueError as exc:
