@@ -26,8 +26,9 @@ from typing import Any
 
 from detectors.hst import HSTDetector
 from detectors.level import LevelShiftDetector
-from detectors.point import PointDetector, ratio_to_score, value_of
+from detectors.point import PointDetector
 from detectors.ring import SelfReference, SortedRing
+from detectors.scaled import ratio_to_score, value_of
 from detectors.shape import ShapeNovelty
 from detectors.spread import SpreadDetector
 from detectors.stuck import StuckDetector
