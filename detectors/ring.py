@@ -124,7 +124,7 @@ class SortedRing(Ring):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._type = self._buf.dtype.type
-        self.sorted = sorted(self.values().tolist())
+        self.sorted = np.sort(self.last(self._n)).tolist()
 
 
 class SelfReference:

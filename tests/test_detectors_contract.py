@@ -220,8 +220,13 @@ def test_shape_memory_is_rebuilt_exactly_on_load() -> None:
     for x in stream(300):
         det.learn_one(x)
     clone = pickle.loads(pickle.dumps(det))
-    assert np.array_equal(clone._mem, det._mem) and np.array_equal(clone._half_norms, det._half_norms)
-    assert clone._filled == det._filled == 50
+    clone.distance(1.0)  # the derived state is rebuilt on the first score after a load
+    n = det._filled
+    assert clone._filled == n == 50
+    assert np.array_equal(clone._mem[:, :n], det._mem[:, :n])
+    assert np.array_equal(clone._half_norms[:n], det._half_norms[:n])
+    assert np.array_equal(clone._recent, det._recent)
+    assert np.array_equal(clone._recent_half_norms, det._recent_half_norms)
 
 
 def test_sensor_state_of_a_long_series_pickles_small() -> None:
