@@ -113,13 +113,27 @@ class ShapeNovelty(ValueDetector):
         """Shapes of the rows of ``windows`` (each ``window`` values): block means of ``paa`` values."""
         if self.paa == 1:
             return np.array(windows, dtype=np.float64)
-        blocks = np.asarray(windows, dtype=np.float64).reshape(len(windows), self._dim, self.paa)
-        return np.add.reduce(blocks, axis=2) * (1.0 / self.paa)
+        total = windows[:, 0 :: self.paa].astype(np.float64)  # summed left to right, block by block
+        for j in range(1, self.paa):
+            total += windows[:, j :: self.paa]
+        total *= 1.0 / self.paa
+        return total
 
     @staticmethod
-    def _half_norm(shapes: np.ndarray) -> np.ndarray:
-        """``|shape|^2 / 2`` of each row (one summation order for one shape and many)."""
-        return 0.5 * np.add.reduce(shapes * shapes, axis=1)
+    def _half_norms_of(shapes: np.ndarray) -> np.ndarray:
+        """``|shape|^2 / 2`` of each row, summed left to right (as :meth:`_half_norm`)."""
+        total = shapes[:, 0] * shapes[:, 0]
+        for j in range(1, shapes.shape[1]):
+            total += shapes[:, j] * shapes[:, j]
+        return 0.5 * total
+
+    @staticmethod
+    def _half_norm(shape: np.ndarray) -> float:
+        """``|shape|^2 / 2``, summed left to right (as :meth:`_half_norms_of`)."""
+        total = 0.0
+        for c in shape.tolist():
+            total += c * c
+        return 0.5 * total
 
     def _grow(self, slots: int) -> None:
         """Room for at least ``slots`` remembered shapes (doubling, at most ``memory``)."""
@@ -146,19 +160,22 @@ class ShapeNovelty(ValueDetector):
         w = self.window
         values = self._vals.values()
         first = self._seen - len(values)  # index of values[0] in the series
-        ends = np.arange(max(first + w - 1, w - 1), self._seen)  # readings whose shape is known
-        if not len(ends):
+        start = max(first, 0)  # first value of the oldest shape still known
+        if self._seen - start < w:
             return
-        shapes = self._paa(sliding_window_view(values, w)[ends - (w - 1) - first])
-        halves = self._half_norm(shapes)
-        recent = ends >= self._seen - w
-        self._recent[ends[recent] % w] = shapes[recent]
-        self._recent_half_norms[ends[recent] % w] = halves[recent]
-        counts = ends[~recent] - (w - 1)  # the remembered ones, by the count they were remembered as
-        if len(counts):
+        shapes = self._paa(sliding_window_view(values, w)[start - first :])  # shapes ending at start + w - 1, ...
+        halves = self._half_norms_of(shapes)
+        ends = np.arange(start + w - 1, self._seen)
+        recent = len(shapes) - min(w, len(shapes))  # the last w shapes overlap the present
+        rows = ends[recent:] % w
+        self._recent[rows] = shapes[recent:]
+        self._recent_half_norms[rows] = halves[recent:]
+        if recent:
+            counts = ends[:recent] - (w - 1)  # the count each was remembered as
             self._grow(min(int(counts[-1]) + 1, self.memory))
-            self._mem[:, counts % self.memory] = shapes[~recent].T
-            self._half_norms[counts % self.memory] = halves[~recent]
+            slots = counts % self.memory
+            self._mem[:, slots] = shapes[:recent].T
+            self._half_norms[slots] = halves[:recent]
             self._filled = min(int(counts[-1]) + 1, self.memory)
 
     def shape(self, v: float) -> np.ndarray | None:
@@ -185,7 +202,7 @@ class ShapeNovelty(ValueDetector):
         shape = self.shape(v)
         dist = half = 0.0
         if shape is not None:
-            half = float(self._half_norm(shape[None, :])[0])
+            half = self._half_norm(shape)
             n = self._filled
             if n >= self.min_memory:
                 # min |m - s|^2 = |s|^2 - 2 max(m.s - |m|^2 / 2) over the remembered shapes m

@@ -235,3 +235,19 @@ def test_sensor_state_of_a_long_series_pickles_small() -> None:
     for i in range(12000):
         det.learn_one({"value": 10 + math.sin(i / 40) + rng.gauss(0, 0.3)})
     assert len(pickle.dumps(det)) < 64_000  # about 56 KB at the defaults
+
+
+@pytest.mark.parametrize("paa", [1, 2, 4])
+@pytest.mark.parametrize("n", [0, 5, 15, 40, 70, 300])
+def test_shape_state_is_rebuilt_exactly_at_any_fill(paa: int, n: int) -> None:
+    # before the first shape, with shapes not yet remembered, memory filling, memory wrapped
+    det = ShapeNovelty(window=8, paa=paa, memory=30, min_memory=5, ref_window=100)
+    xs = stream(n + 60, seed=paa)
+    run(det, xs[:n])
+    clone = pickle.loads(pickle.dumps(det))
+    assert run(clone, xs[n:]) == run(det, xs[n:])
+    m = det._filled
+    assert clone._filled == m
+    assert np.array_equal(clone._mem[:, :m], det._mem[:, :m])
+    assert np.array_equal(clone._half_norms[:m], det._half_norms[:m])
+    assert np.array_equal(clone._recent, det._recent)
