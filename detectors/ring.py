@@ -7,6 +7,7 @@ is derived state, rebuilt on load.
 from __future__ import annotations
 
 import bisect
+from array import array
 from typing import Any
 
 import numpy as np
@@ -79,22 +80,30 @@ class Ring:
         self._pos = n % self.size
 
 
+_TYPECODES = {np.dtype(np.float64): "d", np.dtype(np.float32): "f"}
+
+
 class SortedRing(Ring):
     """A :class:`Ring` that also keeps its values sorted (O(log n) search, quantiles).
+
+    The sorted view is an :class:`array.array` in the storage type (4 or 8 bytes a value,
+    where a list of floats takes 32).
 
     Examples
     --------
     >>> w = SortedRing(3)
     >>> for v in [5.0, 1.0, 3.0, 9.0]:
     ...     _ = w.append(v)
-    >>> w.sorted, w.median, w.quantile(1.0)
+    >>> w.sorted.tolist(), w.median, w.quantile(1.0)
     ([1.0, 3.0, 9.0], 3.0, 9.0)
     """
 
     def __init__(self, size: int, dtype: Any = np.float64) -> None:
         super().__init__(size, dtype)
+        if self._buf.dtype not in _TYPECODES:
+            raise ValueError(f"SortedRing: dtype = {dtype!r} must be float64 or float32")
         self._type = self._buf.dtype.type
-        self.sorted: list[float] = []
+        self.sorted = array(_TYPECODES[self._buf.dtype])
 
     def append(self, value: float) -> float | None:
         value = float(self._type(value))  # as stored, so the sorted view matches a reload
@@ -124,7 +133,7 @@ class SortedRing(Ring):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._type = self._buf.dtype.type
-        self.sorted = np.sort(self.last(self._n)).tolist()
+        self.sorted = array(_TYPECODES[self._buf.dtype], np.sort(self.last(self._n)).tobytes())
 
 
 class SelfReference:
