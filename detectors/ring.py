@@ -83,36 +83,57 @@ class Ring:
 _TYPECODES = {np.dtype(np.float64): "d", np.dtype(np.float32): "f"}
 
 
-class SortedRing(Ring):
-    """A :class:`Ring` that also keeps its values sorted (O(log n) search, quantiles).
+class SortedRing:
+    """The newest ``size`` values, in arrival order and sorted (O(log n) search, quantiles).
 
-    The sorted view is an :class:`array.array` in the storage type (4 or 8 bytes a value,
-    where a list of floats takes 32).
+    The arrival order (for eviction) is a numpy buffer written once per value; the sorted
+    view is an :class:`array.array` in the storage type (4 or 8 bytes a value, where a list
+    of floats takes 32). Pickles like :class:`Ring`: the values held, oldest first.
 
     Examples
     --------
     >>> w = SortedRing(3)
     >>> for v in [5.0, 1.0, 3.0, 9.0]:
     ...     _ = w.append(v)
-    >>> w.sorted.tolist(), w.median, w.quantile(1.0)
-    ([1.0, 3.0, 9.0], 3.0, 9.0)
+    >>> w.sorted.tolist(), w.median, w.quantile(1.0), w.values().tolist()
+    ([1.0, 3.0, 9.0], 3.0, 9.0, [1.0, 3.0, 9.0])
     """
 
     def __init__(self, size: int, dtype: Any = np.float64) -> None:
-        super().__init__(size, dtype)
+        if size < 1:
+            raise ValueError(f"SortedRing: size = {size!r} must be >= 1")
+        self.size = size
+        self._buf = np.zeros(size, dtype=dtype)
         if self._buf.dtype not in _TYPECODES:
             raise ValueError(f"SortedRing: dtype = {dtype!r} must be float64 or float32")
         self._type = self._buf.dtype.type
+        self._pos = 0
+        self._n = 0
         self.sorted = array(_TYPECODES[self._buf.dtype])
 
+    def __len__(self) -> int:
+        return self._n
+
     def append(self, value: float) -> float | None:
+        """Add ``value``; return the value it pushed out (None while not full)."""
         value = float(self._type(value))  # as stored, so the sorted view matches a reload
-        old = super().append(value)
-        s = self.sorted
-        if old is not None:
+        pos, s = self._pos, self.sorted
+        old = None
+        if self._n == self.size:
+            old = float(self._buf[pos])
             del s[bisect.bisect_left(s, old)]
+        else:
+            self._n += 1
+        self._buf[pos] = value
+        self._pos = pos + 1 if pos + 1 < self.size else 0
         bisect.insort(s, value)
         return old
+
+    def values(self) -> np.ndarray:
+        """A copy of every value held, oldest first."""
+        if self._n < self.size:
+            return self._buf[: self._n].copy()
+        return np.concatenate((self._buf[self._pos :], self._buf[: self._pos]))
 
     def quantile(self, q: float) -> float:
         """Quantile by linear interpolation (numpy's default method)."""
@@ -130,10 +151,17 @@ class SortedRing(Ring):
     def max(self) -> float:
         return self.sorted[-1]
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"size": self.size, "values": self.values()}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        self._type = self._buf.dtype.type
-        self.sorted = array(_TYPECODES[self._buf.dtype], np.sort(self.last(self._n)).tobytes())
+        values = state["values"]
+        SortedRing.__init__(self, state["size"], values.dtype)
+        n = len(values)
+        self._buf[:n] = values
+        self._n = n
+        self._pos = n % self.size
+        self.sorted = array(_TYPECODES[self._buf.dtype], np.sort(values).tobytes())
 
 
 class SelfReference:
