@@ -107,6 +107,7 @@ class ShapeNovelty(ValueDetector):
         # the shapes of the last window readings (row = reading index % window), not yet remembered
         self._recent = np.zeros((self.window, self._dim), dtype=np.float64)
         self._recent_half_norms = np.zeros(self.window, dtype=np.float64)
+        self._means = Ring(self.window)  # the block mean ending at each of the last window readings
         self._cache: tuple[float, int, np.ndarray | None, float, float] | None = None
 
     def _paa(self, windows: np.ndarray) -> np.ndarray:
@@ -118,6 +119,15 @@ class ShapeNovelty(ValueDetector):
             total += windows[:, j :: self.paa]
         total *= 1.0 / self.paa
         return total
+
+    def _block_mean(self, last: list[float]) -> float:
+        """The mean of the last ``paa`` values (as :meth:`_paa` sums them)."""
+        if self.paa == 1:
+            return last[0]
+        total = last[0]
+        for c in last[1:]:
+            total += c
+        return total * (1.0 / self.paa)
 
     @staticmethod
     def _half_norms_of(shapes: np.ndarray) -> np.ndarray:
@@ -161,6 +171,9 @@ class ShapeNovelty(ValueDetector):
         values = self._vals.values()
         first = self._seen - len(values)  # index of values[0] in the series
         start = max(first, 0)  # first value of the oldest shape still known
+        p = self.paa
+        for end in range(max(self._seen - w, start + p - 1), self._seen):
+            self._means.append(self._block_mean(values[end - p + 1 - first : end + 1 - first].tolist()))
         if self._seen - start < w:
             return
         shapes = self._paa(sliding_window_view(values, w)[start - first :])  # shapes ending at start + w - 1, ...
@@ -182,10 +195,15 @@ class ShapeNovelty(ValueDetector):
         """The shape ending with value ``v`` (None while fewer than ``window - 1`` values are known)."""
         if self._seen < self.window - 1:
             return None
-        buf = np.empty((1, self.window), dtype=np.float64)
-        buf[0, :-1] = self._vals.last(self.window - 1)
-        buf[0, -1] = np.float32(v - self._offset)
-        return self._paa(buf)[0]
+        if self._stale:
+            self._rebuild()
+        p = self.paa
+        last = self._vals.last(p - 1).tolist() if p > 1 else []
+        last.append(float(np.float32(v - self._offset)))  # as the ring will store it
+        shape = np.empty(self._dim, dtype=np.float64)
+        shape[:-1] = self._means.last(self.window - p)[::p]
+        shape[-1] = self._block_mean(last)
+        return shape
 
     def distance(self, v: float) -> tuple[np.ndarray | None, float]:
         """The shape ending with ``v`` and its RMS distance to the nearest remembered one (0 when too early)."""
@@ -235,6 +253,8 @@ class ShapeNovelty(ValueDetector):
         if self._seen == 0:
             self._offset = v
         self._vals.append(v - self._offset)
+        if self._seen >= self.paa - 1:
+            self._means.append(self._block_mean(self._vals.last(self.paa).tolist()))
         if shape is not None:
             # the shape ending window readings ago no longer overlaps the present: remember it
             row = self._seen % self.window
@@ -248,7 +268,8 @@ class ShapeNovelty(ValueDetector):
     def __getstate__(self) -> dict[str, Any]:
         """Pickle without the derived state (rebuilt from the values on the first score after a load)."""
         state = self.__dict__.copy()
-        for name in ("_mem", "_half_norms", "_filled", "_recent", "_recent_half_norms", "_cache", "_stale"):
+        for name in ("_mem", "_half_norms", "_filled", "_recent", "_recent_half_norms", "_means", "_cache",
+                     "_stale"):
             del state[name]
         return state
 
