@@ -13,11 +13,15 @@ from typing import Any
 import numpy as np
 
 
+_START = 16  # values a new buffer holds before it grows
+
+
 class Ring:
     """The newest ``size`` values in a numpy buffer, readable oldest first without copying.
 
-    Every value is written twice (at ``pos`` and ``pos + size``) so that the newest ``k``
-    values are always one contiguous slice.
+    While it fills, the values sit in order in a buffer that doubles as needed (a series that
+    never fills it allocates little). Once full, every value is written twice (at ``pos`` and
+    ``pos + size``) so that the newest ``k`` values are always one contiguous slice.
 
     Parameters
     ----------
@@ -40,7 +44,7 @@ class Ring:
         if size < 1:
             raise ValueError(f"Ring: size = {size!r} must be >= 1")
         self.size = size
-        self._buf = np.zeros(2 * size, dtype=dtype)
+        self._buf = np.zeros(min(size, _START), dtype=dtype)
         self._pos = 0
         self._n = 0
 
@@ -49,18 +53,27 @@ class Ring:
 
     def append(self, value: float) -> float | None:
         """Add ``value``; return the value it pushed out (None while not full)."""
-        pos, buf = self._pos, self._buf
-        old = float(buf[pos]) if self._n == self.size else None
+        pos, buf, size = self._pos, self._buf, self.size
+        if self._n < size:  # filling: the values in order at [0, n)
+            if pos == len(buf):
+                buf = self._buf = np.concatenate((buf, np.zeros(min(len(buf), size - len(buf)), buf.dtype)))
+            buf[pos] = value
+            self._n = pos = pos + 1
+            if pos < size:
+                self._pos = pos
+            else:  # full: mirror the values
+                self._buf = np.concatenate((buf, buf))
+                self._pos = 0
+            return None
+        old = float(buf[pos])
         buf[pos] = value
-        buf[pos + self.size] = value
-        self._pos = pos + 1 if pos + 1 < self.size else 0
-        if self._n < self.size:
-            self._n += 1
+        buf[pos + size] = value
+        self._pos = pos + 1 if pos + 1 < size else 0
         return old
 
     def last(self, k: int) -> np.ndarray:
         """The newest ``min(k, len)`` values, oldest first (a view: do not keep it)."""
-        end = self._pos + self.size
+        end = self._pos + self.size if self._n == self.size else self._pos
         return self._buf[end - min(k, self._n) : end]
 
     def values(self) -> np.ndarray:
@@ -72,12 +85,15 @@ class Ring:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         values = state["values"]
-        Ring.__init__(self, state["size"], values.dtype)
-        n = len(values)
-        self._buf[:n] = values
-        self._buf[self.size : self.size + n] = values
-        self._n = n
-        self._pos = n % self.size
+        self.size = size = state["size"]
+        n = self._n = len(values)
+        if n < size:
+            self._buf = np.zeros(max(n, min(size, _START)), dtype=values.dtype)
+            self._buf[:n] = values
+            self._pos = n
+        else:
+            self._buf = np.concatenate((values, values))
+            self._pos = 0
 
 
 _TYPECODES = {np.dtype(np.float64): "d", np.dtype(np.float32): "f"}
@@ -103,7 +119,7 @@ class SortedRing:
         if size < 1:
             raise ValueError(f"SortedRing: size = {size!r} must be >= 1")
         self.size = size
-        self._buf = np.zeros(size, dtype=dtype)
+        self._buf = np.zeros(min(size, _START), dtype=dtype)  # doubles as needed while filling
         if self._buf.dtype not in _TYPECODES:
             raise ValueError(f"SortedRing: dtype = {dtype!r} must be float64 or float32")
         self._type = self._buf.dtype.type
@@ -124,6 +140,9 @@ class SortedRing:
             del s[bisect.bisect_left(s, old)]
         else:
             self._n += 1
+            if pos == len(self._buf):
+                grow = min(pos, self.size - pos)
+                self._buf = np.concatenate((self._buf, np.zeros(grow, self._buf.dtype)))
         self._buf[pos] = value
         self._pos = pos + 1 if pos + 1 < self.size else 0
         bisect.insort(s, value)
@@ -158,6 +177,7 @@ class SortedRing:
         values = state["values"]
         SortedRing.__init__(self, state["size"], values.dtype)
         n = len(values)
+        self._buf = np.zeros(max(n, len(self._buf)), dtype=values.dtype)
         self._buf[:n] = values
         self._n = n
         self._pos = n % self.size

@@ -251,3 +251,33 @@ def test_shape_state_is_rebuilt_exactly_at_any_fill(paa: int, n: int) -> None:
     assert np.array_equal(clone._mem[:, :m], det._mem[:, :m])
     assert np.array_equal(clone._half_norms[:m], det._half_norms[:m])
     assert np.array_equal(clone._recent, det._recent)
+
+
+@pytest.mark.parametrize("size", [1, 3, 16, 17, 40])
+def test_rings_round_trip_at_any_fill(size: int) -> None:
+    data = np.random.default_rng(size).normal(size=3 * size + 5)
+    for n in range(len(data)):
+        ring, srt = Ring(size), SortedRing(size, np.float32)
+        for v in data[:n]:
+            ring.append(float(v))
+            srt.append(float(v))
+        ring2, srt2 = pickle.loads(pickle.dumps(ring)), pickle.loads(pickle.dumps(srt))
+        for v in data[n:]:
+            assert ring2.append(float(v)) == ring.append(float(v))
+            assert srt2.append(float(v)) == srt.append(float(v))
+            assert ring2.last(size).tolist() == ring.last(size).tolist() == data[: n + 1][-size:].tolist()
+            assert srt2.sorted == srt.sorted and srt2.values().tolist() == srt.values().tolist()
+            break
+
+
+def test_a_short_series_allocates_little() -> None:
+    import tracemalloc
+
+    tracemalloc.start()
+    det = SensorDetector()
+    for x in stream(60):
+        det.score_one(x)
+        det.learn_one(x)
+    used = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert used < 40_000  # buffers grow with the series (full ones take about 470 KB)
