@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-
 _START = 16  # values a new buffer holds before it grows
 
 
@@ -125,7 +124,7 @@ class SortedRing:
         self._type = self._buf.dtype.type
         self._pos = 0
         self._n = 0
-        self.sorted = array(_TYPECODES[self._buf.dtype])
+        self.sorted: array[float] = array(_TYPECODES[self._buf.dtype])
 
     def __len__(self) -> int:
         return self._n
@@ -145,7 +144,7 @@ class SortedRing:
                 self._buf = np.concatenate((self._buf, np.zeros(grow, self._buf.dtype)))
         self._buf[pos] = value
         self._pos = pos + 1 if pos + 1 < self.size else 0
-        bisect.insort(s, value)
+        s.insert(bisect.bisect_right(s, value), value)
         return old
 
     def values(self) -> np.ndarray:
