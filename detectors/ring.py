@@ -8,11 +8,24 @@ from __future__ import annotations
 
 import bisect
 from array import array
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 _START = 16  # values a new buffer holds before it grows
+
+
+def sorted_quantile(s: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of the sorted values ``s`` by linear interpolation (numpy's default).
+
+    >>> sorted_quantile([1.0, 2.0, 4.0], 0.75)
+    3.0
+    """
+    pos = q * (len(s) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 class Ring:
@@ -155,11 +168,7 @@ class SortedRing:
 
     def quantile(self, q: float) -> float:
         """Quantile by linear interpolation (numpy's default method)."""
-        s = self.sorted
-        pos = q * (len(s) - 1)
-        lo = int(pos)
-        hi = min(lo + 1, len(s) - 1)
-        return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+        return sorted_quantile(self.sorted, q)
 
     @property
     def median(self) -> float:
