@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from detectors.point import ratio_to_score, value_of
-from detectors.ring import Ring, SelfReference, SortedRing
+from detectors.ring import Ring, SortedRing
+from detectors.scaled import SelfScaled
 
 
-class LevelShiftDetector:
+class LevelShiftDetector(SelfScaled):
     """Level shifts: ``|mean of the latest k values - median of the window values before|``.
 
     Scaled like :class:`detectors.point.PointDetector` by its own past values, which join
@@ -40,19 +40,12 @@ class LevelShiftDetector:
                  q: float = 0.9, max_level: float = 1.3, ref_window: int = 1500, min_samples: int = 50) -> None:
         if k < 1 or window < 1:
             raise ValueError(f"LevelShiftDetector: k = {k!r} and window = {window!r} must be >= 1")
-        self.feature = feature
+        super().__init__(feature=feature, lag=k, level=level, q=q, max_level=max_level, ref_window=ref_window,
+                         min_samples=min_samples)
         self.k = k
         self.window = window
-        self.level = level
-        self.q = q
-        self.max_level = max_level
-        self.ref_window = ref_window
-        self.min_samples = min_samples
         self._lag = Ring(k - 1) if k > 1 else None  # the latest k - 1 values
         self._old = SortedRing(window)  # the window values before them
-        self._ref = SelfReference(lag=k, size=ref_window, q=q, level=level, max_level=max_level,
-                                  min_samples=min_samples)
-        self._cache: tuple[float, float | None] | None = None  # (value, statistic) between score and learn
 
     def statistic(self, v: float) -> float | None:
         """The level difference for a current value ``v`` (None while too few values are known)."""
@@ -61,34 +54,7 @@ class LevelShiftDetector:
         total = v if self._lag is None else v + float(self._lag.last(self.k - 1).sum())
         return abs(total / self.k - self._old.median)
 
-    def ratio(self, x: dict[str, float]) -> float:
-        """The statistic over its alert level (1 = alert; 0 when unknown)."""
-        v = value_of(x, self.feature)
-        return 0.0 if v is None else self.ratio_value(v)
-
-    def ratio_value(self, v: float) -> float:
-        """:meth:`ratio` for a finite value ``v``."""
-        if self._cache is not None and self._cache[0] == v:
-            stat = self._cache[1]
-        else:
-            stat = self.statistic(v)
-            self._cache = (v, stat)
-        return 0.0 if stat is None else self._ref.ratio(stat, 1e-9 * (1.0 + abs(v)))
-
-    def score_one(self, x: dict[str, float]) -> float:
-        return ratio_to_score(self.ratio(x))
-
-    def learn_one(self, x: dict[str, float]) -> None:
-        v = value_of(x, self.feature)
-        if v is not None:
-            self.learn_value(v)
-
-    def learn_value(self, v: float) -> None:
-        """:meth:`learn_one` for a finite value ``v``."""
-        stat = self._cache[1] if self._cache is not None and self._cache[0] == v else self.statistic(v)
-        self._cache = None
-        if stat is not None:
-            self._ref.learn(stat)
+    def update(self, v: float) -> None:
         old = v if self._lag is None else self._lag.append(v)
         if old is not None:
             self._old.append(old)

@@ -7,16 +7,33 @@ is derived state, rebuilt on load.
 from __future__ import annotations
 
 import bisect
+from array import array
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+_START = 16  # values a new buffer holds before it grows
+
+
+def sorted_quantile(s: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of the sorted values ``s`` by linear interpolation (numpy's default).
+
+    >>> sorted_quantile([1.0, 2.0, 4.0], 0.75)
+    3.0
+    """
+    pos = q * (len(s) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
 class Ring:
     """The newest ``size`` values in a numpy buffer, readable oldest first without copying.
 
-    Every value is written twice (at ``pos`` and ``pos + size``) so that the newest ``k``
-    values are always one contiguous slice.
+    While it fills, the values sit in order in a buffer that doubles as needed (a series that
+    never fills it allocates little). Once full, every value is written twice (at ``pos`` and
+    ``pos + size``) so that the newest ``k`` values are always one contiguous slice.
 
     Parameters
     ----------
@@ -39,7 +56,7 @@ class Ring:
         if size < 1:
             raise ValueError(f"Ring: size = {size!r} must be >= 1")
         self.size = size
-        self._buf = np.zeros(2 * size, dtype=dtype)
+        self._buf = np.zeros(min(size, _START), dtype=dtype)
         self._pos = 0
         self._n = 0
 
@@ -48,18 +65,27 @@ class Ring:
 
     def append(self, value: float) -> float | None:
         """Add ``value``; return the value it pushed out (None while not full)."""
-        pos, buf = self._pos, self._buf
-        old = float(buf[pos]) if self._n == self.size else None
+        pos, buf, size = self._pos, self._buf, self.size
+        if self._n < size:  # filling: the values in order at [0, n)
+            if pos == len(buf):
+                buf = self._buf = np.concatenate((buf, np.zeros(min(len(buf), size - len(buf)), buf.dtype)))
+            buf[pos] = value
+            self._n = pos = pos + 1
+            if pos < size:
+                self._pos = pos
+            else:  # full: mirror the values
+                self._buf = np.concatenate((buf, buf))
+                self._pos = 0
+            return None
+        old = float(buf[pos])
         buf[pos] = value
-        buf[pos + self.size] = value
-        self._pos = pos + 1 if pos + 1 < self.size else 0
-        if self._n < self.size:
-            self._n += 1
+        buf[pos + size] = value
+        self._pos = pos + 1 if pos + 1 < size else 0
         return old
 
     def last(self, k: int) -> np.ndarray:
         """The newest ``min(k, len)`` values, oldest first (a view: do not keep it)."""
-        end = self._pos + self.size
+        end = self._pos + self.size if self._n == self.size else self._pos
         return self._buf[end - min(k, self._n) : end]
 
     def values(self) -> np.ndarray:
@@ -71,47 +97,78 @@ class Ring:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         values = state["values"]
-        Ring.__init__(self, state["size"], values.dtype)
-        n = len(values)
-        self._buf[:n] = values
-        self._buf[self.size : self.size + n] = values
-        self._n = n
-        self._pos = n % self.size
+        self.size = size = state["size"]
+        n = self._n = len(values)
+        if n < size:
+            self._buf = np.zeros(max(n, min(size, _START)), dtype=values.dtype)
+            self._buf[:n] = values
+            self._pos = n
+        else:
+            self._buf = np.concatenate((values, values))
+            self._pos = 0
 
 
-class SortedRing(Ring):
-    """A :class:`Ring` that also keeps its values sorted (O(log n) search, quantiles).
+_TYPECODES = {np.dtype(np.float64): "d", np.dtype(np.float32): "f"}
+
+
+class SortedRing:
+    """The newest ``size`` values, in arrival order and sorted (O(log n) search, quantiles).
+
+    The arrival order (for eviction) is a numpy buffer written once per value; the sorted
+    view is an :class:`array.array` in the storage type (4 or 8 bytes a value, where a list
+    of floats takes 32). Pickles like :class:`Ring`: the values held, oldest first.
 
     Examples
     --------
     >>> w = SortedRing(3)
     >>> for v in [5.0, 1.0, 3.0, 9.0]:
     ...     _ = w.append(v)
-    >>> w.sorted, w.median, w.quantile(1.0)
-    ([1.0, 3.0, 9.0], 3.0, 9.0)
+    >>> w.sorted.tolist(), w.median, w.quantile(1.0), w.values().tolist()
+    ([1.0, 3.0, 9.0], 3.0, 9.0, [1.0, 3.0, 9.0])
     """
 
     def __init__(self, size: int, dtype: Any = np.float64) -> None:
-        super().__init__(size, dtype)
+        if size < 1:
+            raise ValueError(f"SortedRing: size = {size!r} must be >= 1")
+        self.size = size
+        self._buf = np.zeros(min(size, _START), dtype=dtype)  # doubles as needed while filling
+        if self._buf.dtype not in _TYPECODES:
+            raise ValueError(f"SortedRing: dtype = {dtype!r} must be float64 or float32")
         self._type = self._buf.dtype.type
-        self.sorted: list[float] = []
+        self._pos = 0
+        self._n = 0
+        self.sorted: array[float] = array(_TYPECODES[self._buf.dtype])
+
+    def __len__(self) -> int:
+        return self._n
 
     def append(self, value: float) -> float | None:
+        """Add ``value``; return the value it pushed out (None while not full)."""
         value = float(self._type(value))  # as stored, so the sorted view matches a reload
-        old = super().append(value)
-        s = self.sorted
-        if old is not None:
+        pos, s = self._pos, self.sorted
+        old = None
+        if self._n == self.size:
+            old = float(self._buf[pos])
             del s[bisect.bisect_left(s, old)]
-        bisect.insort(s, value)
+        else:
+            self._n += 1
+            if pos == len(self._buf):
+                grow = min(pos, self.size - pos)
+                self._buf = np.concatenate((self._buf, np.zeros(grow, self._buf.dtype)))
+        self._buf[pos] = value
+        self._pos = pos + 1 if pos + 1 < self.size else 0
+        s.insert(bisect.bisect_right(s, value), value)
         return old
+
+    def values(self) -> np.ndarray:
+        """A copy of every value held, oldest first."""
+        if self._n < self.size:
+            return self._buf[: self._n].copy()
+        return np.concatenate((self._buf[self._pos :], self._buf[: self._pos]))
 
     def quantile(self, q: float) -> float:
         """Quantile by linear interpolation (numpy's default method)."""
-        s = self.sorted
-        pos = q * (len(s) - 1)
-        lo = int(pos)
-        hi = min(lo + 1, len(s) - 1)
-        return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+        return sorted_quantile(self.sorted, q)
 
     @property
     def median(self) -> float:
@@ -121,10 +178,18 @@ class SortedRing(Ring):
     def max(self) -> float:
         return self.sorted[-1]
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"size": self.size, "values": self.values()}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        self._type = self._buf.dtype.type
-        self.sorted = sorted(self.values().tolist())
+        values = state["values"]
+        SortedRing.__init__(self, state["size"], values.dtype)
+        n = len(values)
+        self._buf = np.zeros(max(n, len(self._buf)), dtype=values.dtype)
+        self._buf[:n] = values
+        self._n = n
+        self._pos = n % self.size
+        self.sorted = array(_TYPECODES[self._buf.dtype], np.sort(values).tobytes())
 
 
 class SelfReference:

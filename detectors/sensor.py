@@ -26,8 +26,9 @@ from typing import Any
 
 from detectors.hst import HSTDetector
 from detectors.level import LevelShiftDetector
-from detectors.point import PointDetector, ratio_to_score, value_of
+from detectors.point import PointDetector
 from detectors.ring import SelfReference, SortedRing
+from detectors.scaled import ratio_to_score, value_of
 from detectors.shape import ShapeNovelty
 from detectors.spread import SpreadDetector
 from detectors.stuck import StuckDetector
@@ -177,7 +178,11 @@ class SensorDetector:
         v = value_of(x, self.feature)
         if v is None:
             return 0.0
-        ratio = max(part.ratio_value(v) for part in self.parts.values())
+        ratio = 0.0
+        for part in self.parts.values():
+            r = part.ratio_value(v)
+            if r > ratio:
+                ratio = r
         if self._hst is not None:
             ratio = max(ratio, self.components(x)["hst"] / self.params.alert_ratio)
         return ratio_to_score(ratio)

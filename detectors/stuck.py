@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from detectors.point import ratio_to_score, value_of
+from detectors.scaled import ValueDetector
 
 
-class StuckDetector:
+class StuckDetector(ValueDetector):
     """A run of ``r`` identical values scored by ``-log10 P(run) = -r log10 p``.
 
     ``p`` is the series' own frequency of a value equal to the one before (with a +1/+2
@@ -48,28 +48,14 @@ class StuckDetector:
         self._n = 0  # readings with a reading before them
         self._n_same = 0  # ... equal to it
 
-    def ratio(self, x: dict[str, float]) -> float:
-        """``-log10 P(run)`` over ``surprise`` (1 = alert; 0 when not in a run)."""
-        v = value_of(x, self.feature)
-        return 0.0 if v is None else self.ratio_value(v)
-
     def ratio_value(self, v: float) -> float:
-        """:meth:`ratio` for a finite value ``v``."""
+        """``-log10 P(run)`` over ``surprise`` (1 = alert; 0 when not in a run)."""
         if self._prev is None or v != self._prev or self._run + 1 < self.min_run:
             return 0.0
         p_same = (self._n_same + 1.0) / (self._n + 2.0)
         return -(self._run + 1) * math.log10(p_same) / self.surprise
 
-    def score_one(self, x: dict[str, float]) -> float:
-        return ratio_to_score(self.ratio(x))
-
-    def learn_one(self, x: dict[str, float]) -> None:
-        v = value_of(x, self.feature)
-        if v is not None:
-            self.learn_value(v)
-
     def learn_value(self, v: float) -> None:
-        """:meth:`learn_one` for a finite value ``v``."""
         if self._prev is not None:
             same = v == self._prev
             self._run = self._run + 1 if same else 0

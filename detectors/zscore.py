@@ -6,6 +6,8 @@ import bisect
 import math
 from collections import deque
 
+from detectors.ring import sorted_quantile
+
 IQR_TO_SIGMA = 1.349  # IQR of a standard normal distribution
 
 
@@ -38,11 +40,7 @@ class RollingWindow:
 
     def quantile(self, q: float) -> float:
         """Nearest-rank-by-interpolation quantile (numpy's default 'linear' method)."""
-        s = self.sorted
-        pos = q * (len(s) - 1)
-        lo = int(pos)
-        hi = min(lo + 1, len(s) - 1)
-        return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+        return sorted_quantile(self.sorted, q)
 
     @property
     def median(self) -> float:

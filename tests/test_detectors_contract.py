@@ -220,8 +220,13 @@ def test_shape_memory_is_rebuilt_exactly_on_load() -> None:
     for x in stream(300):
         det.learn_one(x)
     clone = pickle.loads(pickle.dumps(det))
-    assert np.array_equal(clone._mem, det._mem) and np.array_equal(clone._half_norms, det._half_norms)
-    assert clone._filled == det._filled == 50
+    clone.distance(1.0)  # the derived state is rebuilt on the first score after a load
+    n = det._filled
+    assert clone._filled == n == 50
+    assert np.array_equal(clone._mem[:, :n], det._mem[:, :n])
+    assert np.array_equal(clone._half_norms[:n], det._half_norms[:n])
+    assert np.array_equal(clone._recent, det._recent)
+    assert np.array_equal(clone._recent_half_norms, det._recent_half_norms)
 
 
 def test_sensor_state_of_a_long_series_pickles_small() -> None:
@@ -230,3 +235,49 @@ def test_sensor_state_of_a_long_series_pickles_small() -> None:
     for i in range(12000):
         det.learn_one({"value": 10 + math.sin(i / 40) + rng.gauss(0, 0.3)})
     assert len(pickle.dumps(det)) < 64_000  # about 56 KB at the defaults
+
+
+@pytest.mark.parametrize("paa", [1, 2, 4])
+@pytest.mark.parametrize("n", [0, 5, 15, 40, 70, 300])
+def test_shape_state_is_rebuilt_exactly_at_any_fill(paa: int, n: int) -> None:
+    # before the first shape, with shapes not yet remembered, memory filling, memory wrapped
+    det = ShapeNovelty(window=8, paa=paa, memory=30, min_memory=5, ref_window=100)
+    xs = stream(n + 60, seed=paa)
+    run(det, xs[:n])
+    clone = pickle.loads(pickle.dumps(det))
+    assert run(clone, xs[n:]) == run(det, xs[n:])
+    m = det._filled
+    assert clone._filled == m
+    assert np.array_equal(clone._mem[:, :m], det._mem[:, :m])
+    assert np.array_equal(clone._half_norms[:m], det._half_norms[:m])
+    assert np.array_equal(clone._recent, det._recent)
+
+
+@pytest.mark.parametrize("size", [1, 3, 16, 17, 40])
+def test_rings_round_trip_at_any_fill(size: int) -> None:
+    data = np.random.default_rng(size).normal(size=3 * size + 5)
+    for n in range(len(data)):
+        ring, srt = Ring(size), SortedRing(size, np.float32)
+        for v in data[:n]:
+            ring.append(float(v))
+            srt.append(float(v))
+        ring2, srt2 = pickle.loads(pickle.dumps(ring)), pickle.loads(pickle.dumps(srt))
+        for v in data[n:]:
+            assert ring2.append(float(v)) == ring.append(float(v))
+            assert srt2.append(float(v)) == srt.append(float(v))
+            assert ring2.last(size).tolist() == ring.last(size).tolist() == data[: n + 1][-size:].tolist()
+            assert srt2.sorted == srt.sorted and srt2.values().tolist() == srt.values().tolist()
+            break
+
+
+def test_a_short_series_allocates_little() -> None:
+    import tracemalloc
+
+    tracemalloc.start()
+    det = SensorDetector()
+    for x in stream(60):
+        det.score_one(x)
+        det.learn_one(x)
+    used = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert used < 40_000  # buffers grow with the series (full ones take about 470 KB)
