@@ -208,12 +208,17 @@ def _series_key(m: str, tags: tuple[tuple[str, str], ...]) -> str:
     if escape_measurement(m).startswith("#"):
         raise ValueError(f"line protocol: measurement {m!r} starts with '#', which InfluxDB reads as a comment")
     parts = [escape_measurement(m)]
+    seen: set[str] = set()
     for key, value in sorted(tags):
         if value is None or value == "" or not escape_key(str(value)[:MAX_TAG_CHARS]):
             continue
         if not key:
             raise ValueError(f"line protocol: measurement {m!r} has a tag with an empty key (value {value!r})")
-        parts.append(f"{escape_key(key)}={escape_key(str(value)[:MAX_TAG_CHARS])}")
+        name = escape_key(key)
+        if name in seen:  # two keys that differ only in control characters: InfluxDB takes one
+            continue
+        seen.add(name)
+        parts.append(f"{name}={escape_key(str(value)[:MAX_TAG_CHARS])}")
     return ",".join(parts)
 
 
