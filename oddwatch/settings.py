@@ -139,7 +139,6 @@ class SensorSettings:
     max_payload_bytes: int = 65536
     max_future_s: float = 300.0  # readings stamped further ahead than this are rejected
     max_past_s: float = 7 * 86400.0  # readings older than this are rejected
-    detector: str = "ensemble"
     payload_overrides: list[str] = field(default_factory=list)  # line-protocol tags (site, asset, sensor) that may replace the topic's
     max_series: int = 10000  # series with state per flow worker (~150 KB each); more: over_capacity
     idle_evict_s: float = 86400.0  # a series silent this long gives its place to a new one

@@ -15,16 +15,20 @@ false alerts per run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from oddwatch.core.series import SeriesParams, SeriesState
 from oddwatch.records import Reading
 from oddwatch.settings import AlertSettings
 from simulators.plant import FAULT_KINDS, PlantSimulation
+
+_D = TypeVar("_D", SeriesParams, AlertSettings)
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -89,8 +93,20 @@ def run_seed(seed: int, *, n_series: int = 32, readings: int = 1200, grace: int 
     return RunResult(results, false_alerts, sum(len(rs) for rs in rows.values()), elapsed)
 
 
+def _parse_sets(items: list[str], obj: _D) -> _D:
+    """``obj`` with the ``key=value`` items that name one of its fields applied."""
+    hints = {f.name: f.type for f in dataclasses.fields(obj)}
+    changes = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        if key not in hints:
+            continue
+        current = getattr(obj, key)
+        changes[key] = type(current)(raw) if not isinstance(current, bool) else raw.lower() in ("1", "true")
+    return dataclasses.replace(obj, **changes)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from nab_quick import _parse_sets  # the same key=value parsing as the NAB harness
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="1,2,3,4,5")

@@ -125,7 +125,7 @@ def _sensor_run(feedback: bool, *, after_close: bool = False) -> tuple[list[tupl
             transitions.append((i, out.alert.kind))
             if out.alert.kind == "open":
                 opened = (i, out.alert.alert_id)
-            elif after_close:  # what the proposed SeriesState.recent_alerts would hold
+            elif after_close:  # what SeriesState.recent_alerts holds
                 st.recent_alerts = {out.alert.alert_id: float(out.alert.details["peak_score"])}  # type: ignore[attr-defined]
         fb_at = 30 if after_close else 3
         if feedback and opened is not None and i == opened[0] + fb_at and i < 2000:

@@ -9,8 +9,6 @@ the next scores, with no alert during a short re-warm-up, instead of flooding op
 
 from __future__ import annotations
 
-from river import stats
-
 from detectors.calibration import QuantileThreshold
 
 
@@ -24,7 +22,7 @@ def recalibrate(calibration: QuantileThreshold, *, warmup: int | None = None) ->
     The re-warm-up trades alert floods against missed anomalies. On a step of the scores to
     0.5-0.6 (``tests/test_drift.py``) the 3,000 readings after the change raised 19 alerts
     without recalibration, 13 with ``warmup=1``, 11 with 50 and 5 with 300. On NAB (the
-    sensor pipeline re-fitting on every score drift, ``scripts/nab_quick.py``) the standard
+    sensor pipeline re-fitting on every score drift, ``oddwatch eval series``) the standard
     score lost 0.1 with ``warmup=1`` (65.65 -> 65.55), 3 to 4 with 50 and about 10 with
     300: NAB's anomalies are often lasting changes, which a drift detector cannot tell from
     a new regime.
@@ -44,12 +42,4 @@ def recalibrate(calibration: QuantileThreshold, *, warmup: int | None = None) ->
     """
     if warmup is not None and warmup < 0:
         raise ValueError(f"recalibrate: warmup = {warmup!r} must be >= 0")
-    reset = getattr(calibration, "reset", None)
-    if callable(reset):
-        reset(warmup=warmup)
-        return
-    # until QuantileThreshold.reset exists (proposed to the lead): the same, from outside
-    calibration._quantile = stats.Quantile(calibration.q)
-    calibration.n = 0
-    if warmup is not None:
-        calibration.warmup = warmup
+    calibration.reset(warmup=warmup)
