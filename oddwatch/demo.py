@@ -86,9 +86,17 @@ def demo_settings(settings: Settings) -> Settings:
     return settings
 
 
+# A log incident's alert may open up to this long before its planned start: a silence starts at
+# the source's last line, one usual gap (a few seconds at most in the simulator) before it.
+LOG_LEAD_S = 10.0
+
+
 def match_faults(faults: list[dict[str, Any]], alerts: list[dict[str, Any]], key_of: str, grace_s: float,
-                 ) -> dict[str, Any]:
-    """Which planned faults an alert caught (opened inside [start, end + grace]) and which alerts were false.
+                 lead_s: float = 0.001) -> dict[str, Any]:
+    """Which planned faults an alert caught (opened inside [start - lead, end + grace]) and which alerts were false.
+
+    *lead_s* allows an alert that opens slightly before the planned start: a silence begins at
+    the source's last line before it (the demo's InfluxDB times are in ms, hence 1 ms).
 
     >>> f = [{"fault_id": "F1", "kind": "spike", "series": "a/b/c", "start": "2026-01-01T00:00:00+00:00",
     ...       "end": "2026-01-01T00:01:00+00:00"}]
@@ -104,7 +112,7 @@ def match_faults(faults: list[dict[str, Any]], alerts: list[dict[str, Any]], key
     for fault in faults:
         # InfluxDB returns times in ms here: an alert opened at the fault's first reading may
         # come back up to 1 ms before the fault's microsecond start.
-        start = datetime.fromisoformat(fault["start"]) - timedelta(milliseconds=1)
+        start = datetime.fromisoformat(fault["start"]) - timedelta(seconds=lead_s)
         end = datetime.fromisoformat(fault["end"]) + timedelta(seconds=grace_s)
         hits = [i for i, a in enumerate(alerts) if a["key"] == fault[key_of] and start <= a["opened"] <= end]
         used.update(hits)
@@ -251,7 +259,8 @@ def run_demo(settings: Settings, *, duration_s: float = 60.0, seed: int = 7, as_
             net = results["network"]
             incidents = net["plan"]["incidents"]
             log_alerts = _own(_alerts(query, "log", since, old["log"]))
-            log_summary = match_faults(incidents, log_alerts, "source", 3 * settings.log_detector.window_size_s)
+            log_summary = match_faults(incidents, log_alerts, "source", 3 * settings.log_detector.window_size_s,
+                                       lead_s=LOG_LEAD_S)
             windows = _count(query, q_windows) - before_windows
             summary["log_lines_published"] = net["published"]
             summary["log_windows_scored"] = windows

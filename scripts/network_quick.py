@@ -9,7 +9,8 @@ injected incidents (new messages, bursts of a known message, silences), like ``m
 and feeds every line to one :class:`~oddwatch.core.logsource.LogSourceState` per source
 (:func:`oddwatch.evaluation.logs.decide_lines`) with the demo's log settings (20 s tumbling
 windows, 60 warm-up windows). An incident is detected when an alert of its source opens
-between its start and three windows after its end; every other alert is false. Nothing here
+between its start (less ``LOG_LEAD_S``: a silence begins at the source's last line) and three
+windows after its end; every other alert is false. Nothing here
 was tuned on these seeds.
 """
 
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 
 from detectors.embedders import TemplateEmbeddingCache
 from oddwatch.core.log_pipeline import build_embedder
-from oddwatch.demo import demo_settings, match_faults
+from oddwatch.demo import LOG_LEAD_S, demo_settings, match_faults
 from oddwatch.evaluation.logs import decide_lines
 from oddwatch.records import Alert
 from oddwatch.settings import Settings
@@ -42,7 +43,8 @@ def run_seed(seed: int, hours: float, rate: float, settings: Settings, cache: Te
     outputs = decide_lines(items, params, cache, alerts=settings.alerts)
     alerts = [{"key": o.alert_id.rsplit(":", 1)[0], "opened": o.opened_at, "raised": o.ts}
               for o in outputs if isinstance(o, Alert) and o.kind == "open"]
-    result = match_faults(sim.plan.as_dict()["incidents"], alerts, "source", 3 * params.window_size_s)
+    result = match_faults(sim.plan.as_dict()["incidents"], alerts, "source", 3 * params.window_size_s,
+                          lead_s=LOG_LEAD_S)
     result["lines"] = len(items)
     result["sources"] = len({k for _, k, _ in items})
     return result
