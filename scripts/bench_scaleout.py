@@ -28,13 +28,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import requests
-from prometheus_client.parser import text_string_to_metric_families
-
 from oddwatch import cluster
 from oddwatch.connectors.mqtt import MqttPublisher
 from oddwatch.evaluation import benchtools
 from oddwatch.lineproto import timestamp_ns
+from oddwatch.observe.metrics import scrape
 from oddwatch.records import utcnow
 from oddwatch.services import LocalServices, free_port
 from oddwatch.settings import Settings, as_dict, build_settings, to_toml
@@ -42,16 +40,6 @@ from oddwatch.settings import Settings, as_dict, build_settings, to_toml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _metric(port: int, name: str, labels: dict[str, str] | None = None) -> float | None:
-    try:
-        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-    except requests.RequestException:
-        return None
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
-                return float(sample.value)
-    return 0.0
 
 
 def _payloads(site: str, series: int, readings: int, per_message: int) -> list[tuple[str, bytes]]:
@@ -79,7 +67,7 @@ def bench_processes(local: LocalServices, tmp: Path, processes: int, *, series: 
     procs = cluster.start_local_cluster("sensors", processes, metrics_port=port, env=env)
     try:
         deadline = time.monotonic() + 120
-        while not all(_metric(p, "oddwatch_readings_scored_total") is not None for p in ports):
+        while not all(scrape(p, "oddwatch_readings_scored_total") is not None for p in ports):
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                 raise SystemExit(f"bench_scaleout: {processes} process(es) did not start")
             time.sleep(0.2)
@@ -88,14 +76,14 @@ def bench_processes(local: LocalServices, tmp: Path, processes: int, *, series: 
                 for k in range(4):
                     pub.publish(f"plant/{name}probe/a{k}/x", b"1.0", qos=1)
                 pub.wait_all(10)
-                if all((_metric(p, "oddwatch_messages_in_total", {"stream": "sensor"}) or 0) > 0 for p in ports):
+                if all((scrape(p, "oddwatch_messages_in_total", {"stream": "sensor"}) or 0) > 0 for p in ports):
                     break
                 time.sleep(0.25)
             else:
                 raise SystemExit(f"bench_scaleout: not every one of {processes} process(es) took messages")
 
             def scored() -> float:
-                return sum(_metric(p, "oddwatch_readings_scored_total") or 0.0 for p in ports)
+                return sum(scrape(p, "oddwatch_readings_scored_total") or 0.0 for p in ports)
 
             before, last = scored(), -1.0
             while before != last:  # the probes are scored

@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from bytewax.testing import cluster_main
-from prometheus_client.parser import text_string_to_metric_families
 
 from flows.sensors import build_flow
 from oddwatch import cluster
 from oddwatch.connectors.mqtt import MqttPublisher, MqttSource, shared_group
 from oddwatch.flowrunner import count, wait_for
 from oddwatch.observe import metrics
+from oddwatch.observe.metrics import scrape
 from oddwatch.records import utcnow
 from oddwatch.services import free_port
 from oddwatch.settings import Settings, as_dict, to_toml
@@ -95,16 +94,6 @@ def test_two_workers_score_each_reading_once(services: Any, unique: str) -> None
     assert not errors, errors
 
 
-def _metric(port: int, name: str, labels: dict[str, str] | None = None) -> float | None:
-    try:
-        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-    except requests.RequestException:
-        return None
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
-                return float(sample.value)
-    return 0.0
 
 
 def test_two_processes_score_each_reading_once(services: Any, unique: str, tmp_path: Path) -> None:
@@ -116,11 +105,11 @@ def test_two_processes_score_each_reading_once(services: Any, unique: str, tmp_p
     env = {**os.environ, "ODDWATCH_CONFIG": str(config), "PYTHONPATH": str(Path(__file__).parents[1])}
     procs = cluster.start_local_cluster("sensors", 2, metrics_port=port, env=env)
     try:
-        assert wait_for(lambda: all(_metric(p, "oddwatch_readings_scored_total") is not None for p in ports), 60), \
+        assert wait_for(lambda: all(scrape(p, "oddwatch_readings_scored_total") is not None for p in ports), 60), \
             "both processes serve metrics"
         # Probe readings until each process's source has taken some: both have subscribed.
         probe = f"{unique}probe"
-        taken = lambda p: _metric(p, "oddwatch_messages_in_total", {"stream": "sensor"}) or 0.0  # noqa: E731
+        taken = lambda p: scrape(p, "oddwatch_messages_in_total", {"stream": "sensor"}) or 0.0  # noqa: E731
         for i in range(60):
             _publish(settings, probe, f"{settings.mqtt.client_id}-probe{i}", series=4, per=1)
             if all(taken(p) > 0 for p in ports):
@@ -130,7 +119,7 @@ def test_two_processes_score_each_reading_once(services: Any, unique: str, tmp_p
         assert all(proc.poll() is None for proc in procs)
 
         def scored() -> float:
-            return sum(_metric(p, "oddwatch_readings_scored_total") or 0.0 for p in ports)
+            return sum(scrape(p, "oddwatch_readings_scored_total") or 0.0 for p in ports)
 
         before = -1.0
         for _ in range(30):  # the probes are all scored once the count holds still
@@ -142,7 +131,7 @@ def test_two_processes_score_each_reading_once(services: Any, unique: str, tmp_p
         assert wait_for(lambda: scored() - before >= n, 60), f"{scored() - before} of {n} readings scored"
         time.sleep(1.0)
         assert scored() - before == n
-        per_process = [_metric(p, "oddwatch_readings_scored_total") or 0.0 for p in ports]
+        per_process = [scrape(p, "oddwatch_readings_scored_total") or 0.0 for p in ports]
         assert all(c > 0 for c in per_process), f"each process owns some series: {per_process}"
         q = f"SELECT COUNT(score) FROM sensor_score WHERE site = '{unique}'"
         assert wait_for(lambda: count(services, q) >= n, 15)

@@ -350,3 +350,20 @@ def counted_batch(stream: str, parse: Callable[[Message], list[Any]]) -> Callabl
         return out
 
     return step
+
+
+def scrape(port: int, name: str, labels: dict[str, str] | None = None, host: str = "127.0.0.1") -> float | None:
+    """The value of sample *name* (with *labels*) on a flow's ``/metrics``; None when it does not
+    answer, 0.0 when it answers without that sample."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = requests.get(f"http://{host}:{port}/metrics", timeout=2).text
+    except requests.RequestException:
+        return None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
+                return float(sample.value)
+    return 0.0
