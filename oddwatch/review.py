@@ -86,6 +86,18 @@ class AlertRow:
         return self.alert_id.rsplit(":", 1)[0]
 
     @classmethod
+    def from_incident(cls, row: dict[str, Any]) -> AlertRow:
+        """An ``incident`` row in the shape of an alert (source ``incident``, subject the asset)."""
+        closed = str(row.get("state") or "") == "closed"
+        return cls(
+            alert_id=str(row.get("incident_id") or ""), source="incident", site=str(row.get("site") or ""),
+            subject=str(row.get("asset") or ""), severity=str(row.get("severity") or ""),
+            state=str(row.get("state") or ""), title=str(row.get("title") or ""),
+            text=str(row.get("text") or ""), score=float(row.get("alerts") or 0.0), threshold=0.0,
+            opened_at=_ts(row["time"]), closed_at=_ms(row.get("time_end")) if closed else None,
+        )
+
+    @classmethod
     def from_row(cls, row: dict[str, Any]) -> AlertRow:
         return cls(
             alert_id=str(row.get("alert_id") or ""), source=str(row.get("source") or ""),
@@ -106,6 +118,8 @@ def list_alerts(query: Query, *, since: timedelta = timedelta(hours=2), open_onl
         where.append(f'"site" = {quote(site)}')
     rows = query.query(f'SELECT * FROM "alert" WHERE {" AND ".join(where)} GROUP BY * ORDER BY time DESC')
     alerts = [AlertRow.from_row(r) for r in rows if r.get("alert_id")]
+    incidents = query.query(f'SELECT * FROM "incident" WHERE {" AND ".join(where[1:])} GROUP BY *')
+    alerts += [AlertRow.from_incident(r) for r in incidents if r.get("incident_id")]
     alerts.sort(key=lambda a: a.opened_at, reverse=True)
     return [a for a in alerts if a.state == "open"] if open_only else alerts
 
@@ -113,6 +127,11 @@ def list_alerts(query: Query, *, since: timedelta = timedelta(hours=2), open_onl
 def find_alert(query: Query, alert_id: str) -> AlertRow:
     """The alert with *alert_id* (its open row), or a :class:`ReviewError`."""
     key, sep, epoch = alert_id.rpartition(":")
+    if sep and epoch.isdigit() and key.count("/") == 1:  # an incident: SITE/ASSET:EPOCH
+        rows = query.query(f'SELECT * FROM "incident" WHERE "incident_id" = {quote(alert_id)} GROUP BY *')
+        if not rows:
+            raise ReviewError(f"no incident {alert_id!r} in InfluxDB: list them with `oddwatch alerts --since 7d`")
+        return AlertRow.from_incident(rows[0])
     if not sep or not epoch.isdigit() or key.count("/") != 2:
         raise ReviewError(f"alert id {alert_id!r} is not SITE/ASSET/SENSOR:EPOCH or SITE/HOST/APP:EPOCH "
                           "(see `oddwatch alerts`)")
@@ -215,10 +234,25 @@ def log_story(query: Query, alert: AlertRow, now: datetime | None = None, plot: 
 
 
 def story(query: Query, alert: AlertRow, now: datetime | None = None, plot: bool = True) -> Story:
-    """The story of *alert*, sensor or log."""
+    """The story of *alert*, sensor or log, or of an incident."""
+    if alert.source == "incident":
+        return incident_story(query, alert)
     if alert.source == "log":
         return log_story(query, alert, now, plot)
     return sensor_story(query, alert, now, plot)
+
+
+def incident_story(query: Query, incident: AlertRow) -> Story:
+    """An incident's story in time order, and the alerts it joined with their explanations."""
+    rows = query.query(f'SELECT "alert_ids", "sources" FROM "incident" WHERE "incident_id" = {quote(incident.alert_id)}')
+    ids = str(rows[0].get("alert_ids") or "").split() if rows else []
+    state = f"closed {incident.closed_at:%Y-%m-%d %H:%M:%S}Z" if incident.closed_at else "open"
+    lines = [f"incident {incident.alert_id} on {incident.site}/{incident.subject} ({incident.severity}, {state}): "
+             f"{incident.title}", "", "What happened, in time order:"]
+    lines += [f"  {step.strip()}" for step in incident.text.split(" | ") if step.strip()]
+    if ids:
+        lines += ["", "Its alerts (oddwatch explain ALERT_ID for each):"] + [f"  {i}" for i in ids]
+    return Story(incident, lines)
 
 
 def format_alerts(alerts: list[AlertRow]) -> str:

@@ -135,3 +135,25 @@ def test_cli_alerts_explain_and_report(site: str, config: str, tmp_path: Path,
     images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
     assert len(images) == 2 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert "src='http" not in page  # self-contained
+
+
+def test_incidents_are_listed_and_explained_with_their_story(services, site: str) -> None:  # type: ignore[no-untyped-def]
+    from oddwatch.core.incidents import Incident
+    from oddwatch.schema import incident_points
+
+    opened = T0 + timedelta(minutes=36)
+    story_text = (f"{opened:%H:%M:%S}Z log {site}/gw1/sshd: 1 new log message 'Failed password ...'\n"
+                  f"{opened + timedelta(minutes=4):%H:%M:%S}Z sensor {site}/gw1/temp: level shift, value 71")
+    inc = Incident(f"{site}/gw1:{int(opened.timestamp())}", "close", site, "gw1", "warning", "critical",
+                   "gw1 on site: 2 alerts (sshd, temp) from log and sensor", story_text, 2,
+                   (f"{site}/gw1/sshd", f"{site}/gw1/temp"), ("a:1", "b:2"), opened,
+                   opened + timedelta(minutes=10), closed_at=opened + timedelta(minutes=10))
+    with InfluxWriter(services.settings().influx) as writer:
+        writer.add([to_line(p) for p in incident_points(inc)])
+        assert writer.flush(10)
+    query = InfluxQuery(services.settings().influx)
+    listed = [a for a in list_alerts(query, since=timedelta(hours=3), site=site) if a.source == "incident"]
+    assert [a.alert_id for a in listed] == [inc.incident_id] and listed[0].closed_at is not None
+    told = story(query, find_alert(query, inc.incident_id))
+    text = "\n".join(told.lines)
+    assert "What happened, in time order:" in text and "level shift, value 71" in text and "a:1" in text
