@@ -1,0 +1,134 @@
+"""Sub-commands that run and watch oddwatch: ``run``, ``up``, ``health``, ``services``, ``status``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from oddwatch.cli.config import settings_of
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    from oddwatch.services import from_settings
+
+    svc = from_settings(settings_of(args))
+    if args.action == "up":
+        svc.start()
+        print(json.dumps(svc.status(), indent=2, default=str))
+    elif args.action == "down":
+        svc.stop()
+        print("services stopped")
+    else:
+        status = svc.status()
+        print(json.dumps(status, indent=2, default=str))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a dataflow: in this process (recovery on by default, it resumes where it stopped), or
+    a local cluster of ``--processes``."""
+    from oddwatch import cluster
+
+    if args.config:
+        os.environ["ODDWATCH_CONFIG"] = args.config
+    if args.process_id is not None:
+        os.environ["BYTEWAX_PROCESS_ID"] = str(args.process_id)
+    if args.addresses:
+        os.environ["BYTEWAX_ADDRESSES"] = args.addresses
+    problem = cluster.check_cluster_env()
+    if problem:
+        print(f"oddwatch run: {problem}", file=sys.stderr)
+        return 2
+    if args.no_recovery or "BYTEWAX_PROCESS_ID" in os.environ:
+        # the flow factory reads MQTT directly; a cluster's processes share the subscription
+        # instead of each keeping a WAL (docs/scaling.md)
+        os.environ["ODDWATCH_STATE__RECOVERY"] = "false"
+    if args.processes > 1:
+        if args.recovery_dir or "BYTEWAX_PROCESS_ID" in os.environ:
+            print("oddwatch run: --processes starts a local cluster; it takes neither --recovery-dir nor "
+                  "-i/-a (BYTEWAX_PROCESS_ID)", file=sys.stderr)
+            return 2
+        # The processes of a local cluster read MQTT directly (no WAL, no snapshots).
+        os.environ["ODDWATCH_STATE__RECOVERY"] = "false"
+        import signal
+
+        def interrupt(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        signal.signal(signal.SIGTERM, interrupt)
+        return cluster.run_local_cluster(args.flow, args.processes, workers=args.workers,
+                                         metrics_port=settings_of(args).metrics.port_of(args.flow))
+    settings = settings_of(args)
+    from oddwatch.flowrun import run_flow
+
+    recovery = Path(args.recovery_dir) if args.recovery_dir else None
+    snapshot_s = args.snapshot_s if args.snapshot_s is not None else settings.state.snapshot_s
+    return run_flow(settings, args.flow, workers=args.workers, recovery=recovery, snapshot_s=snapshot_s)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print each running flow's metrics (scraped from its endpoint), precision in operation
+    (the ``quality`` rows of the last 4 weeks) and the services' state."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    settings = settings_of(args)
+    report: dict[str, object] = {}
+    for flow in ("sensors", "logs", "incidents"):
+        url = f"http://{settings.metrics.host}:{settings.metrics.port_of(flow)}/metrics"
+        try:
+            text = requests.get(url, timeout=2).text
+        except requests.RequestException:
+            report[flow] = f"not running (no metrics at {url})"
+            continue
+        values: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            if not family.name.startswith("oddwatch_"):
+                continue
+            for sample in family.samples:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                name = sample.name.removeprefix("oddwatch_")
+                if name.endswith(("_bucket", "_created")):
+                    continue
+                values[f"{name}{{{labels}}}" if labels else name] = sample.value
+        report[flow] = values
+    try:
+        from oddwatch.evaluation.quality import quality_status
+
+        report["quality"] = quality_status(settings)
+    except Exception as exc:  # as below: status must always print something useful
+        report["quality"] = f"unknown: {exc}"
+    try:
+        from oddwatch.services import from_settings
+
+        report["services"] = from_settings(settings).status()
+    except Exception as exc:  # status must always print something useful
+        report["services"] = f"unknown: {exc}"
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Run both dataflows (and with --services the local Mosquitto and InfluxDB) until stopped."""
+    from oddwatch.up import FLOWS, run_up
+
+    return run_up(settings_of(args), config=args.config, services=args.services, workers=args.workers,
+                  flows=args.flow or FLOWS)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the flow's metrics endpoint answers (container and service health checks)."""
+    import requests
+
+    settings = settings_of(args)
+    host = settings.metrics.host if settings.metrics.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    url = f"http://{host}:{settings.metrics.port_of(args.flow)}/metrics"
+    try:
+        ok = requests.get(url, timeout=args.timeout).status_code == 200
+    except requests.RequestException:
+        ok = False
+    print(f"{args.flow}: {'healthy' if ok else 'no answer'} at {url}")
+    return 0 if ok else 1
