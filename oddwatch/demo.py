@@ -1,4 +1,4 @@
-"""``oddwatch demo``: services, both dataflows and both simulators, then a summary.
+"""``oddwatch demo``: services, the three dataflows and the simulators, then a summary.
 
 The plant simulator runs ``speed`` times faster than real time over timestamps that end
 "now", so a one-minute demo covers an hour of plant time with injected faults; the network
@@ -324,7 +324,7 @@ def format_summary(s: dict[str, Any]) -> str:
     lines += [f"  Grafana: {s['grafana']}"]
     if "still_running" in s:
         lines += ["", "Still running: " + "; ".join(s["still_running"].values()) + ".",
-                  "  oddwatch up                 runs both dataflows on them (Ctrl-C stops)",
+                  "  oddwatch up                 runs the dataflows on them (Ctrl-C stops)",
                   "  oddwatch services down      stops them"]
     lines += [""]
     return "\n".join(lines)

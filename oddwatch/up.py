@@ -1,4 +1,4 @@
-"""``oddwatch up``: both dataflows (and optionally the local services) under one command.
+"""``oddwatch up``: the dataflows (sensors, logs, incidents; optionally the local services) under one command.
 
 Each flow runs as ``oddwatch run sensors`` / ``oddwatch run logs`` in a child process of its
 own process group, so a Ctrl-C in the terminal reaches this supervisor only; the supervisor

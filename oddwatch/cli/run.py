@@ -112,7 +112,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Run both dataflows (and with --services the local Mosquitto and InfluxDB) until stopped."""
+    """Run the dataflows (and with --services the local Mosquitto and InfluxDB) until stopped."""
     from oddwatch.up import FLOWS, run_up
 
     return run_up(settings_of(args), config=args.config, services=args.services, workers=args.workers,
