@@ -16,9 +16,8 @@ from detectors.drift import DriftEvent, DriftWatch
 from detectors.sensor import SensorDetector
 from oddwatch.core.alerts import AlertTracker, Transition
 from oddwatch.core.drift import recalibrate
-from oddwatch.params import SeriesParams
+from oddwatch.params import AlertSettings, SeriesParams
 from oddwatch.records import Alert, Reading, Severity, alert_id, severity
-from oddwatch.settings import AlertSettings
 
 
 @dataclass(frozen=True, slots=True)
