@@ -26,7 +26,7 @@ from oddwatch.core.asset_state import AssetState, Decided
 from oddwatch.core.assets import AssetMap
 from oddwatch.core.budget import AlertBudget
 from oddwatch.core.feedback import Feedback, route_key, topic_prefix
-from oddwatch.core.incidents import Incident, source_of_alert
+from oddwatch.core.incidents import Incident, IncidentPager, source_of_alert
 from oddwatch.core.quality import QualityRow
 from oddwatch.ingest.alerts import parse_alert
 from oddwatch.observe.logsetup import configure_logging
@@ -92,45 +92,23 @@ class IncidentStep:
         return state, state.apply_feedback(item) if isinstance(item, Feedback) else state.step(item)
 
 
-def as_alert(inc: Incident) -> Alert:
-    """An incident transition in the shape :class:`~oddwatch.core.budget.AlertBudget` counts."""
-    return Alert(inc.incident_id, "incident", "close" if inc.kind == "close" else "open", inc.peak_severity,
-                 inc.site, inc.asset, inc.title, inc.text, 1.0, 0.0, inc.opened_at, inc.ts)
-
-
 class IncidentBudgetStep:
-    """The ``budget`` step's mapper: which incident transitions are paged on MQTT.
-
-    With ``budget_counts = "incidents"`` an incident's opening counts against the hourly
-    budget of its asset and of all assets; a held incident's updates and close are held too
-    (unless it turns critical). Otherwise every transition passes. Emits incidents to page,
-    budget summaries (``Alert``) and the budget's ``pipeline`` point.
-    """
+    """The ``budget`` step's mapper: one :class:`~oddwatch.core.incidents.IncidentPager` decides
+    which incident transitions are paged on MQTT. Emits incidents to page, budget summaries
+    (``Alert``) and, when the budget counts incidents, the budget's ``pipeline`` point."""
 
     def __init__(self, alerts: AlertSettings) -> None:
         self.alerts = alerts
 
-    def __call__(self, budget: AlertBudget | None, inc: Incident) -> tuple[AlertBudget, list[Incident | Alert | Point]]:
-        a = self.alerts
-        if budget is None:
-            budget = AlertBudget(a.budget_per_source_per_hour, a.budget_global_per_hour,
-                                 summary_every=a.budget_summary_every)
-        if a.budget_counts != "incidents":
-            return budget, [inc]
-        out: list[Incident | Alert | Point] = []
-        held = inc.incident_id in budget.held_ids
-        if inc.kind == "update":
-            out.extend(budget.advance(inc.ts))
-            if held and inc.peak_severity == "critical":
-                del budget.held_ids[inc.incident_id]
-                held = False
-            if not held:
-                out.append(inc)
-        else:
-            for item in budget.admit(as_alert(inc)):
-                out.append(inc if item.alert_id == inc.incident_id and item.kind != "summary" else item)
-        out.append(budget_point(budget, "incidents", inc.ts))
-        return budget, out
+    def __call__(self, pager: IncidentPager | AlertBudget | None,
+                 inc: Incident) -> tuple[IncidentPager, list[Incident | Alert | Point]]:
+        if not isinstance(pager, IncidentPager):  # new, or a snapshot that held the bare budget
+            fresh = IncidentPager.create(self.alerts)
+            pager = IncidentPager(pager, counts_incidents=fresh.counts_incidents) if pager else fresh
+        out: list[Incident | Alert | Point] = list(pager.step(inc))
+        if pager.counts_incidents:
+            out.append(budget_point(pager.budget, "incidents", inc.ts))
+        return pager, out
 
 
 def only_incident(item: Decided) -> Incident | None:

@@ -15,7 +15,7 @@ from flows.incidents import IncidentBudgetStep, build_flow
 from flows.runtime import BudgetStep
 from oddwatch.core.assets import AssetMap
 from oddwatch.core.feedback import Feedback, feedback_message, normalise_verdict
-from oddwatch.core.incidents import Incident, IncidentState
+from oddwatch.core.incidents import Incident, IncidentPager, IncidentState
 from oddwatch.core.quality import QualityBook, component_of
 from oddwatch.records import UTC, Alert, Message, Outgoing, Point
 from oddwatch.schema import alert_message
@@ -249,3 +249,14 @@ def test_incident_state_survives_an_abort(tmp_path: Path) -> None:
     closed = [p for p in runs[1] if p.measurement == "incident" and p.fields["state"] == "closed"]
     assert len(closed) == 1 and closed[0].fields["incident_id"] in first and closed[0].fields["alerts"] == 2
     assert "overcurrent trip" in str(closed[0].fields["text"]) and "incident closed" in str(closed[0].fields["text"])
+
+
+def test_incident_budget_resumes_from_a_snapshot_of_the_bare_budget() -> None:
+    s = Settings()
+    s.alerts.budget_counts, s.alerts.budget_per_source_per_hour = "incidents", 1
+    step = IncidentBudgetStep(s.alerts)
+    incs = [i for m in (0, 5) for i in IncidentState("n", "p").step(_alert("n/p/t", "open", m))]
+    pager, _ = step(None, incs[0])
+    resumed, out = step(pager.budget, incs[1])  # the state an older snapshot held
+    assert isinstance(resumed, IncidentPager) and resumed.budget is pager.budget
+    assert [x.kind for x in out if not isinstance(x, Point)] == ["summary"]

@@ -165,6 +165,17 @@ class AlertBudget:
         self.last_held_ts = None
         return out
 
+    def is_held(self, alert_id: str) -> bool:
+        """Whether *alert_id* was held (its open was never sent, so its close is dropped)."""
+        return alert_id in self.held_ids
+
+    def release(self, alert_id: str) -> bool:
+        """Stop holding *alert_id*: its later transitions are sent. False if it was not held."""
+        if alert_id not in self.held_ids:
+            return False
+        del self.held_ids[alert_id]
+        return True
+
     def state(self) -> dict[str, object]:
         """Numbers for a dashboard: this hour's ``used``, ``limit`` and ``held``, and more.
 

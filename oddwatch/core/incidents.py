@@ -46,6 +46,8 @@ import bisect
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from oddwatch.core.budget import AlertBudget
+from oddwatch.params import AlertSettings
 from oddwatch.records import Alert, Severity
 
 SEVERITY_RANK = {"warning": 1, "critical": 2}
@@ -287,3 +289,57 @@ class IncidentState:
             alert_ids=tuple(members), opened_at=cur.opened_at, ts=ts,
             closed_at=cur.closed_at if kind == "close" else None,
         )
+
+
+def as_alert(inc: Incident) -> Alert:
+    """An incident transition in the shape :class:`~oddwatch.core.budget.AlertBudget` counts."""
+    return Alert(inc.incident_id, "incident", "close" if inc.kind == "close" else "open", inc.peak_severity,
+                 inc.site, inc.asset, inc.title, inc.text, 1.0, 0.0, inc.opened_at, inc.ts)
+
+
+class IncidentPager:
+    """Which incident transitions are paged: the incidents flow's ``budget`` decision (pure, picklable).
+
+    With ``counts_incidents`` (``[alerts].budget_counts = "incidents"``) an incident's opening
+    counts against the hourly :class:`~oddwatch.core.budget.AlertBudget` of its asset and of
+    all assets; a held incident's updates and close are held too, unless it turns critical
+    (then it is released and pages from there on). Otherwise every transition passes.
+
+    >>> from datetime import datetime, timedelta
+    >>> from oddwatch.records import UTC
+    >>> t = datetime(2026, 1, 1, 8, tzinfo=UTC)
+    >>> def inc(n, kind="open", peak="warning"):
+    ...     return Incident(f"n/p{n}:1", kind, "n", f"p{n}", "warning", peak, "t", "", 1, (), (), t, t)
+    >>> pager = IncidentPager(AlertBudget(1, 1), counts_incidents=True)
+    >>> [x.kind for x in pager.step(inc(1))], [x.kind for x in pager.step(inc(2))]
+    (['open'], ['summary'])
+    >>> pager.step(inc(2, "update")), [x.kind for x in pager.step(inc(2, "update", "critical"))]
+    ([], ['update'])
+    """
+
+    def __init__(self, budget: AlertBudget, *, counts_incidents: bool) -> None:
+        self.budget = budget
+        self.counts_incidents = counts_incidents
+
+    @classmethod
+    def create(cls, alerts: AlertSettings | None = None) -> IncidentPager:
+        """The pager of ``[alerts]`` (defaults when None)."""
+        a = alerts or AlertSettings()
+        return cls(AlertBudget(a.budget_per_source_per_hour, a.budget_global_per_hour,
+                               summary_every=a.budget_summary_every),
+                   counts_incidents=a.budget_counts == "incidents")
+
+    def step(self, inc: Incident) -> list[Incident | Alert]:
+        """The incident to page (or nothing) and any budget summaries, for one incident transition."""
+        if not self.counts_incidents:
+            return [inc]
+        budget = self.budget
+        if inc.kind == "update":
+            out: list[Incident | Alert] = list(budget.advance(inc.ts))
+            if inc.peak_severity == "critical":
+                budget.release(inc.incident_id)
+            if not budget.is_held(inc.incident_id):
+                out.append(inc)
+            return out
+        return [inc if item.alert_id == inc.incident_id and item.kind != "summary" else item
+                for item in budget.admit(as_alert(inc))]
