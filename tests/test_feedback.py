@@ -286,3 +286,12 @@ def test_send_feedback_reaches_a_subscriber(services) -> None:  # type: ignore[n
     assert sent.topic == f"{prefix}/{AID}" and [m.topic for m in got] == [sent.topic]
     fb = parse_feedback(got[0], prefix=prefix)
     assert isinstance(fb, Feedback) and (fb.alert_id, fb.verdict, fb.user) == (AID, "false_positive", "ana")
+
+
+def test_series_state_apply_feedback_is_the_log_side_shape() -> None:
+    """``SeriesState.apply_feedback`` returns a ``FeedbackDone`` as ``LogSourceState.apply_feedback`` does."""
+    st = SeriesState("s1", "pump1", "temp")
+    fb = Feedback(AID, "true_positive", "", "", T0)
+    done = st.apply_feedback(fb)
+    assert done.feedback is fb and done.site == "s1" and done.alert is None
+    assert [str(r) for r in done.results] == [str(apply_sensor_feedback(st, fb))]

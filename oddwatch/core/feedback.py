@@ -9,7 +9,8 @@ or ``site/host/app``), so the id spans several topic levels: subscribe to
 
 Learning:
 
-- sensors, :func:`apply_sensor_feedback`: a false positive raises the series' threshold
+- sensors, :meth:`oddwatch.core.series.SeriesState.apply_feedback` (through
+  :func:`apply_sensor_feedback`): a false positive raises the series' threshold
   floor (``calibration.min_threshold``) just above the alert's peak score, so the same score
   no longer alerts (a stronger anomaly still does), and closes the alert if it is still open
   without an MQTT message (the returned close :class:`~oddwatch.records.Alert` is for the

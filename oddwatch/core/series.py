@@ -16,6 +16,7 @@ from detectors.drift import DriftEvent, DriftWatch
 from detectors.sensor import SensorDetector
 from oddwatch.core.alerts import AlertTracker, Transition
 from oddwatch.core.drift import recalibrate
+from oddwatch.core.feedback import Feedback, FeedbackDone, apply_sensor_feedback
 from oddwatch.params import AlertSettings, SeriesParams
 from oddwatch.records import Alert, Reading, Severity, alert_id, severity
 
@@ -121,6 +122,10 @@ class SeriesState:
     @property
     def key(self) -> str:
         return f"{self.site}/{self.asset}/{self.sensor}"
+
+    def apply_feedback(self, fb: Feedback) -> FeedbackDone:
+        """Learn an operator's verdict (:func:`oddwatch.core.feedback.apply_sensor_feedback`)."""
+        return FeedbackDone(fb, self.site, (apply_sensor_feedback(self, fb),))
 
     def step(self, reading: Reading) -> SeriesOutput:
         """Score ``reading``, decide, then learn it."""
