@@ -1,10 +1,8 @@
-"""The real connectors of a flow, built only where a caller (a test) did not pass its own."""
+"""What the flows share: the real connectors of a flow (built only where a caller did not pass its
+own; building them starts nothing), the keyed-state operator and the steps every flow has."""
 
 from __future__ import annotations
 
-import os
-import signal
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -16,6 +14,7 @@ from bytewax.operators import KeyedStream, StatefulBatchLogic
 
 from oddwatch.core.budget import AlertBudget
 from oddwatch.core.feedback import Feedback, is_quiet, parse_feedback
+from oddwatch.observe.metrics import METRICS
 from oddwatch.records import Alert, IngestError, Message, Outgoing, Point
 from oddwatch.records import Stream as StreamName
 from oddwatch.schema import alert_message, alert_points, budget_point, deadletter_message
@@ -108,43 +107,6 @@ def keyed_state(
     return op.map("values", keyed, value_of)
 
 
-def stop_on_sigterm(flow: str = "flow", *, timeout_s: float = 30.0) -> None:
-    """Stop on SIGTERM (systemd, docker stop) or SIGINT (Ctrl-C): flush, one line, exit 0.
-
-    The signal starts a thread that flushes the InfluxDB writers (up to *timeout_s*; what is
-    left stays in their spools), prints one line and ends the process. Nothing is lost by
-    ending it there: with recovery, every message is in the WAL and every point the sink took
-    in its spool, and the next start resumes from the last snapshot. Without recovery, what
-    the dataflow held in memory (open windows, queued messages) is lost.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return
-    stopping = threading.Event()
-
-    def stop(signum: int) -> None:
-        from oddwatch.connectors.influx import flush_writers
-
-        flushed, spooled = flush_writers(timeout_s)
-        name = signal.Signals(signum).name
-        state = "resumes from its last snapshot and WAL" if _recovery else "ran without recovery: in-memory state lost"
-        sys.stderr.write(f"oddwatch run {flow}: stopped by {name}; InfluxDB writers "
-                         f"{'flushed' if flushed else f'not flushed, {spooled} bytes kept in their spool'}; {state}\n")
-        sys.stderr.flush()
-        os._exit(0)
-
-    def on_signal(signum: int, frame: object) -> None:
-        if stopping.is_set():
-            return
-        stopping.set()
-        threading.Thread(target=stop, args=(signum,), name="oddwatch-stop", daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-
-_recovery = False
-
-
 def state_dir(settings: Settings, flow: str) -> Path:
     """``<[state].dir>/<flow>``: the flow's WAL (``wal/``) and Bytewax snapshots (``recovery/``)."""
     return Path(expand(settings.state.dir)) / flow
@@ -170,17 +132,12 @@ def connectors(
 
     With ``[state].recovery`` (the default), a real run reads MQTT through the flow's WAL and
     its InfluxDB sink spools each batch before returning (see :mod:`oddwatch.connectors.wal`);
-    run it with Bytewax recovery (``oddwatch run`` does). A real run (no source given) also starts the flow's health endpoint and ``pipeline``
-    points (:func:`oddwatch.observe.health.start_health`).
+    run it with Bytewax recovery (``oddwatch run`` does). Building them starts nothing: the
+    command that runs the flow starts its health endpoint and signal handling
+    (:func:`oddwatch.flowrun.start_runtime`).
     """
     durable = "off"
     if source is None:
-        from oddwatch.observe.health import start_health
-
-        start_health(settings, flow)
-        global _recovery
-        _recovery = settings.state.recovery
-        stop_on_sigterm(flow)
         subscribed = [*topics, settings.mqtt.feedback_topic]
         if settings.state.recovery:
             source = wal_source(settings, flow, subscribed)
@@ -192,7 +149,7 @@ def connectors(
     if influx_sink is None:
         from oddwatch.connectors.influx import InfluxSink
 
-        influx_sink = InfluxSink(settings.influx, durable=durable)
+        influx_sink = InfluxSink(settings.influx, durable=durable, meters=METRICS)
     if mqtt_sink is None:
         from oddwatch.connectors.mqtt import MqttSink
 

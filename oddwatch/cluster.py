@@ -23,8 +23,7 @@ from collections.abc import Mapping, Sequence
 
 from oddwatch.services import free_port
 
-TARGETS = {"sensors": "flows.sensors:build_flow()", "logs": "flows.logs:build_flow()",
-           "incidents": "flows.incidents:build_flow()"}
+TARGETS = {flow: f"oddwatch.flowrun:served_flow({flow!r})" for flow in ("sensors", "logs", "incidents")}
 #: The ``[metrics]`` key of each flow's port; process *k* of a local cluster serves on that port
 #: ``+ METRICS_PORT_STRIDE * k``, so the three flows' default ports (9464-9466) never meet.
 PORT_KEYS = {"sensors": "PORT", "logs": "LOGS_PORT", "incidents": "INCIDENTS_PORT"}

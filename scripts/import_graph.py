@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("oddwatch.schema",),
     ("oddwatch.observe",),
     ("oddwatch.connectors",),
-    ("flows", "oddwatch.observe.health"),
+    ("flows",),
     ("oddwatch",),  # everything else in the package: commands, tools, evaluation
 )
 

@@ -19,18 +19,54 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from oddwatch.connectors.spool import Spool, SpoolFullError
 from oddwatch.lineproto import to_line
-from oddwatch.observe import metrics
 from oddwatch.records import Point
 from oddwatch.settings import InfluxSettings, expand
 
 log = logging.getLogger(__name__)
+
+
+class _Count(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class _Level(Protocol):
+    def set(self, value: float) -> None: ...
+
+
+class WriterMeters(Protocol):
+    """What an :class:`InfluxWriter` counts; :class:`oddwatch.observe.metrics.Metrics` has it all."""
+
+    @property
+    def influx_points_written(self) -> _Count: ...
+
+    @property
+    def influx_write_errors(self) -> _Count: ...
+
+    @property
+    def spool_bytes(self) -> _Level: ...
+
+
+class _Uncounted:
+    """The meters of a writer nobody gave meters to: counts nothing."""
+
+    class _Nothing:
+        def inc(self, amount: float = 1) -> None:
+            pass
+
+        def set(self, value: float) -> None:
+            pass
+
+    influx_points_written = influx_write_errors = spool_bytes = _Nothing()
+
+
+UNCOUNTED: WriterMeters = _Uncounted()
 
 #: Retention policies created next to ``autogen`` (which stays the default, infinite).
 #: Everything is written to the default policy unless ``[influx].retention_policy`` names
@@ -181,11 +217,14 @@ class InfluxWriter:
     when it makes no progress for ``timeout_s``.
 
     Counters (ints): ``written``, ``rejected``, ``retries``, ``spooled``, ``spool_bytes``,
-    ``dropped``.
+    ``dropped``. Lines written, write errors and the spool's size are also counted in *meters*
+    (the command injects the process's :class:`~oddwatch.observe.metrics.Metrics`; none by default).
     """
 
-    def __init__(self, settings: InfluxSettings, *, max_buffer: int | None = None, start: bool = True) -> None:
+    def __init__(self, settings: InfluxSettings, *, max_buffer: int | None = None, start: bool = True,
+                 meters: WriterMeters = UNCOUNTED) -> None:
         self.settings = settings
+        self.meters = meters
         self.written = 0
         self.rejected = 0
         self.retries = 0
@@ -414,8 +453,8 @@ class InfluxWriter:
             if outcome == _OK:
                 with self._cond:
                     self.written += len(lines)
-                metrics.INFLUX_POINTS_WRITTEN.inc(len(lines))
-                metrics.SPOOL_BYTES.set(self._spool.bytes)
+                self.meters.influx_points_written.inc(len(lines))
+                self.meters.spool_bytes.set(self._spool.bytes)
                 return True
             if outcome == _REJECT:
                 if len(lines) == 1:
@@ -424,7 +463,7 @@ class InfluxWriter:
                 mid = len(lines) // 2
                 return self._deliver(lines[:mid], attempts) and self._deliver(lines[mid:], attempts)
             self._mark_down(message)
-            metrics.INFLUX_WRITE_ERRORS.inc()
+            self.meters.influx_write_errors.inc()
             if outcome == _FAIL or attempt + 1 >= attempts or self._stop.is_set():
                 return False
             with self._cond:
@@ -438,7 +477,7 @@ class InfluxWriter:
     def _rejected_line(self, line: str, message: str) -> None:
         """Count a line InfluxDB refused; log the first ones of each minute in full."""
         now = time.monotonic()
-        metrics.INFLUX_WRITE_ERRORS.inc()
+        self.meters.influx_write_errors.inc()
         with self._cond:
             self.rejected += 1
             if now - self._reject_window > 60.0:
@@ -540,14 +579,14 @@ _WRITERS: dict[tuple[Any, ...], tuple[InfluxWriter, int]] = {}
 _WRITERS_LOCK = threading.Lock()
 
 
-def shared_writer(settings: InfluxSettings) -> InfluxWriter:
-    """The process-wide writer for *settings* (reference counted; release it with
-    :func:`release_writer`)."""
+def shared_writer(settings: InfluxSettings, meters: WriterMeters = UNCOUNTED) -> InfluxWriter:
+    """The process-wide writer for *settings*, counting in *meters* (the first caller's;
+    reference counted; release it with :func:`release_writer`)."""
     key = dataclasses.astuple(settings)
     with _WRITERS_LOCK:
         writer, refs = _WRITERS.get(key, (None, 0))
         if writer is None:
-            writer = InfluxWriter(settings)
+            writer = InfluxWriter(settings, meters=meters)
         _WRITERS[key] = (writer, refs + 1)
         return writer
 
@@ -605,10 +644,10 @@ def sink_spool_dir(spool_dir: str, name: str, env: Mapping[str, str] = os.enviro
 
 
 class _InfluxSinkPartition(StatelessSinkPartition[Point]):
-    def __init__(self, settings: InfluxSettings, step_id: str, durable: str) -> None:
+    def __init__(self, settings: InfluxSettings, step_id: str, durable: str, meters: WriterMeters) -> None:
         self.step_id = step_id
         self.durable = durable
-        self.writer = shared_writer(settings)
+        self.writer = shared_writer(settings, meters)
 
     def write_batch(self, items: list[Point]) -> None:
         lines = []
@@ -641,13 +680,16 @@ class InfluxSink(DynamicSink[Point]):
     snapshot no longer replays is only in memory; ``"off"`` keeps it in memory until written.
     """
 
-    def __init__(self, settings: InfluxSettings, *, name: str | None = None, durable: str = "off") -> None:
+    def __init__(self, settings: InfluxSettings, *, name: str | None = None, durable: str = "off",
+                 meters: WriterMeters = UNCOUNTED) -> None:
         if durable not in ("off", "page-cache", "always"):
             raise ValueError(f"InfluxSink durable={durable!r}: must be 'off', 'page-cache' or 'always'")
         self.settings = settings
         self.name = name
         self.durable = durable
+        self.meters = meters
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _InfluxSinkPartition:
         spool = sink_spool_dir(self.settings.spool_dir, self.name or step_id)
-        return _InfluxSinkPartition(dataclasses.replace(self.settings, spool_dir=spool), step_id, self.durable)
+        return _InfluxSinkPartition(dataclasses.replace(self.settings, spool_dir=spool), step_id, self.durable,
+                                     self.meters)

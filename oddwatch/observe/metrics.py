@@ -1,12 +1,16 @@
 """Own-health metrics: Prometheus counters, gauges and histograms, and their InfluxDB twin.
 
-One module-level registry (:data:`REGISTRY`) holds every oddwatch metric; the steps of the
-flows update them through :data:`METRICS` (or the module-level aliases)::
+One API: a :class:`Metrics` object holds every oddwatch metric on one registry. Code that
+counts takes a ``Metrics`` (or, in a connector, any object with the attributes it counts)
+as an argument; :data:`METRICS` on :data:`REGISTRY` is the process's default, which the
+commands inject::
 
-    from oddwatch.observe import metrics
-    metrics.MESSAGES_IN.labels(stream="sensor").inc()
-    metrics.PARSE_ERRORS.labels(stream="log", reason="bad_json").inc()
-    metrics.EMBED_BATCH_SIZE.observe(len(batch))
+    meters.messages_in.labels(stream="sensor").inc()
+    meters.parse_errors.labels(stream="log", reason="bad_json").inc()
+    meters.embed_batch_size.observe(len(batch))
+
+The upper-case module aliases (``MESSAGES_IN``...) are :data:`METRICS`' attributes under their
+older names, still read by the sensor flow's steps.
 
 :func:`start_metrics_server` serves the registry for Prometheus (127.0.0.1:9464 by default);
 :func:`snapshot` returns the current values as a flat dict (``oddwatch status``);
@@ -304,7 +308,17 @@ class PipelineReporter:
         ]
 
 
-_DEFAULT_REPORTERS: dict[str, PipelineReporter] = {}
+_REPORTERS: dict[tuple[str, int], PipelineReporter] = {}
+
+
+def pipeline_reporter(instance: str = "oddwatch", registry: CollectorRegistry = REGISTRY) -> PipelineReporter:
+    """The process's one :class:`PipelineReporter` of *instance* over *registry* (interval means
+    cover the time since the previous call of anyone using it)."""
+    key = (instance, id(registry))
+    reporter = _REPORTERS.get(key)
+    if reporter is None:
+        reporter = _REPORTERS[key] = PipelineReporter(instance, registry)
+    return reporter
 
 
 def pipeline_points(now: datetime, instance: str = "oddwatch") -> list[Point]:
@@ -313,30 +327,31 @@ def pipeline_points(now: datetime, instance: str = "oddwatch") -> list[Point]:
     Interval means (``batch_size``, ``cache_hit_rate``, ``lag_s``) cover the time since the
     previous call for the same *instance*.
     """
-    reporter = _DEFAULT_REPORTERS.get(instance)
-    if reporter is None:
-        reporter = _DEFAULT_REPORTERS[instance] = PipelineReporter(instance)
-    return reporter.points(now)
+    return pipeline_reporter(instance).points(now)
 
 
-def counted(stream: str, parse: Callable[[Message], list[Any]]) -> Callable[[Message], list[Any]]:
-    """*parse* with the ``messages_in`` and ``parse_errors`` metrics counted."""
-    messages_in = MESSAGES_IN.labels(stream=stream)
+def counted(stream: str, parse: Callable[[Message], list[Any]], meters: Metrics = METRICS,
+            ) -> Callable[[Message], list[Any]]:
+    """*parse* with the ``messages_in`` and ``parse_errors`` metrics counted in *meters*."""
+    messages_in = meters.messages_in.labels(stream=stream)
+    errors = meters.parse_errors
 
     def step(msg: Message) -> list[Any]:
         messages_in.inc()
         items = parse(msg)
         for item in items:
             if isinstance(item, IngestError):
-                PARSE_ERRORS.labels(stream=stream, reason=item.reason).inc()
+                errors.labels(stream=stream, reason=item.reason).inc()
         return items
 
     return step
 
 
-def counted_batch(stream: str, parse: Callable[[Message], list[Any]]) -> Callable[[list[Message]], list[Any]]:
+def counted_batch(stream: str, parse: Callable[[Message], list[Any]], meters: Metrics = METRICS,
+                  ) -> Callable[[list[Message]], list[Any]]:
     """*parse* over a batch of messages, ``messages_in`` counted once per batch, errors by reason."""
-    messages_in = MESSAGES_IN.labels(stream=stream)
+    messages_in = meters.messages_in.labels(stream=stream)
+    errors = meters.parse_errors
 
     def step(msgs: list[Message]) -> list[Any]:
         messages_in.inc(len(msgs))
@@ -345,7 +360,7 @@ def counted_batch(stream: str, parse: Callable[[Message], list[Any]]) -> Callabl
             items = parse(msg)
             for item in items:
                 if isinstance(item, IngestError):
-                    PARSE_ERRORS.labels(stream=stream, reason=item.reason).inc()
+                    errors.labels(stream=stream, reason=item.reason).inc()
             out += items
         return out
 
