@@ -5,14 +5,16 @@ Usage::
 
     .venv/bin/python scripts/bench.py [--quick] [--data DIR] [--results out]
 
-Runs, each as its own process (``--quick`` passes ``--quick`` or small sizes to each):
-``bench_connectors.py`` (the bare paho-mqtt anchor), ``bench_sensors.py`` (the series pipeline
-alone, the flow with null sinks, long-history states, MQTT -> InfluxDB, latency),
-``bench_scaleout.py`` (1, 2, 4 processes; 1 and 2 with ``--quick``), and, when ``--data`` holds
-``hdfs/HDFS_dev.log``, ``bench_logs.py`` (the log core, Drain3 alone, per-line embedding) and
-``bench_logs_e2e.py`` (MQTT -> log flow -> InfluxDB). Each writes ``<results>/bench-*.json``;
-this script then prints the anchor table with the machine, the load average and the command, and
-writes it to ``<results>/bench-summary.json`` for ``scripts/make_benchmarks.py``.
+A benchmark is any ``scripts/bench_<name>.py`` (the naming convention is the registry): it
+takes ``--out FILE``, writes the one result format there
+(:func:`oddwatch.evaluation.benchtools.write_results`) and declares at module level how this
+script runs it, e.g. ``BENCH = {"quick": ["--quick"], "full": [], "data": "hdfs"}``: the
+arguments for ``--quick`` and for a full run, and ``"data": "hdfs"`` when it needs
+``hdfs/HDFS_dev.log`` under ``--data`` (passed as ``--log``; skipped without it). Each runs as
+its own process and writes ``<results>/bench-<name>.json`` (``_`` written ``-``); this script
+then prints the anchor table with the machine, the load average and the command, and writes it
+to ``<results>/bench-summary.json`` for ``scripts/make_benchmarks.py``. ``--only`` picks some
+(``--only sensors,connectors``), ``--list`` shows them all.
 
 Anchors: a figure of oddwatch is only as good as what bounds it on the same machine at the
 same time; on a shared machine the load average moves both.
@@ -21,6 +23,7 @@ same time; on a shared machine the load average moves both.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import shlex
 import subprocess
@@ -34,6 +37,21 @@ from oddwatch.evaluation import benchtools
 
 ROOT = Path(__file__).resolve().parents[1]
 HDFS_LOG = Path("hdfs") / "HDFS_dev.log"
+
+
+def benchmarks() -> dict[str, dict[str, Any]]:
+    """Every ``scripts/bench_<name>.py`` by name, with its ``BENCH`` declaration (read, not imported)."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted((ROOT / "scripts").glob("bench_*.py")):
+        decl: dict[str, Any] = {}
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "BENCH" for t in node.targets):
+                decl = ast.literal_eval(node.value)
+        if not decl:
+            raise SystemExit(f"bench: {path.name} declares no BENCH = {{'quick': [...], 'full': [...]}}")
+        found[path.stem.removeprefix("bench_")] = {"script": path.name, "quick": list(decl.get("quick", [])),
+                                                   "full": list(decl.get("full", [])), "data": decl.get("data")}
+    return found
 
 
 def _run(script: str, args: list[str]) -> float:
@@ -122,26 +140,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None, help="benchmark data folder (hdfs/HDFS_dev.log for logs)")
     parser.add_argument("--results", type=Path, default=ROOT / "out", help="folder of result files (default out/)")
     parser.add_argument("--table-only", action="store_true", help="only print the table of existing results")
+    parser.add_argument("--only", default="", help="comma-separated benchmark names (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and how each is run")
     args = parser.parse_args(argv)
+    registry = benchmarks()
+    if args.list:
+        for name, b in registry.items():
+            print(f"{name:12} {b['script']:22} quick {shlex.join(b['quick']) or '-'}; full {shlex.join(b['full']) or '-'}"
+                  f"{'; needs --data with ' + str(HDFS_LOG) if b['data'] else ''}")
+        return 0
+    chosen = [n.strip() for n in args.only.split(",") if n.strip()] or list(registry)
+    unknown = sorted(set(chosen) - set(registry))
+    if unknown:
+        raise SystemExit(f"bench: unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(registry)}")
     command = shlex.join(["python", "scripts/bench.py", *(sys.argv[1:] if argv is None else argv)])
     machine = benchtools.machine()
     res = args.results
-    quick = ["--quick"] if args.quick else []
     seconds: dict[str, float] = {}
     if not args.table_only:
-        seconds["connectors"] = _run("bench_connectors.py", [*quick, "--out", str(res / "bench-connectors.json")])
-        seconds["sensors"] = _run("bench_sensors.py", [*quick, "--out", str(res / "bench-sensors.json")])
-        scale = ["--quick", "--readings", "10000"] if args.quick else []
-        seconds["scaleout"] = _run("bench_scaleout.py", [*scale, "--out", str(res / "bench-scaleout.json")])
         log = args.data / HDFS_LOG if args.data else None
-        if log is not None and log.is_file():
-            lines = ["--lines", "5000"] if args.quick else ["--lines", "60000"]
-            seconds["logs"] = _run("bench_logs.py", ["--log", str(log), *lines, "--out", str(res / "bench-logs.json")])
-            e2e = ["--quick", "--lines", "5000"] if args.quick else []
-            seconds["logs_e2e"] = _run("bench_logs_e2e.py", ["--log", str(log), *e2e,
-                                                             "--out", str(res / "bench-logs-e2e.json")])
-        else:
-            print(f"bench: no {HDFS_LOG} under --data ({args.data}); log benchmarks skipped", file=sys.stderr)
+        for name in chosen:
+            b = registry[name]
+            extra: list[str] = []
+            if b["data"] == "hdfs":
+                if log is None or not log.is_file():
+                    print(f"bench: no {HDFS_LOG} under --data ({args.data}); {b['script']} skipped", file=sys.stderr)
+                    continue
+                extra = ["--log", str(log)]
+            out = res / f"bench-{name.replace('_', '-')}.json"
+            seconds[name] = _run(b["script"], [*b["quick" if args.quick else "full"], *extra, "--out", str(out)])
     rows = anchor_rows(res)
     results = {row["figure"]: row for row in rows}
     if seconds:

@@ -36,6 +36,7 @@ from oddwatch.services import LocalServices, free_port
 from oddwatch.settings import InfluxSettings, MqttSettings
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH = {"quick": ["--quick"], "full": []}  # how scripts/bench.py runs it
 PAYLOAD = b'{"ts": "2026-11-27T10:00:00Z", "value": 21.375, "unit": "C"}'
 
 

@@ -23,12 +23,19 @@ import argparse
 import math
 import pickle
 import random
+import shlex
 import statistics
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 from detectors.sensor import SensorDetector
+from oddwatch.evaluation import benchtools
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = {"quick": ["--history", "1500", "--readings", "1000", "--repeats", "1"], "full": ["--series", "1000"]}
 
 
 def series(n: int, seed: int = 1) -> list[dict[str, float]]:
@@ -102,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--series", type=int, default=0, help="also time N series at full history vs N fresh (0: off)")
     ap.add_argument("--rounds", type=int, default=50, help="readings per series in the --series measurement")
+    ap.add_argument("--out", type=Path, default=ROOT / "out" / "bench-detector.json")
     args = ap.parse_args(argv)
+    results: dict[str, dict[str, Any]] = {}
     xs = series(args.history + args.readings + 300)
     hist, timed = xs[: args.history], xs[args.history : args.history + args.readings]
     print(f"{'':20} {'fresh us':>9} {'full us':>8} {'memory B':>9} {'snapshot B':>10} {'loads us':>9} "
@@ -114,8 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         blob = warm(make, hist)
         full = full_us(blob, timed, args.repeats)
         loads, first = restore_us(blob, timed[0])
-        print(f"{label:20} {fresh:9.1f} {full:8.1f} {memory_bytes(blob, timed[0]):9d} {len(blob):10d} "
-              f"{loads:9.0f} {first:13.0f}")
+        memory = memory_bytes(blob, timed[0])
+        print(f"{label:20} {fresh:9.1f} {full:8.1f} {memory:9d} {len(blob):10d} {loads:9.0f} {first:13.0f}")
+        results[label.strip()] = {"fresh_us_per_reading": round(fresh, 2), "full_us_per_reading": round(full, 2),
+                                  "memory_bytes": memory, "snapshot_bytes": len(blob), "loads_us": round(loads),
+                                  "first_score_after_load_us": round(first)}
     if args.series:
         blob = warm(SensorDetector, hist)
         n, rounds = args.series, args.rounds
@@ -127,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         fresh_us = many_us(fresh_dets, xs[300 - rounds :], rounds)
         print(f"{n} series, {rounds} readings each: full history {aged_us:.1f} us/reading, "
               f"300 readings of history {fresh_us:.1f} us/reading (throughput ratio {fresh_us / aged_us:.2f})")
+        results["many_series"] = {"series": n, "rounds": rounds, "full_history_us_per_reading": round(aged_us, 2),
+                                  "history_300_us_per_reading": round(fresh_us, 2)}
+    command = shlex.join(["python", "scripts/bench_detector.py", *(sys.argv[1:] if argv is None else argv)])
+    benchtools.write_results(args.out, "bench-detector", command, results, show=False)
     return 0
 
 

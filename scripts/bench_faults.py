@@ -47,6 +47,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from oddwatch.connectors.influx import InfluxQuery
 from oddwatch.connectors.mqtt import MqttPublisher
+from oddwatch.evaluation import benchtools
 from oddwatch.faults import (
     LOG_FLOW_ENV,
     FlowProcess,
@@ -59,6 +60,8 @@ from oddwatch.faults import (
 )
 from oddwatch.services import LocalServices, free_port
 from oddwatch.settings import Settings, build_settings
+
+BENCH = {"quick": ["--readings", "4000", "--lines", "2000", "--kills", "1", "--throughput", "5000"], "full": []}
 
 SCENARIOS = ("sensors-kill", "logs-kill", "logs-sigterm", "broker-restart", "throughput", "inproc")
 
@@ -288,10 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|" + "---|" * len(columns))
     for row in results:
         print("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     command = "python scripts/bench_faults.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    out.write_text(json.dumps({"command": command, "rate": args.rate, "results": results}, indent=2))
+    sections = {"settings": {"rate": args.rate}}
+    for row in results:
+        sections[f"{row.get('scenario', '')} recovery={row.get('recovery', '')}"] = dict(row)
+    benchtools.write_results(Path(args.out), "bench-faults", command, sections, show=False)
     return 0
 
 

@@ -13,19 +13,24 @@ written.
 from __future__ import annotations
 
 import argparse
-import json
 import random
+import shlex
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from flows.incidents import build_flow
 from oddwatch.core.feedback import feedback_message
+from oddwatch.evaluation import benchtools
 from oddwatch.records import Alert, Message
 from oddwatch.schema import alert_message
 from oddwatch.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = {"quick": ["--alerts", "4000"], "full": []}
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -55,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--alerts", type=int, default=20000)
     parser.add_argument("--assets", type=int, default=200)
-    parser.add_argument("--out", default="")
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench-incidents.json")
     args = parser.parse_args(argv)
     msgs = messages(args.alerts, args.assets)
     points: list[object] = []
@@ -67,12 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - t0
     result = {"messages": len(msgs), "alerts": args.alerts, "assets": args.assets, "elapsed_s": round(elapsed, 2),
               "messages_per_s": round(len(msgs) / elapsed), "points": len(points), "mqtt_messages": len(sent)}
-    print(json.dumps(result))
-    if args.out:
-        from pathlib import Path
-
-        Path(args.out).write_text(json.dumps({"name": "incidents", "command": " ".join(sys.argv), "results": result},
-                                             indent=1) + "\n")
+    command = shlex.join(["python", "scripts/bench_incidents.py", *(sys.argv[1:] if argv is None else argv)])
+    benchtools.write_results(args.out, "bench-incidents", command, {"incidents_flow": result})
     return 0
 
 

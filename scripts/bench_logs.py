@@ -41,6 +41,7 @@ from oddwatch.evaluation.corpora import read_log as read_lines
 from oddwatch.evaluation.logs import decide_lines, evaluate_logs, template_hit_rate
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH = {"quick": ["--lines", "5000"], "full": ["--lines", "60000"], "data": "hdfs"}  # how scripts/bench.py runs it
 
 HDFS_LOG = Path("hdfs") / "HDFS_dev.log"  # under --data
 DEFAULT_LOG = datasets.hdfs_files()[0]  # `oddwatch datasets fetch hdfs`

@@ -55,6 +55,7 @@ from oddwatch import datasets
 from oddwatch.evaluation import benchtools
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH = {"quick": ["--quick", "--lines", "5000"], "full": [], "data": "hdfs"}  # how scripts/bench.py runs it
 
 HDFS_LOG = Path("hdfs") / "HDFS_dev.log"  # under --data
 DEFAULT_LOG = datasets.hdfs_files()[0]  # `oddwatch datasets fetch hdfs`

@@ -39,6 +39,7 @@ from bench_logs_e2e import DEFAULT_LOG, HDFS_LOG, read_hdfs, stamp  # noqa: E402
 from oddwatch.evaluation import benchtools  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH = {"quick": ["--lines", "5000", "--per-message", "100"], "full": [], "data": "hdfs"}  # how scripts/bench.py runs it
 
 
 def messages(stamped: list[tuple[datetime, str]], topic: str, per_message: int, received: datetime) -> list[Any]:

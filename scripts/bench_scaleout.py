@@ -38,6 +38,7 @@ from oddwatch.services import LocalServices, free_port
 from oddwatch.settings import Settings, as_dict, build_settings, to_toml
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH = {"quick": ["--quick", "--readings", "10000"], "full": []}  # how scripts/bench.py runs it
 
 
 

@@ -76,6 +76,7 @@ from oddwatch.simulate import reading_payload, rfc3339
 from simulators.plant import PlantSimulation
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH = {"quick": ["--quick"], "full": []}  # how scripts/bench.py runs it
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
