@@ -1,10 +1,9 @@
-"""The settings the decision core runs with: the detector settings of a sensor series
-(``[series]``) and a log source (``[log_detector]``), and the ``[sensors]``, ``[logs]``,
-``[alerts]``, ``[assets]``, ``[incidents]`` and ``[quality]`` sections.
+"""The detector settings of a sensor series (``[series]``) and a log source (``[log_detector]``).
 
-Plain dataclasses, every default written once: the settings loader (:mod:`oddwatch.settings`,
-which re-exports them) builds them from TOML, and the decision core (:mod:`oddwatch.core`) runs
-with them. They sit below both, so the core never imports the loader.
+Plain dataclasses, every default written once, each with ``validate()``: the settings loader
+(:mod:`oddwatch.settings`) builds them from TOML, and the decision core
+(:mod:`oddwatch.core.series`, :mod:`oddwatch.core.logsource`) runs with them. They sit below
+both, so neither imports the other to know its settings.
 
 >>> LogParams().window_params().mode == LogParams().window_mode == LogWindowParams().mode
 True
@@ -15,8 +14,7 @@ True
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, dataclass, fields
 
 from detectors.calibration import QuantileThreshold
 from detectors.sensor import SensorDetectorParams
@@ -199,107 +197,3 @@ class LogParams:
                 f"LogParams: truncate_dim = {self.truncate_dim!r} and search_dims = {self.search_dims!r} "
                 "must be >= 0 (0 = full size)"
             )
-
-
-# ---------------------------------------------------------------- what the decision core reads
-@dataclass
-class Subscription:
-    """One MQTT subscription and how its topic levels map to tags (Telegraf style).
-
-    Log subscriptions may set their own windows; empty or 0 keeps the ``[log_detector]``
-    value (e.g. block sessions for HDFS, 60 s tumbling windows for syslog).
-    """
-
-    topic: str
-    tags: str  # e.g. "_/site/asset/sensor": '_' skips a level
-    window_mode: str = ""  # session | tumbling | sliding
-    window_by: str = ""  # time | count
-    window_size_s: float = 0.0
-    window_slide_s: float = 0.0
-    window_size_lines: int = 0
-    window_slide_lines: int = 0
-    session_regex: str = ""
-    session_gap_s: float = 0.0
-    session_memory_s: float = 0.0
-
-    def window_overrides(self) -> dict[str, Any]:
-        """The window settings this subscription sets (the non-empty ones)."""
-        names = ("window_mode", "window_by", "window_size_s", "window_slide_s", "window_size_lines",
-                 "window_slide_lines", "session_regex", "session_gap_s", "session_memory_s")
-        return {n: getattr(self, n) for n in names if getattr(self, n)}
-
-
-def _sensor_subscriptions() -> list[Subscription]:
-    return [Subscription(topic="plant/+/+/+", tags="_/site/asset/sensor")]
-
-
-def _log_subscriptions() -> list[Subscription]:
-    return [Subscription(topic="logs/+/+/+", tags="_/site/host/app")]
-
-
-@dataclass
-class SensorSettings:
-    subscriptions: list[Subscription] = field(default_factory=_sensor_subscriptions)
-    max_payload_bytes: int = 65536
-    max_future_s: float = 300.0  # readings stamped further ahead than this are rejected
-    max_past_s: float = 7 * 86400.0  # readings older than this are rejected
-    payload_overrides: list[str] = field(default_factory=list)  # line-protocol tags (site, asset, sensor) that may replace the topic's
-    max_series: int = 10000  # series with state per flow worker (~150 KB each); more: over_capacity
-    idle_evict_s: float = 86400.0  # a series silent this long gives its place to a new one
-
-
-@dataclass
-class LogSettings:
-    subscriptions: list[Subscription] = field(default_factory=_log_subscriptions)
-    max_payload_bytes: int = 65536
-    max_future_s: float = 300.0
-    max_past_s: float = 7 * 86400.0
-    payload_overrides: list[str] = field(default_factory=list)  # payload fields (host, app) that may replace the topic's
-    max_sources: int = 1000  # log sources (site/host/app) with state per flow worker; more: over_capacity
-    idle_evict_s: float = 86400.0  # a source silent this long gives its place to a new one
-
-
-@dataclass
-class AlertSettings:
-    open_after: int = 1  # readings at or above the threshold before an alert opens
-    close_after: int = 10  # readings below the threshold before it closes
-    cooldown_s: float = 0.0  # no new alert for a series this soon after one closed ([series] quiet_after_alert counts readings)
-    log_close_after: int = 3  # normal windows before a log alert closes
-    log_cooldown_s: float = 600.0  # no new log alert for a source this soon after one closed
-    budget_per_source_per_hour: int = 6
-    budget_global_per_hour: int = 60
-    budget_summary_every: int = 10  # held alerts between two updated summaries within an hour
-    budget_counts: str = "alerts"  # "incidents": the flows pass every alert; the incidents flow budgets incidents
-
-
-@dataclass
-class AssetRule:
-    """Sources (globs over ``site/asset/sensor`` and ``site/host/app`` keys) that make up one asset."""
-
-    asset: str
-    sources: list[str] = field(default_factory=list)
-    site: str = ""  # empty: the site of each matching source
-
-
-@dataclass
-class AssetSettings:
-    """Asset mapping; a source no rule matches belongs to the asset (or host) named in its key."""
-
-    map: list[AssetRule] = field(default_factory=list)
-
-
-@dataclass
-class IncidentSettings:
-    join_s: float = 600.0  # an alert opened this soon after the incident's latest alert joins it
-    group_by: str = "asset"  # or "site": every asset of a site joins one incident
-    topic_prefix: str = "oddwatch/incidents"
-    max_story: int = 40  # story lines kept per incident (the first and the latest)
-    stale_s: float = 86400.0  # an open incident without alert activity this long closes as stale
-
-
-@dataclass
-class QualitySettings:
-    precision_floor: float = 0.5  # a source judged below this precision is reported
-    min_judged: int = 5  # verdicts (confirmed + false positives) before precision is compared
-    recent_false_positives: int = 5  # false positives listed with a source below the floor
-    topic_prefix: str = "oddwatch/quality"

@@ -32,11 +32,6 @@ def _imports_of(prefix: str) -> set[str]:
     return {d for m, deps in graph.items() if m == prefix or m.startswith(prefix + ".") for d in deps}
 
 
-def test_the_core_reads_no_settings_loader() -> None:
-    """The decision core takes its settings from oddwatch.params, never from oddwatch.settings."""
-    assert not {d for d in _imports_of("oddwatch.core") if d.startswith("oddwatch.settings")}
-
-
 def test_connectors_know_nothing_of_observe() -> None:
     """Metrics are injected into connectors; they import nothing from oddwatch.observe."""
     assert not {d for d in _imports_of("oddwatch.connectors") if d.startswith("oddwatch.observe")}

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from oddwatch.params import LogSettings, SensorSettings
 from oddwatch.records import IngestError, Message, Stream, excerpt
+from oddwatch.settings import LogSettings, SensorSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from oddwatch.core.feedback import Feedback, route_key
 from oddwatch.core.incidents import Incident, IncidentState
 from oddwatch.core.quality import QualityBook, QualityRow
-from oddwatch.params import IncidentSettings, QualitySettings
 from oddwatch.records import Alert
+from oddwatch.settings import IncidentSettings, QualitySettings
 
 Decided = Incident | QualityRow
 

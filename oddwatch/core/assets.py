@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
 
-from oddwatch.params import AssetRule, AssetSettings, IncidentSettings
+from oddwatch.settings import AssetRule, AssetSettings, IncidentSettings
 
 SITE_WIDE = "all"  # the asset name of a site-wide incident key
 

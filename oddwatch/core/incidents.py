@@ -45,9 +45,9 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from oddwatch.core.budget import AlertBudget
-from oddwatch.params import AlertSettings
 from oddwatch.records import Alert, Severity
 
 SEVERITY_RANK = {"warning": 1, "critical": 2}
@@ -297,6 +297,15 @@ def as_alert(inc: Incident) -> Alert:
                  inc.site, inc.asset, inc.title, inc.text, 1.0, 0.0, inc.opened_at, inc.ts)
 
 
+class BudgetSettings(Protocol):
+    """What :meth:`IncidentPager.create` reads of ``[alerts]`` (:class:`oddwatch.settings.AlertSettings`)."""
+
+    budget_per_source_per_hour: int
+    budget_global_per_hour: int
+    budget_summary_every: int
+    budget_counts: str
+
+
 class IncidentPager:
     """Which incident transitions are paged: the incidents flow's ``budget`` decision (pure, picklable).
 
@@ -322,9 +331,8 @@ class IncidentPager:
         self.counts_incidents = counts_incidents
 
     @classmethod
-    def create(cls, alerts: AlertSettings | None = None) -> IncidentPager:
-        """The pager of ``[alerts]`` (defaults when None)."""
-        a = alerts or AlertSettings()
+    def create(cls, a: BudgetSettings) -> IncidentPager:
+        """The pager of ``[alerts]``."""
         return cls(AlertBudget(a.budget_per_source_per_hour, a.budget_global_per_hour,
                                summary_every=a.budget_summary_every),
                    counts_incidents=a.budget_counts == "incidents")

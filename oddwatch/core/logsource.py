@@ -95,8 +95,8 @@ from oddwatch.core.log_pipeline import (
     TemplatedWindow,
     WindowResult,
 )
-from oddwatch.params import AlertSettings
 from oddwatch.records import UTC, Alert, Severity
+from oddwatch.settings import AlertSettings
 
 RawLine = tuple[float, str]  # (event time in epoch seconds, message)
 COUNT_CHANGES = 3  # templates named when a window's mix differs from its nearest normal window

@@ -17,8 +17,9 @@ from detectors.sensor import SensorDetector
 from oddwatch.core.alerts import AlertTracker, Transition
 from oddwatch.core.drift import recalibrate
 from oddwatch.core.feedback import Feedback, FeedbackDone, apply_sensor_feedback
-from oddwatch.params import AlertSettings, SeriesParams
+from oddwatch.params import SeriesParams
 from oddwatch.records import Alert, Reading, Severity, alert_id, severity
+from oddwatch.settings import AlertSettings
 
 
 @dataclass(frozen=True, slots=True)
