@@ -15,6 +15,7 @@ name             source                                                  files i
                                                                          ``anomaly_label.csv``
 ``bgl``          loghub BGL on Zenodo (record 8196385)                   ``BGL.log``
 ``thunderbird``  loghub's 2,000-line Thunderbird sample on GitHub        ``Thunderbird_2k.log``
+``loghub2k``     loghub's 2,000-line samples of its systems on GitHub  ``<System>/<System>_2k.log``
 ``tep``          Braatz's Tennessee Eastman data (University of Illinois ``d00.dat``,
                  licence), the GitHub copy camaramm/tennessee-eastman-   ``dNN_te.dat``, ...
                  profBraatz at a pinned commit
@@ -114,6 +115,12 @@ DATASETS: dict[str, Dataset] = {
                 "Thunderbird_2k.log_templates.csv", "Thunderbird_2k.log_templates.csv",
                 sha256="e20e2dd64becc8d1637aee1fe004d897ca932cdfd520b46e6d0f5dd94ebdcdfe")),
         required=("*.log",), local_folder="Thunderbird",
+    ),
+    "loghub2k": Dataset(
+        "loghub2k", "loghub 2,000-line samples of its systems (no labels: normal-only checks)",
+        (Source(f"https://github.com/logpai/loghub/archive/{LOGHUB_COMMIT}.zip", "loghub.zip",
+                keep=("*/*_2k.log", "*/*_2k.log_templates.csv", "LICENSE")),),
+        required=("*/*_2k.log",),
     ),
     "tep": Dataset(
         "tep", "Tennessee Eastman process: normal runs and 21 fault runs of 52 variables, 3 min per row",
