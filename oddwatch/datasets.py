@@ -15,9 +15,17 @@ name             source                                                  files i
                                                                          ``anomaly_label.csv``
 ``bgl``          loghub BGL on Zenodo (record 8196385)                   ``BGL.log``
 ``thunderbird``  loghub's 2,000-line Thunderbird sample on GitHub        ``Thunderbird_2k.log``
+``loghub2k``     loghub's 2,000-line samples of its systems on GitHub  ``<System>/<System>_2k.log``
+``tep``          Braatz's Tennessee Eastman data (University of Illinois ``d00.dat``,
+                 licence), the GitHub copy camaramm/tennessee-eastman-   ``dNN_te.dat``, ...
+                 profBraatz at a pinned commit
+``streaming``    the 20 labelled series of wenig/touchstone-rs (MIT; each ``benchmark/*.parquet``
+                 series keeps its source's terms, ``DATASETS.md``)
 ================ ======================================================= ======================
 
-A download is checked against its SHA-256 where it is known (pinned files), and extracted
+A download is checked against its SHA-256 where it is known (pinned files: GitHub regenerates
+its archives, so ``tep`` and ``streaming`` have no archive checksum; the manifest records the
+SHA-256 of what was downloaded), and extracted
 files against the per-file SHA-256 in ``datasets_sha256.json`` where they are listed. The
 loghub data sets are for research use (cite Loghub, ISSRE 2023); NAB is MIT-licensed.
 """
@@ -42,6 +50,7 @@ from pathlib import Path, PurePosixPath
 
 LOGHUB_COMMIT = "dd61d0952749ee7963bde24220d1be5ede023033"
 LOGHUB_ZENODO = "https://zenodo.org/records/8196385/files"
+TEP_COMMIT = "df23f0ae22127db9c1d954ba456788c4d4c5470d"
 MANIFEST = "SOURCE.json"
 
 
@@ -106,6 +115,24 @@ DATASETS: dict[str, Dataset] = {
                 "Thunderbird_2k.log_templates.csv", "Thunderbird_2k.log_templates.csv",
                 sha256="e20e2dd64becc8d1637aee1fe004d897ca932cdfd520b46e6d0f5dd94ebdcdfe")),
         required=("*.log",), local_folder="Thunderbird",
+    ),
+    "loghub2k": Dataset(
+        "loghub2k", "loghub 2,000-line samples of its systems (no labels: normal-only checks)",
+        (Source(f"https://github.com/logpai/loghub/archive/{LOGHUB_COMMIT}.zip", "loghub.zip",
+                keep=("*/*_2k.log", "*/*_2k.log_templates.csv", "LICENSE")),),
+        required=("*/*_2k.log",),
+    ),
+    "tep": Dataset(
+        "tep", "Tennessee Eastman process: normal runs and 21 fault runs of 52 variables, 3 min per row",
+        (Source(f"https://github.com/camaramm/tennessee-eastman-profBraatz/archive/{TEP_COMMIT}.zip",
+                "tep.zip", keep=("d*.dat", "readme.txt", "LICENSE")),),
+        required=("d00.dat", "d00_te.dat", "d[0-2][0-9]_te.dat"),
+    ),
+    "streaming": Dataset(
+        "streaming", "touchstone-rs streaming benchmark: 20 labelled series (parquet, needs pyarrow)",
+        (Source("https://github.com/wenig/touchstone-rs/archive/refs/heads/main.zip", "touchstone-rs.zip",
+                keep=("benchmark/*.parquet", "benchmark/DATASETS.md", "LICENSE")),),
+        required=("benchmark/*.parquet",),
     ),
 }
 

@@ -4,7 +4,9 @@ Reads, under ``--results DIR`` (default ``out/``):
 
 - ``DIR/nab/summary.json``: ``oddwatch eval series --out DIR/nab`` (the cached NAB);
 - ``DIR/hdfs/summary.json``: ``oddwatch eval logs --out DIR/hdfs`` (the cached HDFS);
-- ``DIR/bench-*.json``: benchmark scripts' results (``scripts/bench_*.py``).
+- ``DIR/bench-*.json``: benchmark scripts' results (``scripts/bench_*.py``);
+- ``DIR/suite.json``: ``oddwatch eval suite --json DIR/suite.json`` (every cached development
+  data set, one table: the first section).
 
 Any other ``DIR/*/summary.json`` is classified by its content. The ARTime reference scores
 are computed here with :mod:`oddwatch.evaluation.nab` from NAB's published per-row output
@@ -229,6 +231,28 @@ def cv_section(results: Path, logs: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def suite_section(results: Path) -> list[str]:
+    """The ``oddwatch eval suite`` table from ``DIR/suite.json``, with its run times."""
+    from oddwatch.evaluation import suite
+
+    path = results / "suite.json"
+    if not path.is_file():
+        return ["## Evaluation suite", "", f"No `{path}`: run `oddwatch eval suite --json {path}`.", ""]
+    data = _load_json(path)
+    quick = " (`--quick`: fewer files and seeds)" if data.get("quick") else ""
+    return [
+        "## Evaluation suite", "",
+        f"`{data.get('command') or 'oddwatch eval suite'}`{quick}, created {data.get('created', '?')}: the one "
+        "configuration (the defaults) over every development data set in the cache, through the live decision "
+        "objects. Defaults were tuned on the 35 NAB development files (leave one category out) and the first "
+        "half of the HDFS blocks; the simulators served during development; TEP, the streaming bundle, "
+        "Thunderbird and the loghub 2k samples were never used to choose a setting. Columns: see "
+        "`oddwatch/evaluation/suite.py`.", "",
+        suite.format_table(data), "",
+        suite.format_timings(data) + f" ({data.get('workers', '?')} worker processes).", "",
+    ]
+
+
 def render(results: Path, nab_dir: Path, this_command: str) -> str:
     """The whole ``docs/benchmarks.md`` text."""
     found = find_results(results)
@@ -245,6 +269,7 @@ def render(results: Path, nab_dir: Path, this_command: str) -> str:
     ]
     logs_cmd = (found["logs"] or {}).get("command") or (
         f"oddwatch datasets fetch hdfs && oddwatch eval logs --format hdfs --session-regex 'blk_-?\\d+' --out {results}/hdfs")
+    lines += suite_section(results)
     lines += cv_section(results, found["logs"])
     lines += nab_section(found["series"], found["series_path"], artime, nab_dir, this_command)
     lines += logs_section(found["logs"], found["logs_path"], logs_cmd)
@@ -252,7 +277,7 @@ def render(results: Path, nab_dir: Path, this_command: str) -> str:
     series_cmd = (found["series"] or {}).get("command") or (
         f"oddwatch datasets fetch nab && oddwatch eval series --out {results}/nab")
     bench_cmds = [d["command"] for d in found["bench"].values() if isinstance(d.get("command"), str)]
-    lines += ["## Reproduce", "", "```sh", series_cmd, logs_cmd, *bench_cmds, this_command, "```", ""]
+    lines += ["## Reproduce", "", "```sh", f"oddwatch eval suite --json {results}/suite.json", series_cmd, logs_cmd, *bench_cmds, this_command, "```", ""]
     return "\n".join(lines)
 
 

@@ -80,11 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("eval", help="score the live detection code on labelled data")
-    p.add_argument("kind", choices=["series", "logs"])
+    p.add_argument("kind", choices=["series", "logs", "suite"],
+                   help="suite: the configuration over every cached development data set, one table")
     p.add_argument("path", nargs="?", default=None,
                    help="data to score (default: the cached NAB or HDFS, see `oddwatch datasets`)")
     p.add_argument("--labels", help="NAB combined_windows.json, or a CSV id,label for logs")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", help="series/logs: folder for the outputs (required)")
+    p.add_argument("--only", help="suite: these data sets only, comma-separated "
+                   "(nab,tep,streaming,plant,hdfs,thunderbird,loghub2k,network)")
+    p.add_argument("--quick", action="store_true", help="suite: fewer files and seeds (a smoke run)")
+    p.add_argument("--json", help="suite: write every figure to this JSON file (scripts/make_benchmarks.py reads it)")
+    p.add_argument("--workers", type=int, default=2, help="suite: worker processes per data set (at most 2)")
     p.add_argument("--format", default="hdfs", choices=["hdfs", "bgl", "thunderbird", "raw", "jsonl"])
     p.add_argument("--session-regex", default=None,
                    help=r"session windows keyed by this regex, for --labels per session (HDFS: 'blk_-?\d+')")
@@ -128,9 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("datasets", help="public benchmark data (NAB, HDFS, BGL, Thunderbird) in a cache folder")
+    p = sub.add_parser("datasets", help="public benchmark data (NAB, HDFS, BGL, Thunderbird, loghub 2k, TEP, streaming) in a cache folder")
     p.add_argument("action", choices=["fetch", "path", "list"])
-    p.add_argument("name", nargs="?", default="", help="nab, hdfs, bgl or thunderbird")
+    p.add_argument("name", nargs="?", default="", help="nab, hdfs, bgl, thunderbird, loghub2k, tep or streaming")
     p.add_argument("--from", dest="source_dir", help="copy a local copy of the data set instead of downloading")
     p.add_argument("--url", help="download from this URL instead (a mirror of the single source file)")
     p.add_argument("--sha256", help="expected SHA-256 of the --url download")

@@ -59,7 +59,29 @@ def _eval_default_path(args: argparse.Namespace) -> None:
             args.session_regex = r"blk_-?\d+"  # HDFS labels are per block
 
 
+def cmd_eval_suite(args: argparse.Namespace) -> int:
+    from oddwatch.evaluation import suite
+
+    try:
+        only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+        suite.select(only)
+    except ValueError as exc:
+        print(f"oddwatch: {exc}", file=sys.stderr)
+        return 2
+    result = suite.run_suite(settings_of(args), only=only, quick=args.quick, workers=args.workers)
+    if args.json:
+        suite.write_json(result, args.json)
+    print(suite.format_table(result))
+    print(suite.format_timings(result))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.kind == "suite":
+        return cmd_eval_suite(args)
+    if not args.out:
+        print(f"oddwatch: eval {args.kind} needs --out DIR", file=sys.stderr)
+        return 2
     if args.path is None:
         _eval_default_path(args)
     if args.kind == "series":

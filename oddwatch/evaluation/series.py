@@ -2,10 +2,12 @@
 
 Every ``DIR/<category>/<file>.csv`` (``timestamp,value``) is replayed, one
 :class:`oddwatch.records.Reading` per row (site ``nab``, asset = category, sensor = file stem,
-timestamps taken as UTC), through :class:`oddwatch.core.series.SeriesState`, the very object the live
-flow keeps per series. Each file's output goes to ``OUT/<category>/<file>.csv``
-(``timestamp,value,anomaly_score,is_anomaly``, one row per input row, in order) and the
-scores to ``OUT/summary.json``:
+timestamps taken as UTC); each category is one asset, its files' rows merged in time order and
+stepped through :func:`oddwatch.evaluation.assets.replay_asset`, the live decision objects.
+Each file's output goes to ``OUT/<category>/<file>.csv``
+(``timestamp,value,anomaly_score,is_anomaly``, one row per input row, in order;
+``is_anomaly`` = 1 where a paging alert of the asset opened at that row) and the scores to
+``OUT/summary.json``:
 
 - the NAB score of ``anomaly_score`` for the three profiles with the oracle threshold (chosen
   with the labels, as NAB does), beside the NAB score of the pipeline's own ``is_anomaly``
@@ -18,6 +20,7 @@ scores to ``OUT/summary.json``:
 from __future__ import annotations
 
 import csv
+import heapq
 import json
 import os
 import platform
@@ -33,10 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from oddwatch.core.series import SeriesParams, SeriesState
+from oddwatch.core.series import SeriesParams
 from oddwatch.evaluation import corpora, nab
+from oddwatch.evaluation.assets import replay_asset
 from oddwatch.records import Reading
-from oddwatch.settings import AlertSettings
+from oddwatch.settings import AlertSettings, Settings
 
 SITE = "nab"
 NO_ANOMALY_CATEGORY = "artificialNoAnomaly"
@@ -58,57 +62,83 @@ def parse_ts(text: str, where: str) -> datetime:
         raise ValueError(f"{where}: timestamp {text!r} is not ISO 8601") from None
 
 
+def run_category(
+    csv_paths: list[Path],
+    out_dir: Path | None,
+    params: SeriesParams | None = None,
+    alerts: AlertSettings | None = None,
+) -> list[dict[str, Any]]:
+    """Replay the series of one ``<category>`` folder as one asset through :func:`replay_asset`.
+
+    The files' rows are merged in time order (each file keeps its own order), so the category's
+    sensors are stepped as an asset's would be live. Each file's output goes to
+    ``out_dir/<category>/<file>.csv``, ``is_anomaly`` = 1 where a paging alert of the asset
+    opened at that file's row (``out_dir=None`` writes nothing, for parameter sweeps). Returns,
+    per file and in the order given, ``{"key", "rows", "seconds", "timestamps", "scores",
+    "is_anomaly", "values", "thresholds"}`` (numpy arrays), ``key`` being
+    ``"<category>/<file>.csv"``; ``seconds`` is the category's replay time shared by its rows.
+    """
+    category = csv_paths[0].parent.name
+    rows = [list(corpora.iter_series(p)) for p in csv_paths]
+    merged = heapq.merge(*[[(row.ts, k, i) for i, row in enumerate(rs)] for k, rs in enumerate(rows)])
+    order = [(k, i) for _, k, i in merged]
+    readings = (Reading(SITE, category, csv_paths[k].stem, rows[k][i].ts, rows[k][i].value) for k, i in order)
+    start = time.perf_counter()
+    run = replay_asset(SITE, category, readings, Settings(series=params or SeriesParams(),
+                                                          alerts=alerts or AlertSettings()))
+    seconds = time.perf_counter() - start
+    flags = run.alert_rows()
+    at = [np.empty(len(rs), dtype=np.int64) for rs in rows]
+    for n, (k, i) in enumerate(order):
+        at[k][i] = n
+    total = max(len(order), 1)
+    out: list[dict[str, Any]] = []
+    for k, (path, rs) in enumerate(zip(csv_paths, rows, strict=True)):
+        idx = at[k]
+        scores, flag, thresholds = run.scores[idx], flags[idx], run.thresholds[idx]
+        if out_dir is not None:
+            dest = out_dir / category / path.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(dest, "w", newline="") as dst:
+                writer = csv.writer(dst)
+                writer.writerow(OUT_HEADER)
+                writer.writerows([r.ts_text, r.value_text, repr(float(sc)), str(int(f))]
+                                 for r, sc, f in zip(rs, scores, flag, strict=True))
+        out.append({
+            "key": f"{category}/{path.name}",
+            "rows": len(rs),
+            "seconds": seconds * len(rs) / total,
+            "timestamps": nab.to_datetime64([r.ts for r in rs]),
+            "scores": np.asarray(scores, dtype=float),
+            "is_anomaly": np.asarray(flag, dtype=np.int8),
+            "values": np.asarray([r.value for r in rs], dtype=float),
+            "thresholds": np.asarray(thresholds, dtype=float),
+        })
+    return out
+
+
 def run_file(
     csv_path: Path,
     out_path: Path | None,
     params: SeriesParams | None = None,
     alerts: AlertSettings | None = None,
 ) -> dict[str, Any]:
-    """Replay one series through :class:`SeriesState`, writing its output CSV to *out_path*.
-
-    With ``out_path=None`` nothing is written (for parameter sweeps). Returns ``{"key",
-    "rows", "seconds", "timestamps", "scores", "is_anomaly", "values", "thresholds"}`` (numpy arrays), ``key`` being
-    ``"<category>/<file>.csv"``.
-    """
-    category, stem = csv_path.parent.name, csv_path.stem
-    state = SeriesState(SITE, category, stem, params, alerts)
-    stamps: list[datetime] = []
-    scores: list[float] = []
-    flags: list[int] = []
-    values: list[float] = []
-    thresholds: list[float] = []
-    out_rows: list[list[str]] = []
-    start = time.perf_counter()
-    for ts, value, ts_text, value_text in corpora.iter_series(csv_path):
-        out = state.step(Reading(SITE, category, stem, ts, value))
-        flag = int(out.is_anomaly)
-        if out_path is not None:
-            out_rows.append([ts_text, value_text, repr(float(out.score)), str(flag)])
-        stamps.append(ts)
-        scores.append(out.score)
-        flags.append(flag)
-        values.append(value)
-        thresholds.append(out.threshold)
+    """One series replayed alone (an asset of one sensor), its output CSV written to *out_path*."""
+    (run,) = run_category([csv_path], None, params, alerts)
     if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         with open(out_path, "w", newline="") as dst:
             writer = csv.writer(dst)
             writer.writerow(OUT_HEADER)
-            writer.writerows(out_rows)
-    return {
-        "key": f"{category}/{csv_path.name}",
-        "rows": len(scores),
-        "seconds": time.perf_counter() - start,
-        "timestamps": nab.to_datetime64(stamps),
-        "scores": np.asarray(scores, dtype=float),
-        "is_anomaly": np.asarray(flags, dtype=np.int8),
-        "values": np.asarray(values, dtype=float),
-        "thresholds": np.asarray(thresholds, dtype=float),
-    }
+            writer.writerows([r.ts_text, r.value_text, repr(float(sc)), str(int(f))] for r, sc, f in
+                             zip(corpora.iter_series(csv_path), run["scores"], run["is_anomaly"], strict=True))
+    return run
 
 
-def _run_file_args(args: tuple[Path, Path | None, SeriesParams | None, AlertSettings | None]) -> dict[str, Any]:
-    return run_file(*args)
+def _run_category_args(
+    args: tuple[list[Path], Path | None, SeriesParams | None, AlertSettings | None],
+) -> list[dict[str, Any]]:
+    return run_category(*args)
 
 
 def _series_params(value: SeriesParams | Mapping[str, Any] | None) -> SeriesParams | None:
@@ -168,21 +198,22 @@ def evaluate_series(
         raise ValueError(f"eval series: {labels} has no windows for {missing[:5]} ({len(missing)} files)")
     params = _series_params(series_params)
     out = Path(out_dir)
-    jobs = [(p, out / p.parent.name / p.name, params, alert_settings) for p in files]
+    by_category: dict[str, list[Path]] = {}
+    for p in files:
+        by_category.setdefault(p.parent.name, []).append(p)
+    jobs = [(paths, out, params, alert_settings) for paths in by_category.values()]
     start = time.perf_counter()
     runs: list[dict[str, Any]] = []
     total_rows = 0
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for run in pool.map(_run_file_args, jobs):
-                runs.append(run)
-                total_rows += run["rows"]
-                _progress(progress, len(runs), len(jobs), total_rows, start, run["key"])
-    else:
-        for job in jobs:
-            runs.append(run_file(*job))
-            total_rows += runs[-1]["rows"]
-            _progress(progress, len(runs), len(jobs), total_rows, start, runs[-1]["key"])
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        for category_runs in (pool.map(_run_category_args, jobs) if pool else map(_run_category_args, jobs)):
+            runs.extend(category_runs)
+            total_rows += sum(r["rows"] for r in category_runs)
+            _progress(progress, len(runs), len(files), total_rows, start, runs[-1]["key"])
+    finally:
+        if pool is not None:
+            pool.shutdown()
     elapsed = time.perf_counter() - start
     if progress:
         print(file=sys.stderr)
