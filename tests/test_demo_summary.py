@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from oddwatch.demo import CORRELATED_PLANT_RATE, CORRELATED_SITE, QUERIES, format_summary, oddwatch_command, score_alerts
+from oddwatch.demo import (
+    CORRELATED_PLANT_RATE,
+    CORRELATED_SITE,
+    QUERIES,
+    format_summary,
+    oddwatch_command,
+    score_alerts,
+)
 from oddwatch.records import UTC
 from simulators.correlated import CorrelatedSimulation
 from simulators.network import NetworkSimulation
