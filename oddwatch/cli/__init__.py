@@ -64,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-logs", action="store_true", help="sensors only")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("status", help="metrics of the running flows and the local services")
+    p = sub.add_parser("status", help="the broker, InfluxDB and each flow in a short table; exit 1 when the broker "
+                       "or InfluxDB does not answer")
+    p.add_argument("--json", action="store_true", help="every figure (flow metrics, precision in operation, local "
+                   "services) as one JSON object")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("replay", help="replay recorded data over MQTT")
