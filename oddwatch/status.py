@@ -131,7 +131,7 @@ def format_table(report: dict[str, Any]) -> str:
         rows.append(cells)
     widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
     for r in [head, *rows]:
-        lines.append("  ".join(cell.ljust(w) if c < 2 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths))))
+        lines.append("  ".join(cell.ljust(w) if c < 2 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths, strict=True))))
     lines.append("(totals since each flow started; not running: start it with `oddwatch up` or `oddwatch run FLOW`)")
     quality = report.get("quality")
     if isinstance(quality, dict):
