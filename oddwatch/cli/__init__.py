@@ -18,8 +18,21 @@ from oddwatch.cli.run import cmd_health, cmd_run, cmd_services, cmd_status, cmd_
 from oddwatch.settings import ConfigError
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("oddwatch")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="oddwatch", description="Real-time anomaly detection for sensors and logs over MQTT.")
+    parser = argparse.ArgumentParser(prog="oddwatch", description="Real-time anomaly detection for sensors and logs over MQTT.",
+                                     epilog="Exit codes: 0 done; 1 not healthy (status, health); 2 an error, printed as "
+                                     "one line with the fix (config, argument, broker, InfluxDB, port, model); 3 "
+                                     "feedback sent but no flow applied it.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("--config", help="TOML config file (default: $ODDWATCH_CONFIG or ./oddwatch.toml)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -152,10 +165,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _operator_errors() -> tuple[type[BaseException], ...]:
+    """The errors whose message names what failed and the fix: printed as one line, exit 2."""
+    from detectors.embedders import ModelUnavailable
+    from oddwatch.connectors.influx import InfluxError
+    from oddwatch.connectors.mqtt import MqttError
+    from oddwatch.services import ServiceError
+
+    return (MqttError, InfluxError, ServiceError, ModelUnavailable)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one sub-command; the exit codes are listed in the README ("Exit codes")."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"oddwatch: config error: {exc}", file=sys.stderr)
+        return 2
+    except _operator_errors() as exc:
+        print(f"oddwatch {args.command}: {exc}", file=sys.stderr)
         return 2
