@@ -216,3 +216,23 @@ def test_report_shows_incidents_with_their_alerts_each_alert_once(services, site
     assert page.index("Incident: pump1") < page.index(f"<code>{sensor_id}</code>")
     assert "<span class='sev critical'>critical</span>" in page and "2 alert(s), 1 still open; 1 incident(s)" in page
     assert len(re.findall(r"data:image/png;base64,", page)) == 2
+
+
+def test_report_renders_in_a_headless_browser(services, site: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+    import subprocess
+
+    from oddwatch.report import build_report
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no headless browser (apt-get install -y chromium)")
+    page = tmp_path / "report.html"
+    page.write_text(build_report(InfluxQuery(services.settings().influx), since=timedelta(hours=3), site=site, now=NOW))
+    shot = tmp_path / "report.png"
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1100,2000",
+                           f"--screenshot={shot}", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("<img") == 2 and "2 alert(s), 1 still open" in proc.stdout
+    assert shot.read_bytes().startswith(b"\x89PNG")
