@@ -50,7 +50,7 @@ from oddwatch.core.log_pipeline import LogParams, ModelKey, build_embedder
 from oddwatch.core.logsource import Decided, Drifted, Flooded, LogOutput, LogSourceState, RawLine
 from oddwatch.ingest.guard import guarded
 from oddwatch.ingest.logs import parse_log
-from oddwatch.ingest.topics import matches
+from oddwatch.ingest.topics import matches, own_prefixes, subscribe_filters
 from oddwatch.observe.logsetup import configure_logging
 from oddwatch.observe.metrics import METRICS, Metrics
 from oddwatch.records import (
@@ -348,7 +348,7 @@ def build_flow(
     meters = meters or METRICS
     embeddings = SharedEmbeddings(
         TemplateEmbeddingCache(embedder or build_embedder(params), capacity=params.cache_capacity), meters)
-    topics = [sub.topic for sub in settings.logs.subscriptions]
+    topics = subscribe_filters(settings.logs.subscriptions, own_prefixes(settings))
     source, influx_sink, mqtt_sink = connectors(settings, "logs", topics, source=source,
                                                 influx_sink=influx_sink, mqtt_sink=mqtt_sink)
     fb_prefix = topic_prefix(settings.mqtt.feedback_topic)

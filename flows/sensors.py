@@ -43,6 +43,7 @@ from oddwatch.core.feedback import (
 from oddwatch.core.series import SeriesOutput, SeriesState
 from oddwatch.ingest.guard import guarded
 from oddwatch.ingest.sensors import SensorParser
+from oddwatch.ingest.topics import own_prefixes, subscribe_filters
 from oddwatch.observe import metrics
 from oddwatch.observe.logsetup import configure_logging
 from oddwatch.records import Alert, IngestError, Point, Reading, utcnow
@@ -148,7 +149,7 @@ def build_flow(
     configure_logging()
     settings = settings or load_settings()
     parser = SensorParser(settings.sensors)
-    topics = [sub.topic for sub in settings.sensors.subscriptions]
+    topics = subscribe_filters(settings.sensors.subscriptions, own_prefixes(settings))
     source, influx_sink, mqtt_sink = connectors(settings, "sensors", topics, source=source,
                                                 influx_sink=influx_sink, mqtt_sink=mqtt_sink)
 

@@ -96,7 +96,9 @@ def match_faults(faults: list[dict[str, Any]], alerts: list[dict[str, Any]], key
     """Which planned faults an alert caught (opened inside [start - lead, end + grace]) and which alerts were false.
 
     *lead_s* allows an alert that opens slightly before the planned start: a silence begins at
-    the source's last line before it (the demo's InfluxDB times are in ms, hence 1 ms).
+    the source's last line before it (the demo's InfluxDB times are in ms, hence 1 ms). A fault
+    may carry its own ``grace_s`` (a simulator with another reading interval). Every alert that
+    caught no fault is false, whatever its site: ``false_by_site`` counts them per site.
 
     >>> f = [{"fault_id": "F1", "kind": "spike", "series": "a/b/c", "start": "2026-01-01T00:00:00+00:00",
     ...       "end": "2026-01-01T00:01:00+00:00"}]
@@ -104,8 +106,8 @@ def match_faults(faults: list[dict[str, Any]], alerts: list[dict[str, Any]], key
     ...       "raised": datetime(2026, 1, 1, 0, 0, 40, tzinfo=UTC)},
     ...      {"key": "a/b/d", "opened": datetime(2026, 1, 1, tzinfo=UTC), "raised": datetime(2026, 1, 1, tzinfo=UTC)}]
     >>> r = match_faults(f, a, "series", 60)
-    >>> r["detected"], r["false_alerts"], r["faults"][0]["delay_s"]
-    (1, 1, 40.0)
+    >>> r["detected"], r["false_alerts"], r["false_by_site"], r["faults"][0]["delay_s"]
+    (1, 1, {'a': 1}, 40.0)
     """
     used: set[int] = set()
     rows = []
@@ -113,18 +115,64 @@ def match_faults(faults: list[dict[str, Any]], alerts: list[dict[str, Any]], key
         # InfluxDB returns times in ms here: an alert opened at the fault's first reading may
         # come back up to 1 ms before the fault's microsecond start.
         start = datetime.fromisoformat(fault["start"]) - timedelta(seconds=lead_s)
-        end = datetime.fromisoformat(fault["end"]) + timedelta(seconds=grace_s)
+        end = datetime.fromisoformat(fault["end"]) + timedelta(seconds=fault.get("grace_s", grace_s))
         hits = [i for i, a in enumerate(alerts) if a["key"] == fault[key_of] and start <= a["opened"] <= end]
         used.update(hits)
         first = min((alerts[i]["raised"] for i in hits), default=None)
         delay = None if first is None else max(0.0, (first - start).total_seconds() - 0.001)
         rows.append({**{k: fault[k] for k in (key_of, "kind", "start")}, "detected": bool(hits), "delay_s": delay})
     delays = [r["delay_s"] for r in rows if r["delay_s"] is not None]
+    false_by_site: dict[str, int] = {}
+    for i, a in enumerate(alerts):
+        if i not in used:
+            site = a["key"].split("/", 1)[0]
+            false_by_site[site] = false_by_site.get(site, 0) + 1
     return {
         "injected": len(rows), "detected": sum(r["detected"] for r in rows),
         "mean_delay_s": round(sum(delays) / len(delays), 1) if delays else None,
-        "alerts": len(alerts), "false_alerts": len(alerts) - len(used), "faults": rows,
+        "alerts": len(alerts), "false_alerts": len(alerts) - len(used), "false_by_site": dict(sorted(false_by_site.items())),
+        "faults": rows,
     }
+
+
+# The correlated scenarios' plant: readings per simulated second over all its series.
+CORRELATED_PLANT_RATE = 2.4
+
+
+def planned_faults(results: dict[str, Any], *, sensor_grace_s: float, log_grace_s: float
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every fault the simulators planned, of every site: (sensor faults keyed by ``series``,
+    log faults keyed by ``source``).
+
+    *results* are the simulators' results (``plant``, and when logs run ``network`` and
+    ``correlated``). The correlated site contributes its own plant's and network's unrelated
+    faults and, per scenario, the faulty sensor series and the log source (kind ``correlated``);
+    its sensor faults get a grace of 20 of its own reading intervals.
+    """
+    sensor = list(results["plant"]["plan"]["faults"])
+    log = list(results["network"]["plan"]["incidents"]) if "network" in results else []
+    corr = results.get("correlated")
+    if corr:
+        plan = corr["plan"]
+        tick = plan["plant"]["n_series"] / CORRELATED_PLANT_RATE
+        grace = max(sensor_grace_s, 20 * tick)
+        sensor += [{**f, "grace_s": grace} for f in plan["plant"]["faults"]]
+        sensor += [{"fault_id": sc["scenario_id"], "kind": "correlated", "series": sc["sensor_series"],
+                    "start": sc["start"], "end": sc["end"], "grace_s": grace} for sc in plan["scenarios"]]
+        log += list(plan["network"]["incidents"])
+        log += [{"incident_id": sc["scenario_id"], "kind": "correlated", "source": sc["log_source"],
+                 "start": sc["start"], "end": sc["end"], "grace_s": log_grace_s} for sc in plan["scenarios"]]
+    return sensor, log
+
+
+def score_alerts(results: dict[str, Any], sensor_alerts: list[dict[str, Any]], log_alerts: list[dict[str, Any]], *,
+                 sensor_grace_s: float, log_grace_s: float) -> dict[str, Any]:
+    """The demo's sensor and log alerts of every site against every fault the simulators planned."""
+    sensor_faults, log_faults = planned_faults(results, sensor_grace_s=sensor_grace_s, log_grace_s=log_grace_s)
+    out = {"sensor_faults": match_faults(sensor_faults, sensor_alerts, "series", sensor_grace_s)}
+    if "network" in results:
+        out["log_incidents"] = match_faults(log_faults, log_alerts, "source", log_grace_s, lead_s=LOG_LEAD_S)
+    return out
 
 
 def _alerts(query: Any, source: str, since: datetime, exclude: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
@@ -139,11 +187,6 @@ def _alerts(query: Any, source: str, since: datetime, exclude: frozenset[str] = 
         out.append({"key": key, "alert_id": r["alert_id"], "opened": datetime.fromtimestamp(r["time"] / 1000, UTC),
                     "raised": datetime.fromtimestamp(r["raised_at_ms"] / 1000, UTC)})
     return out
-
-
-def _own(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Alerts of the plant and network simulators (not of the correlated scenarios' site)."""
-    return [a for a in alerts if not a["key"].startswith(CORRELATED_SITE + "/")]
 
 
 def _incident_rows(query: Any, since: datetime) -> list[dict[str, Any]]:
@@ -220,7 +263,8 @@ def run_demo(settings: Settings, *, duration_s: float = 60.0, seed: int = 7, as_
                 settings, rate=log_rate / speed, duration_s=sim_s, seed=seed, speed=speed,
                 warmup_frac=log_warmup))))
             threads.append(threading.Thread(target=lambda: results.__setitem__("correlated", publish.run_correlated(
-                settings, duration_s=sim_s, seed=seed, speed=speed, site=CORRELATED_SITE))))
+                settings, duration_s=sim_s, seed=seed, speed=speed, site=CORRELATED_SITE,
+                plant_rate=CORRELATED_PLANT_RATE))))
         t0 = time.monotonic()
         for t in threads:
             t.start()
@@ -244,8 +288,10 @@ def run_demo(settings: Settings, *, duration_s: float = 60.0, seed: int = 7, as_
         wall = time.monotonic() - t0
         n_series = plant["series"]
         tick = n_series / (plant_rate / speed)
-        sensor = match_faults(plant["plan"]["faults"], _own(_alerts(query, "sensor", since, old["sensor"])), "series",
-                              20 * tick)
+        window_s = settings.log_detector.window_size_s
+        scored_alerts = score_alerts(results, _alerts(query, "sensor", since, old["sensor"]),
+                                     _alerts(query, "log", since, old["log"]) if logs else [],
+                                     sensor_grace_s=20 * tick, log_grace_s=3 * window_s)
         summary = {
             "ok": True,
             "wall_s": round(wall, 1),
@@ -253,18 +299,15 @@ def run_demo(settings: Settings, *, duration_s: float = 60.0, seed: int = 7, as_
             "readings_published": plant["published"],
             "readings_scored": scored,
             "series": n_series,
-            "sensor_faults": sensor,
+            "sensor_faults": scored_alerts["sensor_faults"],
+            "command": oddwatch_command(),
         }
         if logs:
             net = results["network"]
-            incidents = net["plan"]["incidents"]
-            log_alerts = _own(_alerts(query, "log", since, old["log"]))
-            log_summary = match_faults(incidents, log_alerts, "source", 3 * settings.log_detector.window_size_s,
-                                       lead_s=LOG_LEAD_S)
             windows = _count(query, q_windows) - before_windows
             summary["log_lines_published"] = net["published"]
             summary["log_windows_scored"] = windows
-            summary["log_incidents"] = log_summary
+            summary["log_incidents"] = scored_alerts["log_incidents"]
             from oddwatch.evaluation.incidents import score_incidents
 
             rows = [r for r in _incident_rows(query, since) if r["incident_id"] not in old_incidents]
@@ -285,16 +328,38 @@ def run_demo(settings: Settings, *, duration_s: float = 60.0, seed: int = 7, as_
     return summary
 
 
+def oddwatch_command() -> str:
+    """How to type ``oddwatch`` in this shell: ``oddwatch`` when it is on PATH, else the path of
+    the script next to this Python (``.venv/bin/oddwatch`` after ``make``), else ``python -m``."""
+    script = Path(sys.executable).parent / "oddwatch"
+    found = shutil.which("oddwatch")
+    if found and script.exists() and Path(found).resolve() == script.resolve():
+        return "oddwatch"
+    if script.exists():
+        try:
+            return str(script.absolute().relative_to(Path.cwd()))
+        except ValueError:
+            return str(script.absolute())
+    return f"{sys.executable} -m oddwatch.cli"
+
+
+def _false(f: dict[str, Any]) -> str:
+    sites = f.get("false_by_site") or {}
+    per_site = f" ({', '.join(f'{k} {v}' for k, v in sites.items())})" if sites else ""
+    return f"false alerts {f['false_alerts']}{per_site}"
+
+
 def format_summary(s: dict[str, Any]) -> str:
-    """The demo summary for a terminal."""
+    """The demo summary for a terminal; every command it suggests works as printed."""
     f = s["sensor_faults"]
+    cmd = s.get("command", "oddwatch")
     lines = [
         "",
         "oddwatch demo summary",
         f"  wall time {s['wall_s']} s for {s['simulated_s'] / 3600:.1f} h of simulated time",
         f"  sensor readings: {s['readings_published']} published over {s['series']} series, {s['readings_scored']} scored",
-        f"  sensor faults: {f['detected']}/{f['injected']} detected, mean delay {f['mean_delay_s']} s (simulated time); "
-        f"alerts opened {f['alerts']}, false alerts {f['false_alerts']}",
+        f"  sensor faults (every site): {f['detected']}/{f['injected']} detected, mean delay {f['mean_delay_s']} s "
+        f"(simulated time); alerts opened {f['alerts']}, {_false(f)}",
     ]
     for row in f["faults"]:
         delay = "missed" if not row["detected"] else f"after {row['delay_s']:.0f} s"
@@ -303,11 +368,15 @@ def format_summary(s: dict[str, Any]) -> str:
         g = s["log_incidents"]
         lines += [
             f"  log lines: {s['log_lines_published']} published, {s['log_windows_scored']} windows scored",
-            f"  log incidents: {g['detected']}/{g['injected']} detected; alerts opened {g['alerts']}, false alerts {g['false_alerts']}",
+            f"  log incidents (every site): {g['detected']}/{g['injected']} detected; alerts opened {g['alerts']}, "
+            f"{_false(g)}",
         ]
         for row in g["faults"]:
             delay = "missed" if not row["detected"] else f"after {row['delay_s']:.0f} s"
             lines.append(f"    {row['kind']:<12} {row['source']:<32} {delay}")
+    total = f["false_alerts"] + s.get("log_incidents", {}).get("false_alerts", 0)
+    opened = f["alerts"] + s.get("log_incidents", {}).get("alerts", 0)
+    lines.append(f"  false alerts in all: {total} of {opened} (an alert is false when it caught no planned fault)")
     if "incidents" in s:
         i = s["incidents"]
         lines.append(f"  incidents ({CORRELATED_SITE}): {i['detected']}/{i['scenarios']} correlated faults detected, "
@@ -315,16 +384,18 @@ def format_summary(s: dict[str, Any]) -> str:
                      f"{i['unrelated']} unrelated faults detected, {i['wrongly_merged']} wrongly merged; "
                      f"{i['incidents']} incidents in all")
     lines += ["", "Look at the results:",
-              "  oddwatch alerts --since 2h          the alerts with their explanations",
-              "  oddwatch explain ALERT_ID           the story of one alert",
-              "  oddwatch report --since 2h --out report.html",
-              "InfluxQL (database 'oddwatch'; POST to the InfluxDB /query endpoint, e.g. "
+              f"  {cmd} alerts --since 2h          the alerts with their explanations",
+              f"  {cmd} explain ALERT_ID           the story of one alert",
+              f"  {cmd} report --since 2h --out report.html"]
+    if cmd != "oddwatch" and cmd.endswith("/oddwatch"):
+        lines.append(f"  (or `. {cmd.removesuffix('/oddwatch')}/activate` once, then type `oddwatch ...`)")
+    lines += ["InfluxQL (database 'oddwatch'; POST to the InfluxDB /query endpoint, e.g. "
               "curl -sG URL/query --data-urlencode db=oddwatch --data-urlencode q=...):"]
     lines += [f"  {name}: {q}" for name, q in s["queries"].items()]
     lines += [f"  Grafana: {s['grafana']}"]
     if "still_running" in s:
         lines += ["", "Still running: " + "; ".join(s["still_running"].values()) + ".",
-                  "  oddwatch up                 runs the dataflows on them (Ctrl-C stops)",
-                  "  oddwatch services down      stops them"]
+                  f"  {cmd} up                 runs the dataflows on them (Ctrl-C stops)",
+                  f"  {cmd} services down      stops them"]
     lines += [""]
     return "\n".join(lines)

@@ -25,6 +25,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import run_main
 
 from oddwatch.connectors.mqtt import MqttSource
+from oddwatch.ingest.topics import own_prefixes, subscribe_filters
 from oddwatch.records import Message
 from oddwatch.settings import Settings
 
@@ -73,7 +74,8 @@ class FlowRunner:
     ) -> None:
         self.settings = settings
         self.stop_event = threading.Event()
-        topics = list(topics) if topics is not None else [s.topic for s in settings.sensors.subscriptions]
+        topics = (list(topics) if topics is not None
+                  else subscribe_filters(settings.sensors.subscriptions, own_prefixes(settings)))
         self.source = MqttSource(settings.mqtt, topics, flow=flow, stop=self.stop_event)
         self.dataflow = factory(settings, self.source)
         self.error: BaseException | None = None

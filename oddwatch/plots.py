@@ -49,18 +49,45 @@ def _shade_alert(axes: Sequence[Any], opened: datetime | None, closed: datetime 
 def sensor_png(times: Sequence[datetime], values: Sequence[float], low: Sequence[float], high: Sequence[float],
                scores: Sequence[float], thresholds: Sequence[float], *, title: str,
                opened: datetime | None = None, closed: datetime | None = None) -> bytes:
-    """Values against the expected band above, score against the threshold below, the alert shaded."""
+    """Values against the expected band above, score against the threshold below, the alert shaded.
+
+    The band is drawn as it was up to the alert's onset and, from the onset on, held at its last
+    value before it (dashed): the band the series learns while a fault lasts widens around the
+    fault and would hide it. Missing band values (NaN: the warm-up) leave a gap. The onset is a
+    red line labelled with its time; the value axis is fitted to the values and the held band.
+    """
     fig, (top, bottom) = _figure()
-    top.fill_between(times, low, high, color="#1f77b4", alpha=0.15, step="post", label="expected range")
+    t = np.asarray(times, dtype=object)
+    v = np.asarray(values, dtype=float)
+    lo, hi = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    pre = np.array([opened is None or x < opened for x in times], dtype=bool)
+    if pre.any():
+        top.fill_between(t[pre], lo[pre], hi[pre], color="#1f77b4", alpha=0.15, step="post", label="expected range")
+    known = np.flatnonzero(pre & np.isfinite(lo) & np.isfinite(hi))
+    if opened is not None and known.size and (~pre).any():
+        held_lo, held_hi = lo[known[-1]], hi[known[-1]]
+        after = t[~pre]
+        top.fill_between(after, held_lo, held_hi, color="#1f77b4", alpha=0.08, step="post", hatch="//",
+                         label="expected range before the onset")
+        top.hlines([held_lo, held_hi], after[0], after[-1], colors="#1f77b4", linestyles="--", lw=0.8)
     top.plot(times, values, color="#1f77b4", lw=1, label="value")
+    shown = v[np.isfinite(v)]
+    if known.size:
+        shown = np.concatenate([shown, lo[known], hi[known]])
+    if shown.size:
+        pad = 0.08 * max(float(shown.max() - shown.min()), 1e-9)
+        top.set_ylim(float(shown.min()) - pad, float(shown.max()) + pad)
     top.set_title(title, fontsize=10)
-    top.legend(loc="upper left", fontsize=8)
     bottom.plot(times, scores, color="#555555", lw=1, label="score")
     bottom.plot(times, thresholds, color=ALERT_COLOR, lw=1, ls="--", label="threshold")
     bottom.set_ylim(-0.02, 1.02)
-    bottom.legend(loc="upper left", fontsize=8)
     if times:
         _shade_alert((top, bottom), opened, closed, times[-1])
+        if opened is not None:
+            top.annotate(f"onset {opened:%H:%M:%S}Z", xy=(opened, 1.0), xycoords=("data", "axes fraction"),
+                         xytext=(3, -12), textcoords="offset points", color=ALERT_COLOR, fontsize=8)
+    top.legend(loc="upper left", fontsize=8)
+    bottom.legend(loc="upper left", fontsize=8)
     return _png(fig)
 
 

@@ -8,6 +8,7 @@ docs/schema.md: ``alert`` (``kind=open`` rows, rewritten with ``time_end`` on cl
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -79,6 +80,13 @@ class AlertRow:
     threshold: float
     opened_at: datetime
     closed_at: datetime | None
+    peak_severity: str = ""  # the severity of the highest score while open ("" when not stored)
+    alert_ids: tuple[str, ...] = ()  # an incident's alerts
+
+    @property
+    def worst_severity(self) -> str:
+        """``critical`` when the alert opened or peaked critical, else the severity it opened with."""
+        return "critical" if "critical" in (self.severity, self.peak_severity) else self.severity
 
     @property
     def key(self) -> str:
@@ -95,6 +103,8 @@ class AlertRow:
             state=str(row.get("state") or ""), title=str(row.get("title") or ""),
             text=str(row.get("text") or ""), score=float(row.get("alerts") or 0.0), threshold=0.0,
             opened_at=_ts(row["time"]), closed_at=_ms(row.get("time_end")) if closed else None,
+            peak_severity=str(row.get("peak_severity") or ""),
+            alert_ids=tuple(str(row.get("alert_ids") or "").split()),
         )
 
     @classmethod
@@ -106,6 +116,7 @@ class AlertRow:
             title=str(row.get("title") or ""), text=str(row.get("text") or ""),
             score=float(row.get("score") or 0.0), threshold=float(row.get("threshold") or 0.0),
             opened_at=_ts(row["time"]), closed_at=_ms(row.get("time_end")),
+            peak_severity=str(row.get("peak_severity") or ""),
         )
 
 
@@ -179,26 +190,42 @@ def sensor_story(query: Query, alert: AlertRow, now: datetime | None = None, plo
     before = [r for r in rows if _ts(r["time"]) < alert.opened_at]
     if before:
         vals = [float(r["value"]) for r in before]
-        story.lines.append(f"Before: {len(before)} readings, values {min(vals):.4g} to {max(vals):.4g}, "
-                           f"expected about [{float(before[-1]['expected_low']):.4g}, "
-                           f"{float(before[-1]['expected_high']):.4g}].")
+        banded = [r for r in before if _band(r) is not None]
+        expected = "no expected range yet (warming up)"
+        if banded:
+            low, high = _band(banded[-1]) or (math.nan, math.nan)
+            expected = f"expected about [{low:.4g}, {high:.4g}]"
+        story.lines.append(f"Before: {len(before)} readings, values {min(vals):.4g} to {max(vals):.4g}, {expected}.")
     if during:
-        peak = max(during, key=lambda r: float(r["score"]))
-        above = sum(1 for r in during if float(r["score"]) >= float(r["threshold"]))
+        peak = max(during, key=lambda r: _num(r, "score"))
+        above = sum(1 for r in during if _num(r, "score") >= _num(r, "threshold"))
+        band = _band(peak)
+        expected = f"expected [{band[0]:.4g}, {band[1]:.4g}]" if band else "no expected range stored"
         story.lines.append(
             f"During: {len(during)} readings, {above} at or above the threshold; peak score "
-            f"{float(peak['score']):.3f} (threshold {float(peak['threshold']):.3f}) at "
-            f"{_ts(peak['time']):%Y-%m-%d %H:%M:%S}Z with value {float(peak['value']):.4g}, expected "
-            f"[{float(peak['expected_low']):.4g}, {float(peak['expected_high']):.4g}].")
+            f"{_num(peak, 'score'):.3f} (threshold {_num(peak, 'threshold'):.3f}) at "
+            f"{_ts(peak['time']):%Y-%m-%d %H:%M:%S}Z with value {_num(peak, 'value'):.4g}, {expected}.")
     if plot:
         from oddwatch.plots import sensor_png
 
         times = [_ts(r["time"]) for r in rows]
-        story.png = sensor_png(times, [float(r["value"]) for r in rows],
-                               [float(r["expected_low"]) for r in rows], [float(r["expected_high"]) for r in rows],
-                               [float(r["score"]) for r in rows], [float(r["threshold"]) for r in rows],
+        story.png = sensor_png(times, [_num(r, "value") for r in rows],
+                               [_num(r, "expected_low") for r in rows], [_num(r, "expected_high") for r in rows],
+                               [_num(r, "score") for r in rows], [_num(r, "threshold") for r in rows],
                                title=alert.title, opened=alert.opened_at, closed=alert.closed_at)
     return story
+
+
+def _num(row: dict[str, Any], name: str) -> float:
+    """A numeric field of a row, NaN where it is not stored (the expected range while warming up)."""
+    value = row.get(name)
+    return math.nan if value is None else float(value)
+
+
+def _band(row: dict[str, Any]) -> tuple[float, float] | None:
+    """The expected range of a ``sensor_score`` row, or None where it was not stored."""
+    low, high = _num(row, "expected_low"), _num(row, "expected_high")
+    return (low, high) if math.isfinite(low) and math.isfinite(high) else None
 
 
 def log_story(query: Query, alert: AlertRow, now: datetime | None = None, plot: bool = True) -> Story:

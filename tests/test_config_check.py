@@ -55,3 +55,35 @@ def test_config_check_exits_2_with_the_message(tmp_path: Path, capsys: pytest.Ca
     cfg.write_text('[log_detector]\nwindow_mode = "tumbling"\n')
     assert main(["--config", str(cfg), "config", "check"]) == 0
     assert "config OK" in capsys.readouterr().err
+
+
+def test_config_check_names_the_file_it_read_and_fails_for_a_missing_model(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty Hugging Face cache
+    cfg = tmp_path / "oddwatch.toml"
+    cfg.write_text('[log_detector]\nmodel = "nobody/not-a-model"\n')
+    assert main(["--config", str(cfg), "config", "check"]) == 2
+    err = capsys.readouterr().err
+    assert f"# read {cfg}" in err and "'nobody/not-a-model' is not on this machine" in err and "config OK" not in err
+    cfg.write_text('[log_detector]\nmodel = "default"\n')
+    assert main(["--config", str(cfg), "config", "check"]) == 0
+    assert "config OK" in capsys.readouterr().err
+
+
+def test_the_default_state_dir_is_per_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("ODDWATCH_STATE__DIR", raising=False)
+    monkeypatch.delenv("ODDWATCH_INFLUX__SPOOL_DIR", raising=False)
+    dirs = []
+    for checkout in ("a", "b"):
+        cfg = tmp_path / checkout / "oddwatch.toml"
+        cfg.parent.mkdir()
+        cfg.write_text("")
+        s = load_settings(cfg)
+        assert s.state.dir.startswith(str(tmp_path / "xdg" / "oddwatch" / "state" / f"{checkout}-oddwatch-"))
+        assert s.influx.spool_dir == str(Path(s.state.dir) / "spool")
+        dirs.append(s.state.dir)
+    assert dirs[0] != dirs[1] and load_settings(tmp_path / "a" / "oddwatch.toml").state.dir == dirs[0]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[state]\ndir = "{tmp_path / "mine"}"\n')
+    assert load_settings(cfg).state.dir == str(tmp_path / "mine")

@@ -111,8 +111,9 @@ def test_compose_oddwatch_services_build_and_settings_load() -> None:
         env = {k: interpolate(str(v), example) for k, v in svc["environment"].items()}
         settings = load_settings(path=None, env=env)
         assert settings.mqtt.host == "mosquitto"
-        assert settings.influx.url == "http://influxdb:8086" and settings.influx.version == 2
-        assert settings.influx.bucket == example["INFLUXDB_BUCKET"] and settings.influx.token
+        assert settings.influx.url == "http://influxdb:8086" and settings.influx.version == 1
+        assert settings.influx.username == example["ODDWATCH_INFLUX_USER"] and settings.influx.password
+        assert not settings.influx.token and "ADMIN" not in " ".join(str(v) for v in svc["environment"].values())
         assert settings.metrics.host == "0.0.0.0"
         # Recovery on: the WAL and snapshots live in the service's own volume.
         assert settings.state.recovery and "--no-recovery" not in svc["command"]
@@ -271,7 +272,7 @@ def test_compose_oddwatch_services_have_healthchecks() -> None:
 def test_grafana_gets_no_admin_or_write_credentials() -> None:
     grafana = compose()["services"]["grafana"]
     values = " ".join(str(v) for v in grafana["environment"].values())
-    for secret in ("INFLUXDB_ADMIN_TOKEN", "INFLUXDB_ADMIN_PASSWORD", "ODDWATCH_INFLUX_TOKEN"):
+    for secret in ("INFLUXDB_ADMIN_TOKEN", "INFLUXDB_ADMIN_PASSWORD", "ODDWATCH_INFLUX_PASSWORD"):
         assert secret not in values
     assert grafana["environment"]["INFLUX_USER"] == "${GRAFANA_INFLUX_USER}"
     # ... which the init script creates with read access to the bucket only
@@ -357,3 +358,33 @@ def test_dashboard_provider() -> None:
     (provider,) = yaml.safe_load(PROVIDER.read_text())["providers"]
     assert provider["type"] == "file" and provider["folder"] == "oddwatch"
     assert provider["options"]["path"].startswith("/")
+
+
+def test_flows_write_with_their_own_bucket_user_not_the_admin_token() -> None:
+    example = env_example()
+    assert example["ODDWATCH_INFLUX_PASSWORD"] != example["INFLUXDB_ADMIN_TOKEN"]
+    init = (DEPLOY / "influxdb" / "init-dbrp.sh").read_text()
+    create = init[init.index('--username "$ODDWATCH_INFLUX_USER"'):]
+    create = create[:create.index("echo")]
+    assert "--read-bucket" in create and "--write-bucket" in create
+
+
+def test_compose_host_ports_can_be_changed_from_the_env_file() -> None:
+    example = env_example()
+    moved = {k: str(20000 + i) for i, k in enumerate(sorted(k for k in example if k.endswith("_HOST_PORT")))}
+    assert len(moved) == 6
+    hosts = [interpolate(spec, moved).split(":")[1] for svc in compose()["services"].values()
+             for spec in svc.get("ports", [])]
+    assert sorted(hosts) == sorted(moved.values())
+
+
+def test_deploy_readme_dockerfile_and_prometheus_cover_the_three_flows() -> None:
+    readme = (DEPLOY / "README.md").read_text()
+    assert "the three oddwatch flows" in readme and "oddwatch-{sensors,logs,incidents}.service" in readme
+    assert "systemctl enable --now oddwatch-sensors oddwatch-logs oddwatch-incidents" in readme
+    assert '"127.0.0.1:9464", "127.0.0.1:9465", "127.0.0.1:9466"' in readme
+    assert "EXPOSE 9464 9465 9466" in (DEPLOY / "Dockerfile").read_text()
+    install = readme[readme.index("## systemd"):]
+    install = install[:install.index("sudo systemctl daemon-reload")]
+    assert "deploy/install-torch.sh cpu" in install
+    assert install.index("install-torch.sh") < install.index("pip install")  # torch first: no CUDA build pulled

@@ -89,3 +89,29 @@ def test_bad_input_goes_to_ingest_error_and_dead_letter(services: Any, unique: s
         assert body["reason"] == reason and body["detail"] and len(body["payload"]) <= 259
     assert count(services, q_good) == 1  # the good reading after the bad ones was scored
     assert count(services, f"SELECT COUNT(value) FROM sensor_score WHERE site = '{site}' AND sensor = 'good'") == 1
+
+
+def test_topics_with_the_wrong_number_of_levels_are_dead_lettered(services: Any, unique: str) -> None:
+    """With the default subscription (plant/+/+/+) the broker would not deliver plant/s/pump at
+    all: the flow subscribes to plant/# so such topics reach the parser as bad_topic."""
+    site = unique
+    settings = services.settings()
+    assert [s.topic for s in settings.sensors.subscriptions] == ["plant/+/+/+"]
+    wrong = [f"plant/{site}/pump", f"plant/{site}/pump/temp/extra"]
+    dead_prefix = f"{settings.mqtt.deadletter_prefix}/sensor"
+    with TopicCollector(settings, [f"{dead_prefix}/#"]) as dead, FlowRunner(settings) as runner:
+        for topic in wrong:
+            mosquitto_pub(settings, topic, b"1.0")
+        mosquitto_pub(settings, f"plant/{site}/pump/good", b"21.5")
+        q_errors = f"SELECT topic, reason, detail FROM ingest_error WHERE topic =~ /^plant\\/{site}\\//"
+        q_good = f"SELECT COUNT(value) FROM sensor_score WHERE site = '{site}'"
+        assert wait_for(lambda: len(services.query(q_errors)) >= 2 and count(services, q_good) >= 1, 15)
+        def letters() -> dict[str, str]:
+            return {json.loads(m.payload)["topic"]: m.topic for m in dead.poll()}
+
+        assert dead.wait(lambda _: all(t in letters() for t in wrong), 10), letters()
+        runner.stop()
+    rows = {r["topic"]: r for r in services.query(q_errors)}
+    assert {t: rows[t]["reason"] for t in wrong} == dict.fromkeys(wrong, "bad_topic")
+    assert "has 3 levels; subscription plant/+/+/+ (_/site/asset/sensor) expects 4" in rows[wrong[0]]["detail"]
+    assert all(letters()[t] == f"{dead_prefix}/bad_topic" for t in wrong)

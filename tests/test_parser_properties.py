@@ -23,7 +23,7 @@ from oddwatch.settings import LogSettings, SensorSettings, Subscription
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 REASONS = {"bad_json", "bad_type", "bad_value", "bad_timestamp", "bad_tag", "non_finite", "ts_future", "ts_past",
-           "unknown_topic", "too_large", "bad_line_protocol", "bad_encoding", "bad_syslog", "empty"}
+           "unknown_topic", "bad_topic", "too_large", "bad_line_protocol", "bad_encoding", "bad_syslog", "empty"}
 PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # ------------------------------------------------------------------ strategies

@@ -157,3 +157,82 @@ def test_incidents_are_listed_and_explained_with_their_story(services, site: str
     told = story(query, find_alert(query, inc.incident_id))
     text = "\n".join(told.lines)
     assert "What happened, in time order:" in text and "level shift, value 71" in text and "a:1" in text
+
+
+def warmup_points(site: str) -> list[Point]:
+    """A series whose first readings (the warm-up) are stored without an expected range."""
+    points = []
+    for i in range(30):
+        fields: dict[str, Any] = {"value": 50.0 if i >= 20 else 10.0, "score": 0.9 if i >= 20 else 0.1,
+                                  "threshold": 0.8, "is_anomaly": i >= 20, "alert_open": i >= 20}
+        if i >= 5:
+            fields |= {"expected_low": 9.0, "expected_high": 11.0}
+        points.append(Point("sensor_score", {"site": site, "asset": "fan", "sensor": "rpm", "detector": "ensemble"},
+                            fields, T0 + timedelta(minutes=i)))
+    opened = T0 + timedelta(minutes=20)
+    points += alert_points(Alert(alert_id=f"{site}/fan/rpm:{int(opened.timestamp())}", source="sensor", kind="open",
+                                 severity="warning", site=site, subject="fan", title="rpm on fan: level shift",
+                                 text="level shift", score=0.9, threshold=0.8, opened_at=opened, ts=opened,
+                                 details={"peak_severity": "critical"}))
+    return points
+
+
+def test_explain_and_report_reach_readings_without_an_expected_range(services, config: str, unique: str,  # type: ignore[no-untyped-def]
+                                                                     tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    with InfluxWriter(services.settings().influx) as writer:
+        writer.add([to_line(p) for p in warmup_points(unique)])
+        assert writer.flush(10)
+    alert_id = f"{unique}/fan/rpm:{int((T0 + timedelta(minutes=20)).timestamp())}"
+    assert main(["--config", config, "explain", alert_id, "--png", str(tmp_path / "w.png")]) == 0
+    out = capsys.readouterr().out
+    assert "expected about [9, 11]" in out and (tmp_path / "w.png").read_bytes().startswith(b"\x89PNG")
+    assert main(["--config", config, "report", "--since", "3h", "--site", unique, "--out", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "<span class='sev critical'>critical</span> (opened as warning)" in page  # the peak, not the open severity
+
+
+def test_report_shows_incidents_with_their_alerts_each_alert_once(services, site: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from oddwatch.core.incidents import Incident
+    from oddwatch.report import build_report
+    from oddwatch.schema import incident_points
+
+    sensor_id = f"{site}/pump1/temp:{int((T0 + timedelta(minutes=40)).timestamp())}"
+    log_id = f"{site}/gw1/sshd:{int((T0 + timedelta(minutes=36)).timestamp())}"
+    opened = T0 + timedelta(minutes=36)
+    joined = Incident(f"{site}/pump1:{int(opened.timestamp())}", "open", site, "pump1", "warning", "critical",
+                      "pump1: 2 alerts (sshd, temp)", "step one\nstep two", 2,
+                      (f"{site}/gw1/sshd", f"{site}/pump1/temp"), (log_id, sensor_id), opened, opened)
+    alone = Incident(f"{site}/gw1:{int(opened.timestamp()) + 1}", "open", site, "gw1", "warning", "warning",
+                     "gw1: 1 alert (sshd)", "step", 1, (f"{site}/gw1/sshd",), (log_id,),
+                     opened + timedelta(seconds=1), opened + timedelta(seconds=1))
+    with InfluxWriter(services.settings().influx) as writer:
+        writer.add([to_line(p) for inc in (joined, alone) for p in incident_points(inc)])
+        assert writer.flush(10)
+    page = build_report(InfluxQuery(services.settings().influx), since=timedelta(hours=3), site=site, now=NOW)
+    assert page.count("Incident: ") == 1 and "Incident: pump1: 2 alerts (sshd, temp)" in page
+    assert "gw1: 1 alert (sshd)" not in page  # a one-alert incident is its alert, shown once
+    assert page.count(f"<code>{sensor_id}</code>") == 1 and page.count(f"<code>{log_id}</code>") == 1
+    assert page.index("Incident: pump1") < page.index(f"<code>{sensor_id}</code>")
+    assert "<span class='sev critical'>critical</span>" in page and "2 alert(s), 1 still open; 1 incident(s)" in page
+    assert len(re.findall(r"data:image/png;base64,", page)) == 2
+
+
+def test_report_renders_in_a_headless_browser(services, site: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+    import subprocess
+
+    from oddwatch.report import build_report
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no headless browser (apt-get install -y chromium)")
+    page = tmp_path / "report.html"
+    page.write_text(build_report(InfluxQuery(services.settings().influx), since=timedelta(hours=3), site=site, now=NOW))
+    shot = tmp_path / "report.png"
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1100,2000",
+                           f"--screenshot={shot}", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("<img") == 2 and "2 alert(s), 1 still open" in proc.stdout
+    assert shot.read_bytes().startswith(b"\x89PNG")

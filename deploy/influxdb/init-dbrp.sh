@@ -1,6 +1,6 @@
 #!/bin/sh
-# InfluxDB 2.x: map the InfluxQL database `oddwatch` to the bucket, and create a read-only
-# v1 user for Grafana. docker-compose mounts this file in /docker-entrypoint-initdb.d, where
+# InfluxDB 2.x: map the InfluxQL database `oddwatch` to the bucket, create a read-only v1
+# user for Grafana and a read/write v1 user for the oddwatch flows (bucket only, never admin). docker-compose mounts this file in /docker-entrypoint-initdb.d, where
 # the influxdb:2 image runs it once, right after the initial setup, with the influx CLI
 # already pointed at the server (INFLUX_HOST) and the DOCKER_INFLUXDB_INIT_* variables set.
 #
@@ -9,6 +9,8 @@
 #       --org <ORG> --token <ADMIN_TOKEN>
 #   influx v1 auth create --username grafana --password <PASSWORD> --read-bucket <BUCKET_ID> \
 #       --org <ORG> --token <ADMIN_TOKEN>
+#   influx v1 auth create --username oddwatch --password <PASSWORD> --read-bucket <BUCKET_ID> \
+#       --write-bucket <BUCKET_ID> --org <ORG> --token <ADMIN_TOKEN>
 set -eu
 
 org="${DOCKER_INFLUXDB_INIT_ORG:?set DOCKER_INFLUXDB_INIT_ORG}"
@@ -35,4 +37,11 @@ if [ -n "${GRAFANA_INFLUX_USER:-}" ]; then
         --username "$GRAFANA_INFLUX_USER" --password "${GRAFANA_INFLUX_PASSWORD:?set GRAFANA_INFLUX_PASSWORD}" \
         --read-bucket "$bucket_id" --description "grafana (read-only, InfluxQL)"
     echo "init-dbrp: v1 user '$GRAFANA_INFLUX_USER' can read bucket '$bucket'"
+fi
+
+if [ -n "${ODDWATCH_INFLUX_USER:-}" ]; then
+    influx v1 auth create --org "$org" --token "$token" \
+        --username "$ODDWATCH_INFLUX_USER" --password "${ODDWATCH_INFLUX_PASSWORD:?set ODDWATCH_INFLUX_PASSWORD}" \
+        --read-bucket "$bucket_id" --write-bucket "$bucket_id" --description "oddwatch flows (read/write, bucket only)"
+    echo "init-dbrp: v1 user '$ODDWATCH_INFLUX_USER' can read and write bucket '$bucket'"
 fi

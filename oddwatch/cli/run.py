@@ -70,45 +70,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Print each running flow's metrics (scraped from its endpoint), precision in operation
-    (the ``quality`` rows of the last 4 weeks) and the services' state."""
-    import requests
-    from prometheus_client.parser import text_string_to_metric_families
+    """The broker, InfluxDB and each flow as a short table (``--json``: every figure); exit 1
+    when the broker or InfluxDB does not answer."""
+    from oddwatch.status import collect, exit_code, format_table
 
-    settings = settings_of(args)
-    report: dict[str, object] = {}
-    for flow in ("sensors", "logs", "incidents"):
-        url = f"http://{settings.metrics.host}:{settings.metrics.port_of(flow)}/metrics"
-        try:
-            text = requests.get(url, timeout=2).text
-        except requests.RequestException:
-            report[flow] = f"not running (no metrics at {url})"
-            continue
-        values: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            if not family.name.startswith("oddwatch_"):
-                continue
-            for sample in family.samples:
-                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-                name = sample.name.removeprefix("oddwatch_")
-                if name.endswith(("_bucket", "_created")):
-                    continue
-                values[f"{name}{{{labels}}}" if labels else name] = sample.value
-        report[flow] = values
-    try:
-        from oddwatch.evaluation.quality import quality_status
-
-        report["quality"] = quality_status(settings)
-    except Exception as exc:  # as below: status must always print something useful
-        report["quality"] = f"unknown: {exc}"
-    try:
-        from oddwatch.services import from_settings
-
-        report["services"] = from_settings(settings).status()
-    except Exception as exc:  # status must always print something useful
-        report["services"] = f"unknown: {exc}"
-    print(json.dumps(report, indent=2, default=str))
-    return 0
+    report = collect(settings_of(args))
+    print(json.dumps(report, indent=2, default=str) if args.json else format_table(report))
+    return exit_code(report)
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -79,6 +79,25 @@ class InfluxError(RuntimeError):
     """InfluxDB refused a query or a write; the message names the URL, the statement and the reason."""
 
 
+def unreachable(url: str, exc: Exception, timeout_s: float) -> str:
+    """One line for an InfluxDB that does not answer: where, why in a few words, and the fix.
+
+    >>> unreachable("http://127.0.0.1:9", requests.ConnectionError("... [Errno 111] Connection refused"), 5)
+    'InfluxDB at http://127.0.0.1:9 does not answer (connection refused): start it (`oddwatch services up` for the local one) or fix [influx] url in the config'
+    """
+    text = str(exc)
+    if isinstance(exc, requests.Timeout):
+        why = f"no answer within {timeout_s:g} s"
+    elif "Connection refused" in text:
+        why = "connection refused"
+    elif "Name or service not known" in text or "nodename nor servname" in text or "Failed to resolve" in text:
+        why = "unknown host name"
+    else:
+        why = type(exc).__name__
+    return (f"InfluxDB at {url} does not answer ({why}): start it (`oddwatch services up` for the local one) "
+            "or fix [influx] url in the config")
+
+
 def _auth(settings: InfluxSettings) -> tuple[dict[str, str], tuple[str, str] | None]:
     """HTTP headers and basic-auth pair for *settings*."""
     if settings.version in (2, 3):
@@ -141,7 +160,7 @@ class InfluxQuery:
                 timeout=self.settings.timeout_s,
             )
         except requests.RequestException as exc:
-            raise InfluxError(f"InfluxDB query at {self.url}/query failed: {exc}; q={q!r}") from exc
+            raise InfluxError(unreachable(self.url, exc, self.settings.timeout_s)) from exc
         try:
             body = resp.json()
         except ValueError:

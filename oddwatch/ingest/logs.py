@@ -44,7 +44,7 @@ import orjson
 
 from oddwatch.ingest.guard import failure
 from oddwatch.ingest.timestamps import TimestampError, parse_timestamp
-from oddwatch.ingest.topics import parse_topic
+from oddwatch.ingest.topics import parse_topic, topic_problem
 from oddwatch.lineproto import strip_control, tag_problem
 from oddwatch.records import UTC, IngestError, LogLine, Message, excerpt
 from oddwatch.settings import LogSettings
@@ -278,9 +278,9 @@ def parse_log(msg: Message, settings: LogSettings, now: datetime | None = None) 
     tags = parse_topic(msg.topic, settings.subscriptions)
     if tags is None or not tags.get("site"):
         known = ", ".join(f"{s.topic} ({s.tags})" for s in settings.subscriptions)
-        detail = (f"topic {msg.topic!r} matches no log subscription ({known})" if tags is None
-                  else f"topic {msg.topic!r} gives no 'site' (subscriptions: {known})")
-        return [IngestError(stream="log", step=STEP, reason="unknown_topic", topic=msg.topic,
+        reason, detail = (topic_problem(msg.topic, settings.subscriptions) if tags is None
+                          else ("unknown_topic", f"topic {msg.topic!r} gives no 'site' (subscriptions: {known})"))
+        return [IngestError(stream="log", step=STEP, reason=reason, topic=msg.topic,
                             payload=excerpt(msg.payload), detail=detail, ts=now)]
     return parse_log_message(msg, site=tags["site"], host=tags.get("host") or "unknown",
                              app=tags.get("app") or "unknown", now=now,

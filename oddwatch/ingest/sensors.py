@@ -38,7 +38,7 @@ import orjson
 
 from oddwatch.ingest.guard import failure
 from oddwatch.ingest.timestamps import TimestampError, parse_timestamp
-from oddwatch.ingest.topics import parse_topic
+from oddwatch.ingest.topics import parse_topic, topic_problem
 from oddwatch.lineproto import parse_lines, strip_control, tag_problem
 from oddwatch.records import UTC, IngestError, Message, Reading, excerpt, spread_errors
 from oddwatch.settings import SensorSettings
@@ -109,8 +109,7 @@ class SensorParser:
                 self._topic_tags.clear()
             tags = self._topic_tags[topic] = parse_topic(topic, self.settings.subscriptions)
         if tags is None:
-            known = ", ".join(s.topic for s in self.settings.subscriptions)
-            raise _Reject("unknown_topic", f"topic {topic!r} matches no sensor subscription ({known})")
+            raise _Reject(*topic_problem(topic, self.settings.subscriptions))
         return tags
 
     def _parse_payload(self, msg: Message, tags: dict[str, str], now: datetime) -> list[Reading | IngestError]:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from oddwatch.settings.sections import ConfigError, Settings
+from oddwatch.settings.sections import ConfigError, Settings, default_state_dir
 from oddwatch.settings.validation import validate
 
 SECRET_KEYS = frozenset({"password", "token"})
@@ -43,12 +43,20 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
             continue
         section, key = name[len(ENV_PREFIX):].lower().split("__", 1)
         data.setdefault(section, {})[key] = raw
-    return build_settings(data)
+    return build_settings(data, origin=path)
 
 
-def build_settings(data: Mapping[str, Any]) -> Settings:
-    """Settings from a parsed mapping; unknown sections or keys and bad values raise ConfigError."""
+def build_settings(data: Mapping[str, Any], *, origin: Path | None = None) -> Settings:
+    """Settings from a parsed mapping; unknown sections or keys and bad values raise ConfigError.
+
+    An empty ``[state] dir`` becomes the folder of *origin* (the config file; the working
+    directory when None) under :func:`~oddwatch.settings.sections.default_state_dir`.
+    """
     sections = {f.name: f for f in dataclasses.fields(Settings)}
+    state = data.get("state")
+    if not (isinstance(state, Mapping) and state.get("dir")):
+        data = {**data, "state": {**(state if isinstance(state, Mapping) else {}),
+                                  "dir": str(default_state_dir(origin))}}
     values: dict[str, Any] = {}
     for section, body in data.items():
         if section not in sections:
@@ -153,23 +161,40 @@ def mask_url(url: str) -> str:
     return f"{scheme}{sep}{user}:****@{host}{slash}{path}"
 
 
-def to_toml(data: Mapping[str, Any]) -> str:
-    """Render settings (as from :func:`as_dict`) as TOML."""
+def to_toml(data: Mapping[str, Any], *, comments: bool = False) -> str:
+    """Render settings (as from :func:`as_dict`) as TOML; with *comments*, each section and key
+    preceded by its comment from the settings classes (:mod:`oddwatch.settings.comments`)."""
+    from oddwatch.settings.comments import field_comments, section_comment
+
     lines: list[str] = []
     for section, body in data.items():
+        cls = section_class(section) if comments else None
+        keys = field_comments(cls) if cls else {}
+        if cls and section_comment(cls):
+            lines += _comment(section_comment(cls))
         lines.append(f"[{section}]")
         tables = []
         for key, value in body.items():
             if isinstance(value, list) and value and isinstance(value[0], dict):
                 tables.append((key, value))
             else:
+                if key in keys:
+                    lines += _comment(keys[key])
                 lines.append(f"{key} = {_toml_value(value)}")
         for key, entries in tables:
+            if key in keys:
+                lines += ["", *_comment(keys[key])]
             for entry in entries:
                 lines.append(f"\n[[{section}.{key}]]")
                 lines.extend(f"{k} = {_toml_value(v)}" for k, v in entry.items() if v not in ("", 0, 0.0))
         lines.append("")
     return "\n".join(lines)
+
+
+def _comment(text: str, width: int = 96) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width, initial_indent="# ", subsequent_indent="# ")
 
 
 def _toml_value(value: Any) -> str:
@@ -188,7 +213,9 @@ def sample_toml() -> str:
         "# oddwatch configuration: every key with its default.\n"
         "# Environment overrides: ODDWATCH_<SECTION>__<KEY>, e.g. ODDWATCH_MQTT__HOST.\n\n"
     )
-    return header + to_toml(as_dict(Settings(), mask=False)) + SESSION_PROFILE
+    data = as_dict(Settings(), mask=False)
+    data["state"]["dir"] = data["influx"]["spool_dir"] = ""  # resolved per config file when loaded
+    return header + to_toml(data, comments=True) + SESSION_PROFILE
 
 
 SESSION_PROFILE = """
