@@ -90,7 +90,7 @@ class TailThreshold:
     def __init__(
         self, *, per_week: float = 1.0, warmup: int = 300, min_threshold: float = 0.5, q: float = 0.5,
         margin: float = 0.0, init_q: float = 0.98, gap: int = 10, min_peaks: int = 20, max_peaks: int = 256,
-        cold_cap: float = 0.75,
+        cold_cap: float = 0.9,
     ) -> None:
         if not (math.isfinite(per_week) and per_week >= 0):
             raise ValueError(f"TailThreshold: per_week = {per_week!r} must be finite and >= 0 (0: off)")
@@ -242,10 +242,12 @@ class TailThreshold:
         rate = self.rate_hz
         if fit is None or rate <= 0.0 or per_week <= 0.0:
             return None
-        key = round(per_week, 9)
-        cached = self._cache.get(key)
+        per_week = float(f"{per_week:.2g}")  # budgets within a few % share one level (and its cache)
+        cached = self._cache.get(per_week)
         if cached is not None:
             return cached
+        if len(self._cache) > 16:
+            self._cache.clear()
         u, xi, sigma, per_reading = fit
         target = per_week / (WEEK_S * rate)  # episodes per reading
         if target >= per_reading:
@@ -254,7 +256,7 @@ class TailThreshold:
             z = u - sigma * math.log(target / per_reading)
         else:
             z = u + sigma / xi * ((target / per_reading) ** (-xi) - 1.0)
-        self._cache[key] = level = from_tail(z)
+        self._cache[per_week] = level = from_tail(z)
         return level
 
     def threshold_for(self, per_week: float) -> float:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, fields
 
-from detectors.spot import TailThreshold
 from detectors.sensor import SensorDetectorParams
+from detectors.spot import TailThreshold
 
 MODES = ("session", "tumbling", "sliding")
 BYS = ("time", "count")
@@ -93,7 +93,7 @@ class SeriesParams(SensorDetectorParams):
     tail_q: float = 0.98  # quantile above which the score tail is modelled ([alerts] false_alerts_per_week)
     tail_gap: int = 10  # readings below it that end one exceedance episode (a correlated run counts once)
     tail_min_peaks: int = 20  # episodes before the tail is trusted; before, the highest score so far ...
-    tail_cold_cap: float = 0.75  # ... up to this score
+    tail_cold_cap: float = 0.9  # ... up to this score
 
     def calibration(self, per_week: float) -> TailThreshold:
         """The threshold calibration of a series whose budget is *per_week* false alerts a week."""

@@ -7,7 +7,9 @@ own checks become evidence. The asset pages, with one alert naming the sensors t
 - when ``[alerts] asset_min_sensors`` sensors (2) rise over their evidence level within
   ``asset_window_s`` of each other, or
 - when one sensor alone reaches the level its share of the asset's budget allows
-  (``false_alerts_per_week / n`` sensors), or the critical score: overwhelming evidence.
+  (``false_alerts_per_week / 2 / n`` sensors): overwhelming evidence. During a sensor's cold
+  start (fewer than ``tail_min_peaks`` episodes) both levels are the highest score it showed
+  so far (at most ``tail_cold_cap``), never below the alert level.
 
 Both levels follow from the asset's budget ``[alerts] false_alerts_per_week`` and each
 sensor's tail (:class:`detectors.spot.TailThreshold`): a pair of independent sensors over a
@@ -21,19 +23,21 @@ after ``STALE_S`` without a reading).
 from __future__ import annotations
 
 import math
+import pickle
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from oddwatch.core.feedback import FP_MARGIN, MAX_FLOOR, Feedback, FeedbackResult, split_alert_id
-from oddwatch.core.series import SeriesOutput, SeriesState
 from oddwatch.core.sensor_text import Moved, asset_close_text, asset_open_text
+from oddwatch.core.series import SeriesOutput, SeriesState
 from oddwatch.params import SeriesParams
-from oddwatch.records import Alert, Reading, alert_id, severity
+from oddwatch.records import Alert, Reading, Severity, alert_id, severity
 from oddwatch.settings import AlertSettings
 
 WEEK_S = 7 * 86400.0
 STALE_S = 86400.0  # a sensor silent this long no longer counts among the asset's sensors
 NAMED = 3  # sensors an asset alert names
+ASSET_LEVEL = "_asset"  # the third level of an asset alert's key: ids stay ``site/asset/x:epoch``
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +101,27 @@ class AssetSensorsState:
         self.series: dict[str, SeriesState] = {}
         self.evidence: dict[str, _Evidence] = {}
         self.open: _Open | None = None
-        self.open_severity = "warning"
+        self.open_severity: Severity = "warning"
         self.recent_alerts: dict[str, tuple[float, dict[str, float]]] = {}  # id -> (peak, sensor -> score)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> AssetSensorsState:
+        """A copy through pickle (Bytewax deep-copies states at snapshots; see SeriesState)."""
+        copied: AssetSensorsState = pickle.loads(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+        return copied
 
     @property
     def key(self) -> str:
         return f"{self.site}/{self.asset}"
+
+    @property
+    def alert_key(self) -> str:
+        """The key in the asset's alert ids (three levels, as feedback and routing expect)."""
+        return f"{self.site}/{self.asset}/{ASSET_LEVEL}"
+
+    def evict(self, sensor: str) -> None:
+        """Forget one sensor (idle, its place went to a new series); an open alert keeps its members."""
+        self.series.pop(sensor, None)
+        self.evidence.pop(sensor, None)
 
     @property
     def is_open(self) -> bool:
@@ -118,13 +137,11 @@ class AssetSensorsState:
             return t, t
         rate = cal.rate_hz
         window_weeks = max(a.asset_window_s, 2.0 / rate if rate > 0 else 0.0) / WEEK_S
-        if n > 1:
-            pair = math.sqrt(budget / 2.0 / (n * n * max(window_weeks, 1e-12)))
-        else:
-            pair = budget
+        pair = math.sqrt(budget / 2.0 / (n * n * max(window_weeks, 1e-12))) if n > 1 else budget
         evidence = cal.threshold_for(pair)
         tail = cal.tail_level(budget / 2.0 / n)
-        single = cal.threshold_for(budget / 2.0 / n) if tail is not None else self.params.critical_score
+        # a cold start (no tail yet): the evidence level, the highest score seen so far, also for one alone
+        single = cal.threshold_for(budget / 2.0 / n) if tail is not None else evidence
         return evidence, max(single, evidence) if n > 1 else evidence
 
     def step(self, reading: Reading) -> AssetOutput:
@@ -135,11 +152,8 @@ class AssetSensorsState:
                                                            self.params, self.alerts)
             self.evidence[reading.sensor] = _Evidence()
         ev = self.evidence[reading.sensor]
-        n = sum(1 for e in self.evidence.values()
-                if e.seen is not None and (reading.ts - e.seen).total_seconds() < STALE_S) or 1
-        if ev.seen is None or (reading.ts - ev.seen).total_seconds() >= STALE_S:
-            n += 1 if len(self.evidence) > 1 else 0
-        n = min(n, len(self.evidence))
+        n = sum(1 for name, e in self.evidence.items() if name == reading.sensor
+                or (e.seen is not None and (reading.ts - e.seen).total_seconds() < STALE_S))
         evidence_level, single_level = self._levels(st, n)
         low, high = st.detector.expected_range()
         out = st.step(reading)
@@ -204,7 +218,7 @@ class AssetSensorsState:
         peak_severity = severity(self.open.peak_score, self.params.critical_score)
         self.open_severity = peak_severity
         title, text = asset_open_text(self.key, [members[k] for k in named], len(members), len(self.evidence))
-        aid = alert_id(self.key, opened_at)
+        aid = alert_id(self.alert_key, opened_at)
         self.recent_alerts[aid] = (self.open.peak_score, {k: m.score for k, m in members.items()})
         while len(self.recent_alerts) > 16:
             del self.recent_alerts[next(iter(self.recent_alerts))]
@@ -212,7 +226,7 @@ class AssetSensorsState:
             alert_id=aid, source="sensor", kind="open", severity=peak_severity, site=self.site,
             subject=self.asset, title=title, text=text, score=self.open.peak_score,
             threshold=min(m.level for m in members.values()), opened_at=opened_at, ts=r.ts,
-            details={"key": self.key, "sensors": list(named), "sensor": named[0], "moved": len(members),
+            details={"key": self.alert_key, "sensors": list(named), "sensor": named[0], "moved": len(members),
                      "check": members[named[0]].check, "value": members[named[0]].value,
                      "expected_low": members[named[0]].low, "expected_high": members[named[0]].high,
                      "peak_score": self.open.peak_score, "peak_severity": peak_severity},
@@ -226,14 +240,14 @@ class AssetSensorsState:
             e.since_close = 0
             e.peak = None
             e.last_high = None
-        now = {k: self.series[k].detector.expected_range() for k in op.members}
-        latest = {k: self.series[k].last_value for k in op.members}
+        now = {k: self.series[k].detector.expected_range() for k in op.members if k in self.series}
+        latest = {k: self.series[k].last_value for k in op.members if k in self.series}
         title, text = asset_close_text(self.key, op.opened_at, list(op.members.values()), latest, now, by)
         return Alert(
-            alert_id=alert_id(self.key, op.opened_at), source="sensor", kind="close",
+            alert_id=alert_id(self.alert_key, op.opened_at), source="sensor", kind="close",
             severity=self.open_severity, site=self.site, subject=self.asset, title=title, text=text,
             score=op.peak_score, threshold=0.0, opened_at=op.opened_at, ts=r.ts,
-            details={"key": self.key, "sensors": list(op.named), "peak_score": op.peak_score,
+            details={"key": self.alert_key, "sensors": list(op.named), "peak_score": op.peak_score,
                      **({"closed_by": by} if by else {})},
         )
 
@@ -241,7 +255,7 @@ class AssetSensorsState:
         """A false positive on an asset alert raises the named sensors' floors above their peaks
         and closes the alert quietly if it is still open; feedback on a sensor's id goes to it."""
         key, epoch = split_alert_id(fb.alert_id)
-        if key != self.key:
+        if key != self.alert_key:
             from oddwatch.core.feedback import apply_sensor_feedback
 
             sensor = key.rsplit("/", 1)[-1]
@@ -257,6 +271,8 @@ class AssetSensorsState:
                                   "thresholds unchanged")
         parts = []
         for sensor, peak in known[1].items():
+            if sensor not in self.series:
+                continue
             cal = self.series[sensor].calibration
             old = cal.min_threshold
             cal.min_threshold = min(max(old, peak + FP_MARGIN), MAX_FLOOR)

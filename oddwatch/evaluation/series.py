@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import platform
 import shlex
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from oddwatch.core.asset_sensors import AssetSensorsState
 from oddwatch.core.series import SeriesParams, SeriesState
 from oddwatch.evaluation import corpora, nab
 from oddwatch.records import Reading
@@ -107,6 +109,89 @@ def run_file(
     }
 
 
+ASSET_CSV = "_asset_alerts.csv"  # per category: the asset's alerts (not a NAB file: leading underscore)
+ASSET_HEADER = ["timestamp", "kind", "alert_id", "sensors", "title"]
+
+
+def run_asset(
+    csv_paths: list[Path],
+    out_dir: Path | None,
+    params: SeriesParams | None = None,
+    alerts: AlertSettings | None = None,
+) -> list[dict[str, Any]]:
+    """Replay the files of one category as one asset through :class:`AssetSensorsState`.
+
+    The rows of all files are merged in time order (ties in file order), as a live flow
+    would see them. ``is_anomaly`` is 1 on the row where an asset alert opens of each sensor
+    the alert names (for a sensor other than the one read, its latest row). Returns one
+    result per file as :func:`run_file` does, each with ``budget_per_week`` and
+    ``alerts_per_week`` (the asset's alert opens per week of its readings); with *out_dir*
+    the per-file CSVs and ``_asset_alerts.csv`` are written there.
+    """
+    category = csv_paths[0].parent.name
+    state = AssetSensorsState(SITE, category, params, alerts)
+    rows: list[list[tuple[datetime, float, str, str]]] = [list(corpora.iter_series(p)) for p in csv_paths]
+    stems = [p.stem for p in csv_paths]
+    index = {stem: i for i, stem in enumerate(stems)}
+    order = sorted(((r[0], i, j) for i, rs in enumerate(rows) for j, r in enumerate(rs)), key=lambda x: (x[0], x[1]))
+    scores = [np.zeros(len(rs)) for rs in rows]
+    thresholds = [np.zeros(len(rs)) for rs in rows]
+    flags = [np.zeros(len(rs), dtype=np.int8) for rs in rows]
+    latest = [-1] * len(rows)
+    asset_rows: list[list[str]] = []
+    opens = 0
+    start = time.perf_counter()
+    for ts, i, j in order:
+        value = rows[i][j][1]
+        out = state.step(Reading(SITE, category, stems[i], ts, value))
+        latest[i] = j
+        scores[i][j] = out.series.score
+        thresholds[i][j] = out.series.threshold
+        if out.alert is not None:
+            if out.alert.kind == "open":
+                opens += 1
+                for name in out.sensors:
+                    k = index[name]
+                    if latest[k] >= 0:
+                        flags[k][latest[k]] = 1
+            named = out.alert.details.get("sensors", ())
+            asset_rows.append([ts.isoformat(), out.alert.kind, out.alert.alert_id,
+                               " ".join(str(x) for x in named) if isinstance(named, list) else "", out.alert.title])
+    seconds = time.perf_counter() - start
+    span_s = (order[-1][0] - order[0][0]).total_seconds() if order else 0.0
+    per_week = opens / (span_s / (7 * 86400.0)) if span_s > 0 else math.nan
+    budget = (alerts or AlertSettings()).false_alerts_per_week
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for i, path in enumerate(csv_paths):
+            with open(out_dir / path.name, "w", newline="") as dst:
+                writer = csv.writer(dst)
+                writer.writerow(OUT_HEADER)
+                writer.writerows([r[2], r[3], repr(float(scores[i][j])), str(int(flags[i][j]))]
+                                 for j, r in enumerate(rows[i]))
+        with open(out_dir / ASSET_CSV, "w", newline="") as dst:
+            writer = csv.writer(dst)
+            writer.writerow(ASSET_HEADER)
+            writer.writerows(asset_rows)
+    return [{
+        "key": f"{category}/{path.name}",
+        "rows": len(rows[i]),
+        "seconds": seconds * len(rows[i]) / max(len(order), 1),
+        "timestamps": nab.to_datetime64([r[0] for r in rows[i]]),
+        "scores": scores[i],
+        "is_anomaly": flags[i],
+        "values": np.asarray([r[1] for r in rows[i]], dtype=float),
+        "thresholds": thresholds[i],
+        "budget_per_week": budget,
+        "alerts_per_week": per_week,
+    } for i, path in enumerate(csv_paths)]
+
+
+def _run_asset_args(args: tuple[list[Path], Path | None, SeriesParams | None, AlertSettings | None]
+                    ) -> list[dict[str, Any]]:
+    return run_asset(*args)
+
+
 def _run_file_args(args: tuple[Path, Path | None, SeriesParams | None, AlertSettings | None]) -> dict[str, Any]:
     return run_file(*args)
 
@@ -132,6 +217,7 @@ def evaluate_series(
     progress: bool = True,
     quiet: bool = False,
     plots_dir: str | Path | None = None,
+    assets: bool = True,
 ) -> dict[str, Any]:
     """Run the sensor pipeline over every series under *data_dir* and score it with NAB.
 
@@ -152,6 +238,9 @@ def evaluate_series(
         A progress line on stderr; no printed summary on stdout.
     plots_dir
         When given, one PNG per series there (:func:`oddwatch.plots.write_eval_series_plots`).
+    assets
+        True (default): each ``<category>`` is one asset (:func:`run_asset`), as the live flow
+        decides; False: each file decides alone (:func:`run_file`).
 
     Returns
     -------
@@ -168,21 +257,26 @@ def evaluate_series(
         raise ValueError(f"eval series: {labels} has no windows for {missing[:5]} ({len(missing)} files)")
     params = _series_params(series_params)
     out = Path(out_dir)
-    jobs = [(p, out / p.parent.name / p.name, params, alert_settings) for p in files]
     start = time.perf_counter()
     runs: list[dict[str, Any]] = []
     total_rows = 0
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+    if assets:
+        by_cat: dict[str, list[Path]] = {}
+        for p in files:
+            by_cat.setdefault(p.parent.name, []).append(p)
+        asset_jobs = [(paths, out / cat, params, alert_settings) for cat, paths in by_cat.items()]
+        with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Serial() as pool:
+            for asset_runs in pool.map(_run_asset_args, asset_jobs):
+                runs += asset_runs
+                total_rows += sum(r["rows"] for r in asset_runs)
+                _progress(progress, len(runs), len(files), total_rows, start, asset_runs[-1]["key"])
+    else:
+        jobs = [(p, out / p.parent.name / p.name, params, alert_settings) for p in files]
+        with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Serial() as pool:
             for run in pool.map(_run_file_args, jobs):
                 runs.append(run)
                 total_rows += run["rows"]
                 _progress(progress, len(runs), len(jobs), total_rows, start, run["key"])
-    else:
-        for job in jobs:
-            runs.append(run_file(*job))
-            total_rows += runs[-1]["rows"]
-            _progress(progress, len(runs), len(jobs), total_rows, start, runs[-1]["key"])
     elapsed = time.perf_counter() - start
     if progress:
         print(file=sys.stderr)
@@ -208,6 +302,19 @@ def evaluate_series(
     if not quiet:
         print(format_summary(summary))
     return summary
+
+
+class _Serial:
+    """``ProcessPoolExecutor``'s ``map`` in this process."""
+
+    def __enter__(self) -> _Serial:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def map(self, fn: Any, jobs: list[Any]) -> Any:
+        return map(fn, jobs)
 
 
 def _command() -> str:
@@ -268,9 +375,18 @@ def summarize(runs: list[dict[str, Any]], windows: Mapping[str, Any], seconds: f
         },
         "events": events.to_dict(),
         "per_category": per_category(runs, windows),
+        "budget": {cat: {"budget_per_week": rs[0].get("budget_per_week"), "alerts_per_week": rs[0].get("alerts_per_week")}
+                   for cat, rs in _by_category(runs).items() if "alerts_per_week" in rs[0]},
         "no_anomaly": {"files": len(quiet_files), "alerts": sum(quiet_files.values()), "per_file": quiet_files},
         "per_file": per_file,
     }
+
+
+def _by_category(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        out.setdefault(r["key"].split("/")[0], []).append(r)
+    return out
 
 
 def per_category(runs: list[dict[str, Any]], windows: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -306,6 +422,9 @@ def format_summary(s: Mapping[str, Any]) -> str:
     for cat, c in s.get("per_category", {}).items():
         lines.append(f"  {cat:<24} {c['files']:3d} files {c['windows']:3d} windows {c['alerts']:4d} alerts   "
                      f"standard oracle {c['standard_oracle']:7.2f}   own decisions {c['standard_decisions']:7.2f}")
+    for cat, b in s.get("budget", {}).items():
+        lines.append(f"  asset {cat:<18} alerts per week {b['alerts_per_week']:.2f} (budget for false alerts "
+                     f"{b['budget_per_week']:g})")
     e = s["events"]
     delay = "n/a" if e["mean_delay_s"] is None else f"{e['mean_delay_s'] / 60:.1f} min"
     lines += [
