@@ -12,8 +12,9 @@ declustered: a run of exceedances less than ``gap`` readings apart is one episod
 its peak is kept, so a correlated burst counts once, as an alert would.
 
 Until ``min_peaks`` episodes are seen (a cold start) the tail is not trusted and the
-threshold is the highest score seen so far (never below the floor): a stream a few minutes
-old does not page on its first noise.
+threshold is a quarter beyond the highest score seen so far on the tail scale (never below
+the floor, at most ``cold_cap``): a stream a few minutes old does not page on its first noise
+(a new highest score comes about once in ``n`` readings, a quarter beyond it far more rarely).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from river import stats
 
 WEEK_S = 7 * 86400.0
+COLD_FACTOR = 1.25  # a cold start pages only a quarter beyond the highest score so far (tail scale)
 
 
 def to_tail(score: float) -> float:
@@ -268,8 +270,8 @@ class TailThreshold:
         if per_week <= 0.0:
             return base
         tail = self.tail_level(per_week)
-        if tail is None:  # cold start: nothing above the highest score seen so far, up to cold_cap
-            return max(base, min(from_tail(self._max_z), self.cold_cap)) if self.n else base
+        if tail is None:  # cold start: a quarter above the highest score seen so far (tail scale), up to cold_cap
+            return max(base, min(from_tail(COLD_FACTOR * self._max_z), self.cold_cap)) if self.n else base
         return max(base, tail)
 
     @property

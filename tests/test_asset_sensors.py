@@ -35,11 +35,11 @@ def test_budget_holds_whatever_the_reading_rate(step_s: float, low: float, high:
     assert low * 70.0 <= cal.achieved_per_week() <= high * 70.0
 
 
-def test_cold_start_threshold_is_the_highest_score_so_far() -> None:
+def test_cold_start_threshold_is_beyond_the_highest_score_so_far() -> None:
     cal = TailThreshold(per_week=1.0, warmup=10, cold_cap=0.8)
     for i, s in enumerate([0.1, 0.6, 0.2] * 10):
         cal.learn_one(s, float(i))
-    assert cal.warm and cal.tail_level(1.0) is None and cal.threshold == 0.6
+    assert cal.warm and cal.tail_level(1.0) is None and 0.6 < cal.threshold < 0.7
     cal.learn_one(0.95, 31.0)
     assert cal.threshold == 0.8  # capped: a fault early in a stream's life does not blind it
     with pytest.raises(ValueError, match="per_week"):
@@ -75,7 +75,8 @@ def test_one_noisy_channel_does_not_page_and_a_shared_fault_opens_one_alert() ->
     opens = [(i, a) for i, a in alerts if a.kind == "open"]
     assert len(opens) == 1 and opens[0][0] >= 2600, [(i, a.title) for i, a in opens]
     a = opens[0][1]
-    assert a.alert_id.startswith("s1/pump1/_asset:") and a.details["sensors"][0] in ("t0", "t1", "t2")
+    assert a.details["sensors"][0] in ("t0", "t1", "t2")
+    assert a.alert_id.startswith(f"s1/pump1/{a.details['sensors'][0]}:")  # named after its strongest sensor
     assert "usual" in a.text and "Next:" in a.text
 
 
