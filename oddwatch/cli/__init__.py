@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=argparse.SUPPRESS,
                    help="TOML config file: [log_detector] and [alerts] (also accepted before the sub-command)")
     p.add_argument("--plots", help="series: write one PNG per series (values, score, threshold, windows, alerts) here")
+    p.add_argument("--per-series", action="store_true",
+                   help="series: every file decides alone (default: each <category> folder is one asset, as live)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("up", help="run the dataflows (sensors, logs, incidents) until Ctrl-C/SIGTERM (--services: the local services too)")
