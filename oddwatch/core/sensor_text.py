@@ -43,14 +43,21 @@ DEFAULT_CHECK = ("anomaly", "the reading is unlike the series' past", "check the
 def check_of(st: SeriesState, value: float) -> str:
     """The component that scores *value* highest on *st*'s detector (before it is learnt).
 
-    A level shift is named when its measure is at least 60 % of the jump's: a step moves both,
-    and it is the lasting part that matters to an operator.
+    A check an operator can picture (jump, level, noise, stuck) is named over the shape novelty
+    whenever it is at its own alert level, and a level shift over a jump when its measure is at
+    least 60 % of the jump's: a step moves both, and it is the lasting part that matters.
     """
     components = getattr(st.detector, "components", None)  # stand-in detectors in tests lack it
     parts: dict[str, float] = components({"value": value}) if components else {}
     if not parts or max(parts.values()) <= 0:
         return ""
     name = max(parts, key=lambda k: parts[k])
+    level = getattr(getattr(st.detector, "params", None), "alert_ratio", 1.0)
+    local = {k: v for k, v in parts.items() if k in ("point", "level", "spread", "stuck") and v >= level}
+    if name == "novelty" and local:
+        name = max(local, key=lambda k: local[k])
+    if name == "spread" and "level" in local:  # one big step also raises the mean step
+        name = "level"
     if name == "point" and parts.get("level", 0.0) >= 0.6 * parts["point"]:
         name = "level"
     return name
