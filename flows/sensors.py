@@ -3,8 +3,10 @@
 Run it with ``oddwatch run sensors`` or ``python -m bytewax.run "flows.sensors:build_flow()"``.
 
 Steps (ids match the functions): ``mqtt_in`` -> ``parse_reading`` -> ``split_errors`` ->
-``series_key`` -> ``score`` (one :class:`~oddwatch.core.series.SeriesState` per series, stepped in
-place by :func:`flows.runtime.keyed_state`, pickled at Bytewax recovery snapshots) ->
+``asset_key`` -> ``score`` (one :class:`~oddwatch.core.asset_sensors.AssetSensorsState` per
+``site/asset``, holding a :class:`~oddwatch.core.series.SeriesState` per sensor, stepped in place
+by :func:`flows.runtime.keyed_state`, pickled at Bytewax recovery snapshots; scores are written
+per sensor, alerts per asset) ->
 ``to_points`` / ``to_messages`` -> ``influx_out`` / ``mqtt_out``. Bad input goes to
 ``ingest_error`` points and the dead-letter topic.
 """
@@ -33,14 +35,14 @@ from flows.runtime import (
     value_of,
 )
 from oddwatch.core.admission import Evict, admit_series
+from oddwatch.core.asset_sensors import AssetSensorsState
 from oddwatch.core.feedback import (
     Feedback,
     FeedbackDone,
-    apply_sensor_feedback,
     route_key,
     topic_prefix,
 )
-from oddwatch.core.series import SeriesOutput, SeriesState
+from oddwatch.core.series import SeriesOutput
 from oddwatch.ingest.guard import guarded
 from oddwatch.ingest.sensors import SensorParser
 from oddwatch.ingest.topics import own_prefixes, subscribe_filters
@@ -62,38 +64,44 @@ class Scored:
 
     reading: Reading
     out: SeriesOutput
-    alert_open: bool = False  # an alert is open for the series after this reading
+    alert_open: bool = False  # an alert is open for the reading's asset after this reading
+    alert: Alert | None = None  # the asset alert's open or close caused by this reading
 
 
 class ScoreStep:
-    """The ``score`` step: :meth:`new` makes a series' state on its first reading, a call steps it."""
+    """The ``score`` step: :meth:`new` makes an asset's state on its first reading, a call steps it."""
 
     def __init__(self, settings: Settings) -> None:
         self.params = settings.series
         self.alerts = settings.alerts
 
-    def new(self, item: Reading | Feedback | Evict) -> SeriesState | None:
-        """A fresh state for the series of *item*; none for feedback on an unknown series (maybe
+    def new(self, item: Reading | Feedback | Evict) -> AssetSensorsState | None:
+        """A fresh state for the asset of *item*; none for feedback on an unknown asset (maybe
         the log flow's) or the eviction of a series this worker no longer holds."""
         if isinstance(item, (Feedback, Evict)):
             return None
-        return SeriesState(item.site, item.asset, item.sensor, self.params, self.alerts)
+        return AssetSensorsState(item.site, item.asset, self.params, self.alerts)
 
-    def __call__(self, state: SeriesState, item: Reading | Feedback | Evict) -> Scored | FeedbackDone | Discard:
-        if isinstance(item, Evict):  # idle, and its place went to a new series: drop the state
-            return DISCARD
+    def __call__(self, state: AssetSensorsState,
+                 item: Reading | Feedback | Evict) -> Scored | FeedbackDone | Discard | None:
+        if isinstance(item, Evict):  # idle, and its place went to a new series: drop its sensor
+            state.evict(item.key.rsplit("/", 1)[-1])
+            return DISCARD if not state.series else None
         if isinstance(item, Feedback):
-            return FeedbackDone(item, state.site, (apply_sensor_feedback(state, item),))
-        return Scored(item, state.step(item), state.tracker.is_open)
+            return FeedbackDone(item, state.site, (state.apply_feedback(item),))
+        out = state.step(item)
+        return Scored(item, out.series, state.is_open, out.alert)
 
-def series_key(item: Reading | Feedback | Evict) -> str:
-    """The ``series_key`` step: readings by their key, feedback by its alert's key."""
-    return route_key(item.alert_id) if isinstance(item, Feedback) else item.key
+
+def asset_key(item: Reading | Feedback | Evict) -> str:
+    """The ``asset_key`` step: ``site/asset`` of a reading, of an evicted series or of an alert's key."""
+    key = route_key(item.alert_id) if isinstance(item, Feedback) else item.key
+    return "/".join(key.split("/")[:2])
 
 
 def alert_of(item: Scored | FeedbackDone) -> Alert | None:
     """The alert transition an item carries, if any (a scored reading's, or a quiet close)."""
-    return item.out.alert if isinstance(item, Scored) else item.alert
+    return item.alert if isinstance(item, Scored) else item.alert
 
 
 def to_points_batch(items: list[Scored | FeedbackDone]) -> list[Point]:
@@ -113,8 +121,8 @@ def to_points_batch(items: list[Scored | FeedbackDone]) -> list[Point]:
             ts = item.reading.ts
             if oldest is None or ts < oldest:
                 oldest = ts
-            if item.out.alert is not None:
-                metrics.ALERTS.labels(source="sensor", kind=item.out.alert.kind).inc()
+            if item.alert is not None:
+                metrics.ALERTS.labels(source="sensor", kind=item.alert.kind).inc()
     if oldest is not None:
         metrics.READINGS_SCORED.inc(scored)
         metrics.END_TO_END_LAG_SECONDS.observe(max(0.0, (utcnow() - oldest).total_seconds()))
@@ -164,7 +172,7 @@ def build_flow(
     parsed = op.flat_map_batch("parse_reading", by_topic.falses, metrics.counted_batch("sensor", parse))
     split = op.branch("split_errors", op.merge("inputs", parsed, feedback), is_input)
     errors = cast("Stream[IngestError]", split.falses)
-    keyed = op.key_on("series_key", split.trues, series_key)
+    keyed = op.key_on("asset_key", split.trues, asset_key)
     score = ScoreStep(settings)
     scored: Stream[Scored | FeedbackDone] = keyed_state("score", keyed, score.new, score)
     points = op.flat_map_batch("to_points", scored, to_points_batch)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, fields
 
-from detectors.calibration import QuantileThreshold
 from detectors.sensor import SensorDetectorParams
+from detectors.spot import TailThreshold
 
 MODES = ("session", "tumbling", "sliding")
 BYS = ("time", "count")
@@ -71,7 +71,9 @@ class SeriesParams(SensorDetectorParams):
     The detector's tunables are inherited from
     :class:`detectors.sensor.SensorDetectorParams`; the fields below calibrate the alert
     threshold: ``max(min_threshold, q-quantile of past scores + margin)``, no alert during
-    the first ``warmup`` readings. The detector's score is already relative to the series'
+    the first ``warmup`` readings, and never below the score that normal readings exceed as
+    often as the budget ``[alerts] false_alerts_per_week`` allows (:class:`detectors.spot.TailThreshold`).
+    The detector's score is already relative to the series'
     own history (0.5 = its ``alert_ratio``), so ``min_threshold`` is the alert level and the
     quantile only raises it for a series that scores above it more than ``1 - q`` of the
     time (measured on NAB: higher ``q`` values cost 6-10 points).
@@ -88,11 +90,22 @@ class SeriesParams(SensorDetectorParams):
     rewarm: int = 1  # readings without alerts after a re-fit (0: warmup); NAB standard -0.1 (1), -4 (50)
     quiet_after_alert: int = 48  # readings after an alert closes during which the series raises no new one
     onset_score: bool = True  # score capped below min_threshold where no alert can open (SeriesOutput.score)
+    tail_q: float = 0.98  # quantile above which the score tail is modelled ([alerts] false_alerts_per_week)
+    tail_gap: int = 10  # readings below it that end one exceedance episode (a correlated run counts once)
+    tail_min_peaks: int = 20  # episodes before the tail is trusted; before, the highest score so far ...
+    tail_cold_cap: float = 0.9  # ... up to this score
+
+    def calibration(self, per_week: float) -> TailThreshold:
+        """The threshold calibration of a series whose budget is *per_week* false alerts a week."""
+        return TailThreshold(per_week=per_week, warmup=self.warmup, min_threshold=self.min_threshold, q=self.q,
+                             margin=self.margin, init_q=self.tail_q, gap=self.tail_gap,
+                             min_peaks=self.tail_min_peaks, max_peaks=max(256, self.tail_min_peaks),
+                             cold_cap=self.tail_cold_cap)
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting whose value cannot work."""
         super().validate()
-        QuantileThreshold(q=self.q, warmup=self.warmup, min_threshold=self.min_threshold, margin=self.margin)
+        self.calibration(1.0)
 
     def detector_params(self) -> SensorDetectorParams:
         names = {f.name for f in fields(SensorDetectorParams)}

@@ -1,9 +1,11 @@
-"""The sensor flow decides exactly what :class:`~oddwatch.core.series.SeriesState` decides.
+"""The sensor flow decides exactly what :class:`~oddwatch.core.asset_sensors.AssetSensorsState` decides.
 
 The NAB samples in tests/data go through the whole flow (parse, key, score, points, budget)
-as JSON, one reading per message, and as line protocol, 100 readings per message; every
-``sensor_score`` point must carry the score, threshold and alert state the series pipeline
-computes for the same values (``alert_open`` carries the hysteresis' decision).
+as JSON, one reading per message, and as line protocol, 100 readings per message, each file
+as an asset of its own and both files as the two sensors of one asset; every
+``sensor_score`` point must carry the score, threshold and alert state the asset pipeline
+computes for the same values (``alert_open`` carries the asset's decision), and the asset
+alerts must open at the same times.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from flows.sensors import build_flow
-from oddwatch.core.series import SeriesState
+from oddwatch.core.asset_sensors import AssetSensorsState
 from oddwatch.lineproto import timestamp_ns
 from oddwatch.records import UTC, Message, Point, Reading
 from oddwatch.settings import Settings
@@ -39,26 +41,40 @@ def _series() -> dict[str, list[tuple[datetime, float]]]:
 Decision = tuple[float, float, bool, bool]
 
 
-def _expected(series: dict[str, list[tuple[datetime, float]]],
-              settings: Settings) -> tuple[dict[tuple[str, datetime], Decision], list[tuple[str, datetime]]]:
+def _where(name: str, one_asset: bool) -> tuple[str, str]:
+    """(asset, sensor) of a file: an asset of its own, or a sensor of the one asset ``both``."""
+    return ("both", name) if one_asset else (name, "value")
+
+
+def _expected(series: dict[str, list[tuple[datetime, float]]], settings: Settings,
+              one_asset: bool) -> tuple[dict[tuple[str, str, datetime], Decision], list[str]]:
+    """Decisions of the asset pipeline, fed in the order the flow sees each asset's readings."""
     want, opens = {}, []
-    for name, rows in series.items():
-        st = SeriesState("nab", name, "value", settings.series, settings.alerts)
-        for ts, v in rows:
-            o = st.step(Reading("nab", name, "value", ts, v))
-            want[(name, ts)] = (o.score, o.threshold, o.score >= o.threshold, st.tracker.is_open)
-            if o.is_anomaly:
-                opens.append((name, ts))
+    states: dict[str, AssetSensorsState] = {}
+    for i in range(max(len(rows) for rows in series.values())):
+        for name, rows in series.items():
+            if i >= len(rows):
+                continue
+            ts, v = rows[i]
+            asset, sensor = _where(name, one_asset)
+            st = states.setdefault(asset, AssetSensorsState("nab", asset, settings.series, settings.alerts))
+            o = st.step(Reading("nab", asset, sensor, ts, v))
+            s = o.series
+            want[(asset, sensor, ts)] = (s.score, s.threshold, s.score >= s.threshold, st.is_open)
+            if o.alert is not None and o.alert.kind == "open":
+                opens.append(o.alert.alert_id)
     return want, sorted(opens)
 
 
-def _json_messages(series: dict[str, list[tuple[datetime, float]]]) -> list[Message]:
+def _json_messages(series: dict[str, list[tuple[datetime, float]]], one_asset: bool) -> list[Message]:
     msgs = []
     for i in range(max(len(rows) for rows in series.values())):
         for name, rows in series.items():
             if i < len(rows):
                 ts, v = rows[i]
-                msgs.append(Message(f"plant/nab/{name}/value", json.dumps({"ts": ts.isoformat(), "value": v}).encode(), ts))
+                asset, sensor = _where(name, one_asset)
+                msgs.append(Message(f"plant/nab/{asset}/{sensor}",
+                                    json.dumps({"ts": ts.isoformat(), "value": v}).encode(), ts))
     return msgs
 
 
@@ -72,21 +88,22 @@ def _lineproto_messages(series: dict[str, list[tuple[datetime, float]]]) -> list
     return msgs
 
 
-@pytest.mark.parametrize("encoding", ["json", "lineproto"])
-def test_flow_scores_like_the_series_pipeline(encoding: str) -> None:
+@pytest.mark.parametrize(("encoding", "one_asset"), [("json", False), ("lineproto", False), ("json", True)])
+def test_flow_scores_like_the_asset_pipeline(encoding: str, one_asset: bool) -> None:
     settings = Settings()
     settings.sensors.max_past_s = 1e12  # NAB timestamps are from 2014
     series = _series()
-    msgs = _json_messages(series) if encoding == "json" else _lineproto_messages(series)
+    msgs = _json_messages(series, one_asset) if encoding == "json" else _lineproto_messages(series)
     points: list[Point] = []
     flow = build_flow(settings, source=TestingSource(msgs, batch_size=500), influx_sink=TestingSink(points),
                       mqtt_sink=TestingSink([]))
     run_main(flow, epoch_interval=timedelta(milliseconds=20))
 
-    want, want_opens = _expected(series, settings)
-    got = {(p.tags["asset"], p.ts): (p.fields["score"], p.fields["threshold"], p.fields["is_anomaly"],
-                                     p.fields["alert_open"]) for p in points if p.measurement == "sensor_score"}
+    want, want_opens = _expected(series, settings, one_asset)
+    got = {(p.tags["asset"], p.tags["sensor"], p.ts): (p.fields["score"], p.fields["threshold"],
+                                                       p.fields["is_anomaly"], p.fields["alert_open"])
+           for p in points if p.measurement == "sensor_score"}
     assert len(got) == len(want) == sum(len(r) for r in series.values())
     assert got == want
-    opened = sorted((p.tags["subject"], p.ts) for p in points if p.measurement == "alert" and p.tags["kind"] == "open")
-    assert opened and want_opens  # both samples hold labelled anomalies
+    opened = sorted({str(p.fields["alert_id"]) for p in points if p.measurement == "alert" and p.tags["kind"] == "open"})
+    assert opened and opened == want_opens

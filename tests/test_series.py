@@ -92,9 +92,10 @@ def test_alert_explains_itself_and_closes_with_the_same_id() -> None:
     assert opened.kind == "open" and closed.kind == "close"
     assert opened.alert_id == closed.alert_id == f"site1/pump7/temp:{int(opened.opened_at.timestamp())}"
     assert opened.opened_at == T0 + timedelta(minutes=FAULT_AT)
-    assert "temp on site1/pump7: spike" in opened.title and "above its expected range" in opened.title
-    assert opened.details["check"] == "spike"
-    for needle in ("far from the median", "times its usual size", "Anomaly score", "threshold", "since 2026-01-02"):
+    assert "temp on site1/pump7: sudden jump" in opened.title and "above expected" in opened.title
+    assert "usual 49.13 C, +15.4 C" in opened.title  # sizes in the sensor's unit, beside its usual value
+    assert opened.details["check"] == "sudden jump"
+    for needle in ("far from the median", "Next: check the sensor", "Anomaly score", "threshold", "since 2026-01-02"):
         assert needle in opened.text
     assert float(opened.details["expected_low"]) < float(opened.details["value"])  # type: ignore[arg-type]
     assert closed.state == "closed" and "back to normal" in closed.title
@@ -178,3 +179,15 @@ def test_plant_scenario_every_fault_kind_alerts_with_few_false_alerts(seed: int)
     for kind in ("spike", "noise_burst", "stuck"):
         assert delays[kind] is not None and delays[kind] <= 10, f"seed {seed}: {kind} alerted late: {delays}"
     assert false_alerts <= 1, f"seed {seed}: {false_alerts} false alerts"
+
+
+def test_a_sustained_step_is_not_back_to_normal() -> None:
+    """A step that lasts: the alert names a level shift and closes as 'settled at a new level'."""
+    values = [50.0 + 0.3 * math.sin(i / 7) + (6.0 if i >= 1500 else 0.0) for i in range(2500)]
+    st = SeriesState("site1", "pump7", "temp")
+    alerts = [o.alert for i, v in enumerate(values)
+              if (o := st.step(Reading("site1", "pump7", "temp", T0 + timedelta(minutes=i), v))).alert]
+    opened = [a for a in alerts if a.kind == "open"]
+    closed = [a for a in alerts if a.kind == "close"]
+    assert opened and opened[0].details["check"] in ("level shift", "sudden jump")
+    assert closed and "settled at a new level" in closed[0].title and "back to normal" not in closed[0].title

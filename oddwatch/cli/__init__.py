@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--labels", help="NAB combined_windows.json (default: <path>/labels/combined_windows.json)")
     e.add_argument("--out", required=True, help="folder for the per-series results and the summary")
     e.add_argument("--plots", help="write one PNG per series (values, score, threshold, windows, alerts) here")
+    e.add_argument("--per-series", action="store_true",
+                   help="every file decides alone (default: each <category> folder is one asset, as live)")
     e.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
     e.set_defaults(func=cmd_eval)
     e = kinds.add_parser("logs", help="a labelled log file: F1, precision, recall, AUROC per window or session",

@@ -90,7 +90,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         settings = settings_of(args)
         evaluate_series(Path(args.path), Path(args.labels) if args.labels else None, Path(args.out),
                         series_params=settings.series, alert_settings=settings.alerts,
-                        plots_dir=Path(args.plots) if args.plots else None)
+                        plots_dir=Path(args.plots) if args.plots else None,
+                        assets=not getattr(args, "per_series", False))
     else:
         from oddwatch.evaluation.logs import evaluate_logs
 

@@ -10,9 +10,10 @@ the next scores, with no alert during a short re-warm-up, instead of flooding op
 from __future__ import annotations
 
 from detectors.calibration import QuantileThreshold
+from detectors.spot import TailThreshold
 
 
-def recalibrate(calibration: QuantileThreshold, *, warmup: int | None = None) -> None:
+def recalibrate(calibration: QuantileThreshold | TailThreshold, *, warmup: int | None = None) -> None:
     """Forget the learnt scores so the threshold re-learns the new regime.
 
     No alert is allowed until ``warmup`` new scores are learnt (``None``: the calibration's

@@ -11,12 +11,12 @@ import math
 import pickle
 from dataclasses import dataclass
 
-from detectors.calibration import QuantileThreshold
 from detectors.drift import DriftEvent, DriftWatch
 from detectors.sensor import SensorDetector
 from oddwatch.core.alerts import AlertTracker, Transition
 from oddwatch.core.drift import recalibrate
 from oddwatch.core.feedback import Feedback, FeedbackDone, apply_sensor_feedback
+from oddwatch.core.sensor_text import CHECKS, DEFAULT_CHECK, check_of, next_step
 from oddwatch.params import SeriesParams
 from oddwatch.records import Alert, Reading, Severity, alert_id, severity
 from oddwatch.settings import AlertSettings
@@ -58,17 +58,7 @@ class SeriesOutput:
     raw_score: float = 0.0  # the detector's score, uncapped (calibration and drift watch learn it)
 
 
-RECENT_ALERTS = 16
-
-# What each detector component means to an operator: (the check, what it saw).
-CHECKS = {
-    "point": ("spike", "the value is far from the median of its last {point_window} readings"),
-    "level": ("level shift", "the mean of its last {level_k} readings moved away from the {level_window} before"),
-    "spread": ("noise", "the readings jump from one to the next far more than usual"),
-    "stuck": ("stuck value", "the same value repeats longer than this series ever did"),
-    "novelty": ("unusual pattern", "the shape of its last {window} readings is unlike any it showed before"),
-    "hst": ("outlier", "Half-Space Trees find the value rare among recent readings"),
-}  # alerts per series whose peak score operator feedback can still use
+RECENT_ALERTS = 16  # alerts per series whose peak score operator feedback can still use
 
 
 class SeriesState:
@@ -88,7 +78,7 @@ class SeriesState:
     >>> [i for i, o in enumerate(outs) if o.is_anomaly]
     [1200]
     >>> print(outs[1200].alert.title)
-    temp on s1/pump1: spike, value 65.63 above its expected range [45.75, 54.4]
+    temp on s1/pump1: sudden jump, 65.63 (usual 50.08, +15.6, above expected 45.75 to 54.4)
     """
 
     def __deepcopy__(self, memo: dict[int, object]) -> SeriesState:
@@ -111,14 +101,14 @@ class SeriesState:
         self.params = p = params or SeriesParams()
         alerts = alerts or AlertSettings()
         self.detector = SensorDetector(p.detector_params())
-        self.calibration = QuantileThreshold(
-            q=p.q, warmup=p.warmup, min_threshold=p.min_threshold, margin=p.margin
-        )
+        self.calibration = p.calibration(alerts.series_false_alerts_per_week)
         self.tracker = AlertTracker(alerts.open_after, alerts.close_after, alerts.cooldown_s)
         self.drift = DriftWatch(delta=p.drift_delta, min_samples=p.drift_min_samples) if p.drift else None
         self.recent_alerts: dict[str, float] = {}  # alert_id -> peak score (oddwatch.core.feedback)
         self.since_close = p.quiet_after_alert  # readings since the last alert closed
         self.open_severity: Severity = "warning"  # the open alert's severity, kept until it closes
+        self.last_value = math.nan  # the latest reading's value
+        self.open_range = (math.nan, math.nan)  # the range expected when the open alert opened
 
     @property
     def key(self) -> str:
@@ -142,7 +132,8 @@ class SeriesState:
         self.since_close = 0 if transition is not None and transition.kind == "close" else self.since_close + 1
         alert = self._alert(transition, reading, low, high) if transition else None
         self.detector.learn_one(x)
-        self.calibration.learn_one(score)
+        self.last_value = reading.value
+        self.calibration.learn_one(score, reading.ts.timestamp())
         if transition is not None and alert is not None:
             self.recent_alerts[alert.alert_id] = float(transition.peak_score)
             while len(self.recent_alerts) > RECENT_ALERTS:
@@ -164,45 +155,45 @@ class SeriesState:
             raw_score=score,
         )
 
-    def _check(self, r: Reading) -> tuple[str, float]:
-        """The component that scores this reading highest, and its size against its usual one."""
-        components = getattr(self.detector, "components", None)  # stand-in detectors in tests lack it
-        parts: dict[str, float] = components({"value": r.value}) if components else {}
-        if not parts:
-            return "", 0.0
-        name = max(parts, key=lambda k: parts[k])
-        return name, parts[name]
-
     def _alert(self, t: Transition, r: Reading, low: float, high: float) -> Alert:
         where = f"{self.sensor} on {self.site}/{self.asset}"
         unit = f" {r.unit}" if r.unit else ""
         since = t.opened_at.isoformat()
         check = ""
+        rng = f"expected {low:.4g} to {high:.4g}{unit}"
         if t.kind == "open":
-            name, size = self._check(r)
-            check, why = CHECKS.get(name, ("anomaly", "the reading is unlike the series' past"))
+            self.open_range = (low, high)
+            name = check_of(self, r.value)
+            check, why, todo = CHECKS.get(name, DEFAULT_CHECK)
             p = self.params
             why = why.format(window=p.window, point_window=p.point_window, level_k=p.level_k,
                              level_window=p.level_window)
-            if r.value > high:
-                where_value = f"above its expected range [{low:.4g}, {high:.4g}]{unit}"
-            elif r.value < low:
-                where_value = f"below its expected range [{low:.4g}, {high:.4g}]{unit}"
-            else:
-                where_value = f"inside its range [{low:.4g}, {high:.4g}]{unit} but {why}"
-            title = f"{where}: {check}, value {r.value:.4g}{unit} {where_value.split(' but ')[0]}"
+            usual = 0.5 * (low + high)
+            moved = f"usual {usual:.4g}{unit}, {r.value - usual:+.3g}{unit}" if math.isfinite(usual) else ""
+            side = "above" if r.value > high else "below" if r.value < low else "within"
+            title = f"{where}: {check}, {r.value:.4g}{unit} ({moved}, {side} {rng})" if moved else f"{where}: {check}"
             text = (
-                f"{where}: {check}: {why}. Value {r.value:.4g}{unit}, {where_value}; this measure is "
-                f"{size:.1f} times its usual size (alerts from {p.alert_ratio:g}). Anomaly score "
-                f"{t.score:.3f} >= threshold {t.threshold:.3f} since {since}."
+                f"{where}: {check}: {why}. Value {r.value:.4g}{unit}{', ' + moved if moved else ''}; {rng}. "
+                f"Next: {next_step(name)}. Anomaly score {t.score:.3f} >= threshold {t.threshold:.3f} "
+                f"since {since}."
             )
         else:
-            title = f"{where}: back to normal"
-            text = (
-                f"{where}: alert open since {since} closed after {t.readings} readings "
-                f"(peak score {t.peak_score:.3f}, threshold {t.threshold:.3f}); "
-                f"value {r.value:.4g}{unit}, expected [{low:.4g}, {high:.4g}]{unit}."
-            )
+            olow, ohigh = self.open_range
+            settled = math.isfinite(olow) and not olow <= r.value <= ohigh
+            if settled:
+                title = f"{where}: settled at a new level"
+                text = (
+                    f"{where}: alert open since {since} closed after {t.readings} readings as the checks "
+                    f"adapted, but the value {r.value:.4g}{unit} has not returned to the range before the alert "
+                    f"({olow:.4g} to {ohigh:.4g}{unit}). Next: confirm the new level is intended (a setpoint "
+                    "or load change); if not, it is still a fault."
+                )
+            else:
+                title = f"{where}: back to normal"
+                text = (
+                    f"{where}: alert open since {since} closed after {t.readings} readings; "
+                    f"value {r.value:.4g}{unit}, {rng}."
+                )
         peak_severity = severity(t.peak_score, self.params.critical_score)
         if t.kind == "open":
             self.open_severity = peak_severity

@@ -2,10 +2,9 @@
 
 Every evaluation of sensor data (``oddwatch eval series``, the TEP, streaming and plant rows
 of ``oddwatch eval suite``) goes through this one function, so that what they report is what
-the sensor flow decides. Today it keeps one :class:`~oddwatch.core.series.SeriesState` per
-sensor (the flow's per-key state) and its paging alerts are the sensors' opening alerts.
-Counts of alerts per asset are taken from :attr:`AssetReplay.alerts` alone, whatever object
-raised them.
+the sensor flow decides: one :class:`~oddwatch.core.asset_sensors.AssetSensorsState` per
+asset (the flow's per-key state, holding a ``SeriesState`` per sensor), whose asset alerts are
+the paging alerts. Counts of alerts per asset are taken from :attr:`AssetReplay.alerts` alone.
 
 Examples
 --------
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from oddwatch.core.series import SeriesState
+from oddwatch.core.asset_sensors import AssetSensorsState
 from oddwatch.records import Alert, Reading
 from oddwatch.settings import Settings
 
@@ -37,19 +36,21 @@ class AssetReplay:
 
     ``scores`` and ``thresholds`` hold the per-reading output (score shown on dashboards, the
     threshold in force); ``alerts`` the paging alerts as (index of the reading that opened
-    it, alert); ``sensors`` the sensor of each reading.
+    it, alert); ``sensors`` the sensor of each reading; ``flagged`` per opening alert the
+    index of the latest reading of each sensor it names.
     """
 
     scores: np.ndarray
     thresholds: np.ndarray
     sensors: list[str]
     alerts: list[tuple[int, Alert]] = field(default_factory=list)
+    flagged: list[list[int]] = field(default_factory=list)
 
     def alert_rows(self) -> np.ndarray:
-        """0/1 per reading: 1 where a paging alert opened."""
+        """0/1 per reading: 1 at the latest reading of each sensor an opening alert names."""
         flags = np.zeros(len(self.scores), dtype=np.int8)
-        for i, _ in self.alerts:
-            flags[i] = 1
+        for rows in self.flagged:
+            flags[rows] = 1
         return flags
 
 
@@ -60,21 +61,23 @@ def replay_asset(site: str, asset: str, readings: Iterable[Reading], settings: S
     readings keyed however their corpus names them.
     """
     settings = settings or Settings()
-    states: dict[str, SeriesState] = {}
+    state = AssetSensorsState(site, asset, settings.series, settings.alerts)
     scores: list[float] = []
     thresholds: list[float] = []
     sensors: list[str] = []
     alerts: list[tuple[int, Alert]] = []
+    flagged: list[list[int]] = []
+    latest: dict[str, int] = {}
     for i, r in enumerate(readings):
-        state = states.get(r.sensor)
-        if state is None:
-            state = states[r.sensor] = SeriesState(site, asset, r.sensor, settings.series, settings.alerts)
         if r.site != site or r.asset != asset:
             r = Reading(site, asset, r.sensor, r.ts, r.value, r.unit, r.quality, r.topic, r.received)
         out = state.step(r)
-        scores.append(out.score)
-        thresholds.append(out.threshold)
+        latest[r.sensor] = i
+        scores.append(out.series.score)
+        thresholds.append(out.series.threshold)
         sensors.append(r.sensor)
         if out.alert is not None and out.alert.kind == "open":
             alerts.append((i, out.alert))
-    return AssetReplay(np.asarray(scores, dtype=float), np.asarray(thresholds, dtype=float), sensors, alerts)
+            flagged.append(sorted({latest[s] for s in (out.sensors or (r.sensor,)) if s in latest}))
+    return AssetReplay(np.asarray(scores, dtype=float), np.asarray(thresholds, dtype=float), sensors, alerts,
+                       flagged)

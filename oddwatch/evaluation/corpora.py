@@ -71,7 +71,7 @@ def find_series(data_dir: str | Path) -> list[Path]:
     files = sorted(root.glob("*/*.csv"))
     if not files and (root / "data").is_dir():
         files = sorted((root / "data").glob("*/*.csv"))
-    return files
+    return [f for f in files if not f.name.startswith("_")]  # _asset_alerts.csv: an eval output
 
 
 def iter_series(path: str | Path) -> Iterator[SeriesRow]:

@@ -215,12 +215,15 @@ def load_results_dir(
     """Every ``DIR/<category>/<file>.csv`` as ``{"category/file.csv": (timestamps, scores)}``.
 
     With *detector*, a leading ``"<detector>_"`` is removed from file names, as NAB's results
-    folders name them (``ARTime/realKnownCause/ARTime_nyc_taxi.csv``).
+    folders name them (``ARTime/realKnownCause/ARTime_nyc_taxi.csv``). Files whose name starts
+    with ``_`` (an asset's alerts, ``_asset_alerts.csv``) are not results.
     """
     root = Path(path)
     out = {}
     for csv_path in sorted(root.glob("*/*.csv")):
         name = csv_path.name
+        if name.startswith("_"):
+            continue
         if detector and name.startswith(detector + "_"):
             name = name[len(detector) + 1 :]
         out[f"{csv_path.parent.name}/{name}"] = read_results_csv(csv_path, column)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import heapq
 import json
+import math
 import os
 import platform
 import shlex
@@ -62,6 +63,10 @@ def parse_ts(text: str, where: str) -> datetime:
         raise ValueError(f"{where}: timestamp {text!r} is not ISO 8601") from None
 
 
+ASSET_CSV = "_asset_alerts.csv"  # per category: the asset's alert opens (a leading underscore: not a series)
+ASSET_HEADER = ["opened_at", "alert_id", "sensors", "title"]
+
+
 def run_category(
     csv_paths: list[Path],
     out_dir: Path | None,
@@ -88,6 +93,18 @@ def run_category(
                                                           alerts=alerts or AlertSettings()))
     seconds = time.perf_counter() - start
     flags = run.alert_rows()
+    span_s = (rows_ts_max(rows) - rows_ts_min(rows)).total_seconds() if order else 0.0
+    opens = len(run.alerts)
+    per_week = opens / (span_s / (7 * 86400.0)) if span_s > 0 else math.nan
+    budget = (alerts or AlertSettings()).false_alerts_per_week
+    if out_dir is not None and len(csv_paths) > 1:
+        dest_dir = out_dir / category
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        with open(dest_dir / ASSET_CSV, "w", newline="") as dst:
+            writer = csv.writer(dst)
+            writer.writerow(ASSET_HEADER)
+            writer.writerows([a.opened_at.isoformat(), a.alert_id, " ".join(map(str, a.details.get("sensors", ()))),
+                              a.title] for _, a in run.alerts)
     at = [np.empty(len(rs), dtype=np.int64) for rs in rows]
     for n, (k, i) in enumerate(order):
         at[k][i] = n
@@ -113,8 +130,18 @@ def run_category(
             "is_anomaly": np.asarray(flag, dtype=np.int8),
             "values": np.asarray([r.value for r in rs], dtype=float),
             "thresholds": np.asarray(thresholds, dtype=float),
+            "budget_per_week": budget,
+            "alerts_per_week": per_week,
         })
     return out
+
+
+def rows_ts_min(rows: list[list[Any]]) -> datetime:
+    return min(rs[0].ts for rs in rows if rs)
+
+
+def rows_ts_max(rows: list[list[Any]]) -> datetime:
+    return max(rs[-1].ts for rs in rows if rs)
 
 
 def run_file(
@@ -162,6 +189,7 @@ def evaluate_series(
     progress: bool = True,
     quiet: bool = False,
     plots_dir: str | Path | None = None,
+    assets: bool = True,
 ) -> dict[str, Any]:
     """Run the sensor pipeline over every series under *data_dir* and score it with NAB.
 
@@ -182,6 +210,9 @@ def evaluate_series(
         A progress line on stderr; no printed summary on stdout.
     plots_dir
         When given, one PNG per series there (:func:`oddwatch.plots.write_eval_series_plots`).
+    assets
+        True (default): each ``<category>`` is one asset (:func:`run_asset`), as the live flow
+        decides; False: each file decides alone (:func:`run_file`).
 
     Returns
     -------
@@ -201,7 +232,8 @@ def evaluate_series(
     by_category: dict[str, list[Path]] = {}
     for p in files:
         by_category.setdefault(p.parent.name, []).append(p)
-    jobs = [(paths, out, params, alert_settings) for paths in by_category.values()]
+    groups = list(by_category.values()) if assets else [[p] for p in files]  # --per-series: each file alone
+    jobs = [(paths, out, params, alert_settings) for paths in groups]
     start = time.perf_counter()
     runs: list[dict[str, Any]] = []
     total_rows = 0
@@ -299,9 +331,18 @@ def summarize(runs: list[dict[str, Any]], windows: Mapping[str, Any], seconds: f
         },
         "events": events.to_dict(),
         "per_category": per_category(runs, windows),
+        "budget": {cat: {"budget_per_week": rs[0].get("budget_per_week"), "alerts_per_week": rs[0].get("alerts_per_week")}
+                   for cat, rs in _by_category(runs).items() if "alerts_per_week" in rs[0]},
         "no_anomaly": {"files": len(quiet_files), "alerts": sum(quiet_files.values()), "per_file": quiet_files},
         "per_file": per_file,
     }
+
+
+def _by_category(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        out.setdefault(r["key"].split("/")[0], []).append(r)
+    return out
 
 
 def per_category(runs: list[dict[str, Any]], windows: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -337,6 +378,9 @@ def format_summary(s: Mapping[str, Any]) -> str:
     for cat, c in s.get("per_category", {}).items():
         lines.append(f"  {cat:<24} {c['files']:3d} files {c['windows']:3d} windows {c['alerts']:4d} alerts   "
                      f"standard oracle {c['standard_oracle']:7.2f}   own decisions {c['standard_decisions']:7.2f}")
+    for cat, b in s.get("budget", {}).items():
+        lines.append(f"  asset {cat:<18} alerts per week {b['alerts_per_week']:.2f} (budget for false alerts "
+                     f"{b['budget_per_week']:g})")
     e = s["events"]
     delay = "n/a" if e["mean_delay_s"] is None else f"{e['mean_delay_s'] / 60:.1f} min"
     lines += [

@@ -143,6 +143,10 @@ class AlertSettings:
     open_after: int = 1  # readings at or above the threshold before an alert opens
     close_after: int = 10  # readings below the threshold before it closes
     cooldown_s: float = 0.0  # no new alert for a series this soon after one closed ([series] quiet_after_alert counts readings)
+    false_alerts_per_week: float = 1.0  # per asset: the thresholds aim at this many false alerts a week on normal data
+    series_false_alerts_per_week: float = 7.0  # per sensor: the level at which a sensor's check counts as evidence
+    asset_window_s: float = 300.0  # sensors raised this close in time are one asset-level event
+    asset_min_sensors: int = 2  # sensors raised together that open an asset alert (one alone needs the asset's budget)
     log_close_after: int = 3  # normal windows before a log alert closes
     log_cooldown_s: float = 600.0  # no new log alert for a source this soon after one closed
     budget_per_source_per_hour: int = 6  # warning alerts per source and hour before they are grouped into a summary alert

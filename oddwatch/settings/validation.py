@@ -90,6 +90,12 @@ def validate(s: Settings) -> None:
         raise ConfigError("[state].snapshot_s and wal_segment_bytes must be positive")
     if s.alerts.open_after < 1 or s.alerts.close_after < 1:
         raise ConfigError("[alerts].open_after and close_after must be at least 1")
+    for name in ("false_alerts_per_week", "series_false_alerts_per_week", "asset_window_s"):
+        value = getattr(s.alerts, name)
+        if not (isinstance(value, (int, float)) and value >= 0 and value != float("inf")):
+            raise ConfigError(f"[alerts].{name} = {value!r}: must be a finite number >= 0 (0 turns the budget off)")
+    if s.alerts.asset_min_sensors < 1:
+        raise ConfigError(f"[alerts].asset_min_sensors = {s.alerts.asset_min_sensors!r}: must be at least 1")
     port = _url_port(s.influx.url)
     if port is not None and not 0 < port < 65536:
         raise ConfigError(f"[influx].url = {s.influx.url!r}: the port must be a number 1..65535, "
