@@ -49,6 +49,35 @@ def poisson_surprise(count: int, mean: float) -> float:
     return max(0.0, -log_tail / math.log(10))
 
 
+def poisson_lower_surprise(count: int, mean: float) -> float:
+    """``-log10 P(X <= count)`` for ``X ~ Poisson(mean)`` (0 when the count is not below the mean).
+
+    >>> round(poisson_lower_surprise(0, 2.0), 3), round(poisson_lower_surprise(1, 2.0), 3), poisson_lower_surprise(3, 2.0)
+    (0.869, 0.391, 0.0)
+    """
+    if count >= mean:
+        return 0.0
+    cdf, pmf = 0.0, math.exp(-mean)
+    for k in range(count + 1):
+        cdf += pmf
+        pmf *= mean / (k + 1)
+    return max(0.0, -math.log10(max(cdf, 1e-300)))
+
+
+def count_surprise(count: int, mean: float, min_rate: float = 0.05) -> float:
+    """How unlikely a template's count in a window is given its usual mean count: the
+    Poisson tail above (``-log10 P(X >= count)``) or below (``-log10 P(X <= count)``),
+    whichever side the count is on. 3 times where it is usually 2 is noise; 15 is not.
+
+    >>> round(count_surprise(3, 2.0), 2), round(count_surprise(1, 2.0), 2), count_surprise(15, 2.0) > 8
+    (0.49, 0.39, True)
+    """
+    mean = max(mean, min_rate)
+    if count > mean:
+        return poisson_surprise(count, mean)
+    return poisson_lower_surprise(count, mean)
+
+
 class TemplateRates:
     """Per-template counts per window of one source; picklable.
 

@@ -143,7 +143,8 @@ class AlertSettings:
     close_after: int = 10  # readings below the threshold before it closes
     cooldown_s: float = 0.0  # no new alert for a series this soon after one closed ([series] quiet_after_alert counts readings)
     log_close_after: int = 3  # normal windows before a log alert closes
-    log_cooldown_s: float = 600.0  # no new log alert for a source this soon after one closed
+    log_cooldown_s: float = 0.0  # no new log alert for a source this soon after one closed (0: a false alert never hides the next)
+    false_alerts_per_week: float = 1.0  # per log source (time windows): the novelty threshold is the score its normal windows pass this often; 0: [log_detector] q
     budget_per_source_per_hour: int = 6
     budget_global_per_hour: int = 60
     budget_summary_every: int = 10  # held alerts between two updated summaries within an hour
