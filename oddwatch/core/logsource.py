@@ -65,7 +65,7 @@ import numpy as np
 
 from detectors.drift import DriftEvent, DriftWatch
 from detectors.embedders import HashingEmbedder
-from detectors.rates import TemplateRates, count_surprise
+from detectors.rates import TemplateRates
 from detectors.tail import TailThreshold
 from detectors.silence import SilenceWatch
 from oddwatch.core.alerts import AlertTracker
@@ -538,6 +538,8 @@ class LogSourceState:
                 effective = min(effective, math.nextafter(result.threshold, 0.0))
             else:
                 result = dataclasses.replace(result, explanation={**result.explanation, "count_changes": changes})
+        if result.is_anomaly:  # every way a window is marked (a new message under a budget too) opens an alert
+            effective = max(effective, result.threshold)
         if tw.kind != "session" and not result.is_anomaly:
             if tr.rates is not None:
                 tr.rates.learn_one(counts)
@@ -626,7 +628,7 @@ class LogSourceState:
         if tw.kind != "session" and level > 0 and (rates is None or rates.windows < rates.min_windows):
             return None  # a count's own variability is not known yet: no "unusual mix"
         if tw.kind != "session" and level > 0 and rates is not None:
-            scored = sorted(((count_surprise(counts.get(t, 0), rates.expected(t), rates.min_rate), t)
+            scored = sorted(((rates.surprise(t, counts.get(t, 0)), t)
                              for t in set(counts) | set(rates.mean)), key=lambda x: (-x[0], x[1]))
             if not scored or scored[0][0] < level:
                 return None
