@@ -122,7 +122,7 @@ class LogParams:
     fleet: str = "site/app"  # site/app (one app on any host of a site) | app (on any site) | source (each alone)
     max_fleet_sources: int = 10000  # sources held per fleet; the least recently active beyond it is forgotten
     # severity: a line's level (syslog severity, a level field, a FATAL/ERROR/CRITICAL word) is evidence
-    severity_level: float = 0.5  # a window alerts when level weight x (1 - share of windows with the template)^2 reaches it; 0: off
+    severity_level: float = 0.5  # a window alerts when level weight x exp(-share of windows with the template / 0.05) reaches it; 0: off
     # counts: a time window's "unusual mix" must show a template count its own rate makes unlikely
     mix_level: float = 4.0  # -log10 Poisson tail probability of the most surprising count; 0: no check
     # templates

@@ -108,6 +108,7 @@ COUNT_CHANGES = 3  # templates named when a window's mix differs from its usual 
 LEVEL_RANKS = {"emergency": 3, "alert": 3, "critical": 3, "error": 2, "warning": 1}
 RANK_WEIGHTS = {3: 1.0, 2: 0.7, 1: 0.0}
 RANK_NAMES = {3: "critical", 2: "error", 1: "warning"}
+ROUTINE_SHARE = 0.05  # a levelled template in this share of a fleet's windows keeps 1/e of its weight
 
 
 def level_rank(level: str | None, text: str) -> int:
@@ -590,8 +591,9 @@ class LogSourceState:
 
     def _severity(self, tw: TemplatedWindow, result: WindowResult, effective: float) -> tuple[WindowResult, float]:
         """Mark a window anomalous when it holds a line of a high level (critical, error) whose
-        template is uncommon in the fleet's windows: weight x (1 - share)^2 reaches
-        ``severity_level``. A routine error line (in most windows) weighs nothing."""
+        template is uncommon in the fleet's windows: weight x exp(-share / ROUTINE_SHARE)
+        reaches ``severity_level``. A routine error line (in a tenth of the windows or more)
+        weighs next to nothing."""
         level = self.params.severity_level
         if level <= 0 or not result.warm or not tw.window.levels or result.is_anomaly:
             return result, effective
@@ -599,7 +601,7 @@ class LogSourceState:
         best, top = 0.0, None
         for tid, rank in tw.window.levels.items():
             share = max(0, self.novelty.df.get(tid, 1) - 1) / n
-            evidence = RANK_WEIGHTS.get(rank, 0.0) * (1.0 - min(1.0, share)) ** 2
+            evidence = RANK_WEIGHTS.get(rank, 0.0) * math.exp(-share / ROUTINE_SHARE)
             if evidence > best:
                 best, top = evidence, tid
         if top is None or best < level:
