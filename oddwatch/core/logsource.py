@@ -66,8 +66,8 @@ import numpy as np
 from detectors.drift import DriftEvent, DriftWatch
 from detectors.embedders import HashingEmbedder
 from detectors.rates import TemplateRates
-from detectors.tail import TailThreshold
 from detectors.silence import SilenceWatch
+from detectors.tail import TailThreshold
 from oddwatch.core.alerts import AlertTracker
 from oddwatch.core.feedback import (
     RECENT_WINDOWS,
@@ -84,7 +84,6 @@ from oddwatch.core.log_outputs import (
     silence_alerts,
     split_source,
 )
-from oddwatch.ingest.logs import normalize_level, sniff_level
 from oddwatch.core.log_pipeline import (
     EmbeddedChange,
     EmbeddedWindow,
@@ -97,6 +96,7 @@ from oddwatch.core.log_pipeline import (
     TemplatedWindow,
     WindowResult,
 )
+from oddwatch.ingest.logs import normalize_level, sniff_level
 from oddwatch.records import UTC, Alert, Severity
 from oddwatch.settings import AlertSettings
 
