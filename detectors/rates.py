@@ -2,7 +2,7 @@
 
 A burst of a message that is normally rare is not *new*, so a novelty index can miss it;
 its count is what is unusual. Each template's count per window is tracked with an
-exponentially weighted mean (windows without it count as 0), and a window's score is the
+exponentially weighted mean and variance (windows without it count as 0), and a window's score is the
 largest Poisson surprise ``-log10 P(X >= count | mean)`` over its known templates, squashed
 to [0, 1) with 0.5 at ``level`` (``level = 8``: a count that rate would produce once in 10^8
 windows).
@@ -19,6 +19,8 @@ windows).
 from __future__ import annotations
 
 import math
+
+from scipy.stats import nbinom
 
 
 def poisson_surprise(count: int, mean: float) -> float:
@@ -49,6 +51,35 @@ def poisson_surprise(count: int, mean: float) -> float:
     return max(0.0, -log_tail / math.log(10))
 
 
+def poisson_lower_surprise(count: int, mean: float) -> float:
+    """``-log10 P(X <= count)`` for ``X ~ Poisson(mean)`` (0 when the count is not below the mean).
+
+    >>> round(poisson_lower_surprise(0, 2.0), 3), round(poisson_lower_surprise(1, 2.0), 3), poisson_lower_surprise(3, 2.0)
+    (0.869, 0.391, 0.0)
+    """
+    if count >= mean:
+        return 0.0
+    cdf, pmf = 0.0, math.exp(-mean)
+    for k in range(count + 1):
+        cdf += pmf
+        pmf *= mean / (k + 1)
+    return max(0.0, -math.log10(max(cdf, 1e-300)))
+
+
+def count_surprise(count: int, mean: float, min_rate: float = 0.05) -> float:
+    """How unlikely a template's count in a window is given its usual mean count: the
+    Poisson tail above (``-log10 P(X >= count)``) or below (``-log10 P(X <= count)``),
+    whichever side the count is on. 3 times where it is usually 2 is noise; 15 is not.
+
+    >>> round(count_surprise(3, 2.0), 2), round(count_surprise(1, 2.0), 2), count_surprise(15, 2.0) > 8
+    (0.49, 0.39, True)
+    """
+    mean = max(mean, min_rate)
+    if count > mean:
+        return poisson_surprise(count, mean)
+    return poisson_lower_surprise(count, mean)
+
+
 class TemplateRates:
     """Per-template counts per window of one source; picklable.
 
@@ -76,7 +107,37 @@ class TemplateRates:
         self.min_rate = min_rate
         self.level = level
         self.mean: dict[int, float] = {}
+        self.var: dict[int, float] = {}  # exponentially weighted variance of each template's count
         self.windows = 0
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("var", {})  # pickled before the variance was kept: Poisson
+
+    def surprise(self, tid: int, count: int) -> float:
+        """``-log10`` of the tail probability of *count* on its side of the template's mean: a
+        Poisson tail, or a negative binomial one where the count varies more than a Poisson
+        count would (busy traffic whose rate wanders), so its usual variability is no burst.
+
+        >>> r = TemplateRates(alpha=0.1)
+        >>> for i in range(100):
+        ...     r.learn_one({1: 20 + (15 if i % 2 else -15), 2: 20})
+        >>> r.surprise(1, 60) < 2.0 < 8.0 < r.surprise(2, 60)  # 60 against 20 +- 15 and 20 +- 0
+        True
+        """
+        mean = max(self.mean.get(tid, 0.0), self.min_rate)
+        var = self.var.get(tid, 0.0)
+        if var <= 1.05 * mean:
+            return count_surprise(count, mean, self.min_rate)
+        n = mean * mean / (var - mean)
+        p = n / (n + mean)
+        if count > mean:
+            log_tail = float(nbinom.logsf(count - 1, n, p))
+        elif count < mean:
+            log_tail = float(nbinom.logcdf(count, n, p))
+        else:
+            return 0.0
+        return max(0.0, -log_tail / math.log(10))
 
     def score_one(self, counts: dict[int, int]) -> tuple[float, int | None]:
         """The window's score in [0, 1) and the template behind it (None when nothing is known)."""
@@ -87,7 +148,7 @@ class TemplateRates:
             mean = self.mean.get(tid)
             if mean is None:
                 continue  # never seen: the novelty index's job
-            surprise = poisson_surprise(count, max(mean, self.min_rate))
+            surprise = self.surprise(tid, count) if count > mean else 0.0
             if surprise > best:
                 best, top = surprise, tid
         return best / (best + self.level), top
@@ -99,8 +160,10 @@ class TemplateRates:
     def learn_one(self, counts: dict[int, int]) -> None:
         """Learn one window's counts (templates absent from it count 0)."""
         a = self.alpha
-        for tid in self.mean:
-            self.mean[tid] *= 1.0 - a
-        for tid, count in counts.items():
-            self.mean[tid] = self.mean.get(tid, 0.0) + a * count
+        var = self.var
+        for tid in [*self.mean, *(t for t in counts if t not in self.mean)]:
+            m = self.mean.get(tid, 0.0)
+            d = counts.get(tid, 0) - m
+            self.mean[tid] = m + a * d
+            var[tid] = (1.0 - a) * (var.get(tid, 0.0) + a * d * d)
         self.windows += 1

@@ -47,7 +47,7 @@ from oddwatch.core.feedback import (
 )
 from oddwatch.core.log_outputs import split_source
 from oddwatch.core.log_pipeline import LogParams, ModelKey, build_embedder
-from oddwatch.core.logsource import Decided, Drifted, Flooded, LogOutput, LogSourceState, RawLine
+from oddwatch.core.logsource import Decided, Drifted, Flooded, LogOutput, LogSourceState, RawLine, fleet_key
 from oddwatch.ingest.guard import guarded
 from oddwatch.ingest.logs import parse_log
 from oddwatch.ingest.topics import matches, own_prefixes, subscribe_filters
@@ -190,8 +190,9 @@ class SourceLogic(StatefulBatchLogic[LogLine | Feedback | Evict, Decision, LogSo
                 out += self._step(run)
                 run = []
                 if self.state is not None:
-                    out += self.decide.record(self.state, self.state.flush())
-                self.state = None
+                    out += self.decide.record(self.state, self.state.drop(value.key))
+                    if not self.state.sources:
+                        self.state = None
                 continue
             if isinstance(value, Feedback):
                 out += self._step(run)
@@ -202,7 +203,7 @@ class SourceLogic(StatefulBatchLogic[LogLine | Feedback | Evict, Decision, LogSo
             if self.state is None:
                 self.state = self.decide.new_state(value)
             ts = value.ts.timestamp()
-            run.append((ts, value.msg))
+            run.append((ts, value.msg, value.key, value.level))
             self.last_event = ts if self.last_event is None or ts > self.last_event else self.last_event
             lines += 1
         if lines:
@@ -256,7 +257,9 @@ class Decide:
         return SourceLogic(self, resume)
 
     def new_state(self, line: LogLine) -> LogSourceState:
-        return LogSourceState(line.key, self.params(line.topic), alerts=self.alerts, embeddings=self.embeddings)
+        params = self.params(line.topic)
+        return LogSourceState(fleet_key(line.key, params.fleet), params, alerts=self.alerts,
+                              embeddings=self.embeddings)
 
     def record(self, state: LogSourceState, outputs: list[LogOutput]) -> list[Decision]:
         """Count the state's outputs in the metrics; returns them unchanged."""
@@ -287,9 +290,18 @@ def is_feedback(x: object) -> TypeGuard[Feedback]:
     return isinstance(x, Feedback)
 
 
-def source_key(item: LogLine | Feedback | Evict) -> str:
-    """The ``source_key`` step: lines by site/host/app, feedback by its alert's source."""
-    return route_key(item.alert_id) if isinstance(item, Feedback) else item.key
+class SourceKey:
+    """The ``source_key`` step: lines (and evictions) by the fleet of their site/host/app
+    (``[log_detector] fleet``), feedback by its alert's source's fleet."""
+
+    def __init__(self, fleet: str = "site/app") -> None:
+        self.fleet = fleet
+
+    def __call__(self, item: LogLine | Feedback | Evict) -> str:
+        return fleet_key(route_key(item.alert_id) if isinstance(item, Feedback) else item.key, self.fleet)
+
+
+source_key = SourceKey()
 
 
 def to_points(d: Decision) -> list[Point]:
@@ -362,7 +374,8 @@ def build_flow(
     parse = guarded("log", "parse_log", admit_sources(LogParser(settings.logs), settings.logs))
     parsed = op.flat_map_batch("parse_log", by_topic.falses, ParseBatch(parse, meters))
     lines = op.branch("split_errors", parsed, is_line)
-    keyed = op.key_on("source_key", op.merge("lines_and_feedback", lines.trues, feedback.trues), source_key)
+    keyed = op.key_on("source_key", op.merge("lines_and_feedback", lines.trues, feedback.trues),
+                       SourceKey(params.fleet))
     decided: Stream[Decision] = op.map("unkey", op.stateful_batch("decide", keyed, decide), value_of)
     points = op.flat_map("to_points", decided, to_points)
     to_budget = op.key_on("budget_key", op.flat_map("alerts_of", decided, alerts_of), budget_key)

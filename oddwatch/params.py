@@ -21,6 +21,7 @@ from detectors.spot import TailThreshold
 
 MODES = ("session", "tumbling", "sliding")
 BYS = ("time", "count")
+FLEETS = ("site/app", "app", "source")
 
 
 @dataclass
@@ -129,6 +130,14 @@ class LogParams:
     max_session_lines: int = LogWindowParams.max_session_lines
     max_open_windows: int = LogWindowParams.max_open_windows
     examples_per_template: int = LogWindowParams.examples_per_template
+    # fleets: the sources one decision object judges together (shared templates, normal windows
+    # and calibration; windows, bursts, silences and alerts per source)
+    fleet: str = "site/app"  # site/app (one app on any host of a site) | app (on any site) | source (each alone)
+    max_fleet_sources: int = 10000  # sources held per fleet; the least recently active beyond it is forgotten
+    # severity: a line's level (syslog severity, a level field, a FATAL/ERROR/CRITICAL word) is evidence
+    severity_level: float = 0.5  # a window alerts when level weight x exp(-share of windows with the template / 0.05) reaches it; 0: off
+    # counts: a time window's "unusual mix" must show a template count its own rate makes unlikely
+    mix_level: float = 4.0  # -log10 Poisson tail probability of the most surprising count; 0: no check
     # templates
     max_templates: int = 1000
     template_sim_th: float = 0.4
@@ -199,7 +208,12 @@ class LogParams:
             raise ValueError(f"LogParams: max_seq_length = {self.max_seq_length!r} must be >= 0 (0: the model's limit)")
         if not 0.0 <= self.count_weight <= 1.0:
             raise ValueError(f"LogParams: count_weight = {self.count_weight!r} must be in [0, 1]")
-        for name in ("count_dims", "index_capacity", "index_k", "micro_batch", "promote_min", "max_templates"):
+        if self.fleet not in FLEETS:
+            raise ValueError(f"LogParams: fleet = {self.fleet!r} must be one of {FLEETS}")
+        if self.severity_level < 0 or self.mix_level < 0:
+            raise ValueError(f"LogParams: severity_level = {self.severity_level!r} and mix_level = "
+                             f"{self.mix_level!r} must be >= 0 (0: off)")
+        for name in ("count_dims", "index_capacity", "max_fleet_sources", "index_k", "micro_batch", "promote_min", "max_templates"):
             if getattr(self, name) < 1:
                 raise ValueError(f"LogParams: {name} = {getattr(self, name)!r} must be >= 1")
         if self.max_new_templates_per_min < 0:

@@ -46,7 +46,11 @@ def test_window_labels_per_node_and_metrics(labelled_log: Path, tmp_path: Path) 
     assert [r["id"] for r in labelled] == ["tbird-admin1:count:100"]
     node = [r for r in rows if r["id"].startswith("tbird-admin1:")][1:]  # the first window meets an empty index
     assert max(node, key=lambda r: float(r["score"]))["id"] == "tbird-admin1:count:100"
-    assert summary["recall"] == 1.0 and summary["false_alerts"] == 0
+    # the nodes learn as one fleet (warm after 3 of its windows, not 3 of each node's): a few of
+    # the sample's rarer messages, first seen after that, page
+    assert summary["recall"] == 1.0 and summary["false_alerts"] <= 8
+    alone = evaluate_logs(labelled_log, fmt="thunderbird", params=_params(fleet="source"))
+    assert alone["recall"] == 1.0 and alone["false_alerts"] == 0  # each node alone: its own warm-up
     assert {"precision", "f1", "false_alerts", "auprc", "best_f1", "alerts_per_hour"} <= set(summary)
 
 

@@ -161,4 +161,4 @@ def test_evict_drops_the_log_steps_state() -> None:
     out, discard = logic.on_batch([Evict(line.key, 100.0)])
     assert discard is True and logic.state is None
     assert [d.result.lines for d in out if isinstance(d, Decided)] == [1]  # the open window was decided
-    assert log_flow.source_key(Evict(line.key, 100.0)) == "s1/h/a"
+    assert log_flow.source_key(Evict(line.key, 100.0)) == "s1/*/a"  # its fleet's state drops the source

@@ -71,9 +71,9 @@ def test_a_novelty_alert_without_a_rare_template_names_the_counts_that_differ() 
     a = log_alert(_result(explanation={"count_changes": changes, "nearest_normal": {"window_id": "w0"}}), OPEN,
                   "warning")
     assert a.title == "web1/sshd on s1: unusual mix of log messages: 'session opened for user <*>' 9 times, usually 1"
-    assert ("has no new message but an unusual mix. Templates whose counts differ most from the nearest normal "
-            "window w0: 'session opened for user <*>' 9 times (nearest normal window: 1), e.g. 'session opened for "
-            "user u1'; 'session closed for user <*>' 0 times (nearest normal window: 1).") in a.text
+    assert ("has no new message but an unusual mix. The counts least likely given their usual variability: "
+            "'session opened for user <*>' 9 times (usually 1), e.g. 'session opened for "
+            "user u1'; 'session closed for user <*>' 0 times (usually 1).") in a.text
     bare = log_alert(_result(explanation={}), OPEN, "warning")
     assert "far from every normal window" in bare.text and "0 new" not in bare.title + bare.text
 

@@ -88,10 +88,10 @@ def log_alert(r: WindowResult, t: Transition, severity: Severity) -> Alert:
     return Alert(
         alert_id=alert_id(r.source, t.opened_at), source="log", kind=t.kind,
         severity=severity, site=site, subject=subject,
-        title=title, text=text, score=r.score, threshold=r.threshold, opened_at=t.opened_at, ts=end,
+        title=title, text=text, score=t.score if t.kind == "open" else r.score, threshold=r.threshold, opened_at=t.opened_at, ts=end,
         details={"window_id": r.window_id, "start": start, "end": end, "lines": r.lines, "peak_severity": severity_of(t.peak_score),
                  **{k: v for k, v in r.explanation.items() if k in ("rare_templates", "nearest_normal", "burst",
-                                                                     "count_changes")}},
+                                                                     "count_changes", "severity")}},
     )
 
 
@@ -115,6 +115,12 @@ def _open_text(r: WindowResult, start: datetime, end: datetime) -> tuple[str, st
                 f"usually {burst['expected']:.1f} times per window of this length. "
                 f"Example: {_q(burst['example'])}. The message is known; its rate is not.")
         return f"burst of {_q(burst['template'], 60)} ({burst['count']} times, usually {burst['expected']:.1f})", text
+    sev: dict[str, Any] | None = ex.get("severity")
+    if sev:
+        text = (f"{r.source} logged {_q(sev['template'])} at level {sev['level']} {sev['count']} time"
+                f"{'s' if sev['count'] != 1 else ''} from {span} ({_seen(sev['windows_seen'])} of its fleet's windows). "
+                f"Example: {_q(sev['example'])}.")
+        return f"{sev['level']} message: {_q(sev['template'], 60)}", text
     near = ex.get("nearest_normal") or {}
     near_txt = (f" Nearest normal window {near.get('window_id')}: " + " | ".join(near.get("examples", [])[:3]) + "."
                 if near else "")
@@ -130,10 +136,10 @@ def _open_text(r: WindowResult, start: datetime, end: datetime) -> tuple[str, st
         return f"{what}: {_q(rare[0]['template'], 60)}", text
     changes = ex.get("count_changes") or []
     if changes:
-        named = "; ".join(f"{_q(c['template'])} {c['count']} times (nearest normal window: {c['usual']})"
+        named = "; ".join(f"{_q(c['template'])} {c['count']} times (usually {c['usual']})"
                           + (f", e.g. {_q(c['example'])}" if c.get("example") else "") for c in changes)
-        text = (f"{head} has no new message but an unusual mix. Templates whose counts differ most from the "
-                f"nearest normal window {near.get('window_id')}: {named}. {decided}")
+        text = (f"{head} has no new message but an unusual mix. The counts least likely given their usual "
+                f"variability: {named}. {decided}")
         top = changes[0]
         return f"unusual mix of log messages: {_q(top['template'], 60)} {top['count']} times, usually {top['usual']}", text
     text = f"{head} has no new message, but its mix of messages is far from every normal window.{near_txt} {decided}"

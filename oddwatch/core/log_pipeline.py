@@ -47,7 +47,7 @@ from detectors.calibration import QuantileThreshold
 from detectors.embedders import Embedder, HashingEmbedder, SentenceTransformerEmbedder
 from detectors.novelty import NoveltyIndex
 from detectors.templates import TemplateMinerState
-from oddwatch.core.log_windows import ClosedWindow, WindowAssembler
+from oddwatch.core.log_windows import ClosedWindow, FleetWindows, WindowAssembler
 from oddwatch.params import LogParams
 
 ModelKey = tuple[str, int | None]
@@ -148,6 +148,7 @@ class Unmined:
 
     minute: float  # start of the minute, epoch seconds
     line: str
+    source: str = ""  # the source that sent it
 
 
 class GroupTemplates:
@@ -167,7 +168,7 @@ class GroupTemplates:
             max_clusters=self.params.max_templates, sim_th=self.params.template_sim_th,
             depth=self.params.template_depth,
         )
-        self.windows = WindowAssembler(source, self.params.window_params())
+        self.windows = FleetWindows(source, self.params.window_params(), max_sources=self.params.max_fleet_sources)
         self.kind = window_kind(self.params)
         self._texts: dict[int, str] = {}
         self.budget = NewTemplateBudget(self.params.max_new_templates_per_min)
@@ -179,16 +180,25 @@ class GroupTemplates:
         if "budget" not in state:  # pickled before the new-template budget
             self.budget = NewTemplateBudget(self.params.max_new_templates_per_min)
             self.unmined, self.unmined_lines = [], 0
+        if isinstance(self.windows, WindowAssembler):  # pickled before fleets: one source's windows
+            fleet = FleetWindows(self.source, self.windows.params, max_sources=self.params.max_fleet_sources)
+            fleet._by[self.windows.source] = self.windows
+            fleet.watermark = self.windows.watermark
+            fleet._schedule(self.windows.source, self.windows)
+            self.windows = fleet  # type: ignore[assignment]
 
-    def process(self, ts: float, line: str) -> tuple[list[TemplatedWindow], list[TemplateChange]]:
-        """One line (event time in epoch seconds) -> windows it closed, template changes."""
+    def process(self, ts: float, line: str, source: str | None = None, rank: int = 0,
+                ) -> tuple[list[TemplatedWindow], list[TemplateChange]]:
+        """One line (event time in epoch seconds) of *source* (default: the group's key), with its
+        level's rank -> windows it closed (of any source of the group), template changes."""
+        src = self.source if source is None else source
         match = self.miner.add(line, learn=not self.budget.spent(ts))
         if match is None:
             self.unmined_lines += 1
             if not self.budget.flagged:
                 self.budget.flagged = True
-                self.unmined.append(Unmined(self.budget.minute * 60.0, line))
-            return [self._templated(w) for w in self.windows.add(ts, UNKNOWN_TEMPLATE, line)], []
+                self.unmined.append(Unmined(self.budget.minute * 60.0, line, src))
+            return [self._templated(w) for w in self.windows.add(ts, UNKNOWN_TEMPLATE, line, src, rank)], []
         if match.change_type == "cluster_created":
             self.budget.take(1, ts)
         changes: list[TemplateChange] = []
@@ -198,8 +208,12 @@ class GroupTemplates:
         self._texts[match.template_id] = match.template
         if len(self._texts) > 2 * self.params.max_templates:
             self._texts = self.miner.templates()
-        closed = self.windows.add(ts, match.template_id, line)
+        closed = self.windows.add(ts, match.template_id, line, src, rank)
         return [self._templated(w) for w in closed], changes
+
+    def drop(self, source: str) -> list[TemplatedWindow]:
+        """Close the open windows of *source* and forget its windowing (its templates stay)."""
+        return [self._templated(w) for w in self.windows.drop(source)]
 
     def advance(self, ts: float) -> list[TemplatedWindow]:
         """Move event time forward without a line (idle sources still close windows)."""
@@ -265,6 +279,10 @@ def _slot(template_id: int, dims: int) -> int:
 
 class GroupNovelty:
     """Stage 3 for one source group: window vector, novelty score, calibration, admission."""
+
+    # a window with a template never seen before alerts from this score on, whatever the
+    # calibrated threshold (set under a false-alert budget: a new message is news itself)
+    new_threshold: float | None = None
 
     def __init__(self, source: str, params: LogParams | None = None) -> None:
         self.source = source
@@ -404,7 +422,9 @@ class GroupNovelty:
         score, nearest, _ = self.index.score(vec)
         threshold = self.calibration.threshold
         warm = self.calibration.warm
-        is_anomaly = warm and score >= threshold
+        is_anomaly = warm and (score >= threshold or (
+            self.new_threshold is not None and score >= self.new_threshold
+            and any(self.df.get(tid, 0) == 0 for tid in win.template_counts)))
         common = self._common(win.template_counts)
         normal = nearest is None or (common and score < min(threshold, p.admit_distance))
         if normal:
@@ -418,7 +438,7 @@ class GroupNovelty:
             self.df[tid] = self.df.get(tid, 0) + 1
         if p.refresh_every and self.n_windows % p.refresh_every == 0:
             self._recompute(lambda meta: True)
-        return WindowResult(self.source, win.window_id, win.start, win.end, win.lines,
+        return WindowResult(win.source, win.window_id, win.start, win.end, win.lines,
                             len(win.template_counts), score, threshold, is_anomaly, warm, admitted,
                             dict(explanation))
 

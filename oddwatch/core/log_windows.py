@@ -43,6 +43,7 @@ A later burst of a remembered session carries the whole session:
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import OrderedDict
@@ -68,6 +69,7 @@ class ClosedWindow:
     template_counts: Mapping[int, int]
     examples: Mapping[int, tuple[str, ...]]  # template id -> first lines of that template
     bursts: int = 1  # session windows: bursts of the session this window holds (its last one ends it)
+    levels: Mapping[int, int] = field(default_factory=dict)  # template id -> worst level rank of its lines (>0 only)
 
     @property
     def start_dt(self) -> datetime:
@@ -88,9 +90,12 @@ class _Open:
     bursts: int = 1
     counts: dict[int, int] = field(default_factory=dict)
     examples: dict[int, list[str]] = field(default_factory=dict)
+    ranks: dict[int, int] = field(default_factory=dict)
 
-    def add(self, ts: float, tid: int, line: str, n_examples: int) -> None:
+    def add(self, ts: float, tid: int, line: str, n_examples: int, rank: int = 0) -> None:
         self.lines += 1
+        if rank > 0 and rank > self.ranks.get(tid, 0):
+            self.ranks[tid] = rank
         self.start = min(self.start, ts)
         self.end = max(self.end, ts)
         self.counts[tid] = self.counts.get(tid, 0) + 1
@@ -102,7 +107,7 @@ class _Open:
         return ClosedWindow(
             source, self.wid, self.start, self.end, self.lines,
             dict(self.counts),
-            {k: tuple(v) for k, v in self.examples.items()}, self.bursts,
+            {k: tuple(v) for k, v in self.examples.items()}, self.bursts, dict(self.ranks),
         )
 
 
@@ -139,8 +144,17 @@ class WindowAssembler:
     def __len__(self) -> int:
         return len(self._open)
 
-    def add(self, ts: float, template_id: int, line: str) -> list[ClosedWindow]:
-        """Add one line; returns the windows this line's event time closed."""
+    def next_deadline(self) -> float:
+        """The earliest event time at which an open window closes by time (inf: none does)."""
+        if not self._open or (self.params.by == "count" and self.params.mode != "session"):
+            return math.inf
+        if self.params.mode == "session":
+            return next(iter(self._open.values())).deadline
+        return min(w.deadline for w in self._open.values())
+
+    def add(self, ts: float, template_id: int, line: str, rank: int = 0) -> list[ClosedWindow]:
+        """Add one line (*rank*: its level's rank, :func:`level_rank`); returns the windows
+        this line's event time closed."""
         p = self.params
         closed = self.advance(ts)
         self.count += 1
@@ -155,7 +169,7 @@ class WindowAssembler:
                     else:
                         win.wid, win.bursts = f"{self.source}:{key}:{ts:.0f}", win.bursts + 1
                 win.deadline = max(win.deadline, ts + p.session_gap_s)
-                win.add(ts, template_id, line, p.examples_per_template)
+                win.add(ts, template_id, line, p.examples_per_template, rank)
                 self._open[key] = win  # most recently active last
                 if win.lines >= p.max_session_lines:
                     closed.append(self._close(key))
@@ -164,7 +178,7 @@ class WindowAssembler:
                 win = self._open.get(key)
                 if win is None:
                     win = self._open[key] = _Open(key, ts, ts, end)
-                win.add(ts, template_id, line, p.examples_per_template)
+                win.add(ts, template_id, line, p.examples_per_template, rank)
                 if p.by == "count" and self.count >= end:
                     closed.append(self._close(key))
         while len(self._open) > p.max_open_windows:
@@ -218,3 +232,100 @@ class WindowAssembler:
         """Close every open window (end of stream)."""
         self._done.clear()
         return [self._close(k) for k in list(self._open)]
+
+
+class FleetWindows:
+    """The windows of every source of one fleet: a :class:`WindowAssembler` per source, closed
+    by the fleet's event time (the largest timestamp of any of its sources), so a source that
+    went quiet still has its windows decided when the others move on.
+
+    At most ``max_sources`` sources are held; beyond it the least recently active one has its
+    open windows closed and is forgotten.
+
+    >>> fw = FleetWindows("s1/*/app", LogWindowParams(size_s=60))
+    >>> fw.add(0.0, 1, "a", "s1/h1/app"), fw.add(10.0, 1, "b", "s1/h2/app")
+    ([], [])
+    >>> [w.window_id for w in fw.add(61.0, 1, "c", "s1/h2/app")]
+    ['s1/h1/app:time:0', 's1/h2/app:time:0']
+    >>> sorted(fw.sources())
+    ['s1/h1/app', 's1/h2/app']
+    """
+
+    def __init__(self, fleet: str, params: LogWindowParams | None = None, *, max_sources: int = 10000) -> None:
+        if max_sources < 1:
+            raise ValueError(f"FleetWindows[{fleet}]: max_sources = {max_sources!r} must be >= 1")
+        self.fleet = fleet
+        self.params = params or LogWindowParams()
+        self.params.validate()
+        self.max_sources = max_sources
+        self._by: OrderedDict[str, WindowAssembler] = OrderedDict()  # least recently active first
+        self._due: list[tuple[float, str]] = []  # heap of (next deadline, source), stale entries allowed
+        self._next: dict[str, float] = {}
+        self.watermark = -math.inf
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return sum(len(a) for a in self._by.values())
+
+    def sources(self) -> list[str]:
+        return list(self._by)
+
+    def has(self, source: str) -> bool:
+        return source in self._by
+
+    def _schedule(self, source: str, asm: WindowAssembler) -> None:
+        d = asm.next_deadline()
+        if d == self._next.get(source, math.inf):
+            return
+        self._next[source] = d
+        if math.isfinite(d):
+            heapq.heappush(self._due, (d, source))
+            if len(self._due) > 4 * len(self._by) + 1024:  # drop stale entries
+                self._due = [(t, s) for s, t in self._next.items() if math.isfinite(t)]
+                heapq.heapify(self._due)
+
+    def add(self, ts: float, template_id: int, line: str, source: str, rank: int = 0) -> list[ClosedWindow]:
+        """One line of *source*; returns the windows of any source that event time closed."""
+        closed = self.advance(ts)
+        asm = self._by.get(source)
+        if asm is None:
+            asm = self._by[source] = WindowAssembler(source, self.params)
+            while len(self._by) > self.max_sources:
+                closed += self.drop(next(iter(self._by)))
+                self.evicted += 1
+        else:
+            self._by.move_to_end(source)
+        closed += asm.add(ts, template_id, line, rank)
+        self._schedule(source, asm)
+        return closed
+
+    def advance(self, ts: float) -> list[ClosedWindow]:
+        """Move the fleet's event time to *ts*: the windows of every source now complete."""
+        if ts <= self.watermark:
+            return []
+        self.watermark = ts
+        out: list[ClosedWindow] = []
+        while self._due and self._due[0][0] <= ts:
+            d, source = heapq.heappop(self._due)
+            asm = self._by.get(source)
+            if asm is None or self._next.get(source) != d:
+                continue
+            self._next.pop(source, None)
+            out += asm.advance(ts)
+            self._schedule(source, asm)
+        return out
+
+    def drop(self, source: str) -> list[ClosedWindow]:
+        """Close every open window of *source* and forget it."""
+        asm = self._by.pop(source, None)
+        self._next.pop(source, None)
+        return asm.flush() if asm is not None else []
+
+    def flush(self) -> list[ClosedWindow]:
+        """Close every open window (end of stream)."""
+        out: list[ClosedWindow] = []
+        for asm in self._by.values():
+            out += asm.flush()
+        self._next.clear()
+        self._due.clear()
+        return out

@@ -67,6 +67,7 @@ from detectors.drift import DriftEvent, DriftWatch
 from detectors.embedders import HashingEmbedder
 from detectors.rates import TemplateRates
 from detectors.silence import SilenceWatch
+from detectors.tail import TailThreshold
 from oddwatch.core.alerts import AlertTracker
 from oddwatch.core.feedback import (
     RECENT_WINDOWS,
@@ -95,11 +96,49 @@ from oddwatch.core.log_pipeline import (
     TemplatedWindow,
     WindowResult,
 )
+from oddwatch.ingest.logs import normalize_level, sniff_level
 from oddwatch.records import UTC, Alert, Severity
 from oddwatch.settings import AlertSettings
 
-RawLine = tuple[float, str]  # (event time in epoch seconds, message)
-COUNT_CHANGES = 3  # templates named when a window's mix differs from its nearest normal window
+#: A line: (event time in epoch seconds, message), optionally with its source key (default: the
+#: state's key) and its level (syslog severity or level field; None: a level word in the text).
+RawLine = tuple[float, str] | tuple[float, str, str] | tuple[float, str, str, str | None]
+COUNT_CHANGES = 3  # templates named when a window's mix differs from its usual counts
+#: Rank of a level (0: not evidence) and the weight of each rank as evidence of a fault.
+LEVEL_RANKS = {"emergency": 3, "alert": 3, "critical": 3, "error": 2, "warning": 1}
+RANK_WEIGHTS = {3: 1.0, 2: 0.7, 1: 0.0}
+RANK_NAMES = {3: "critical", 2: "error", 1: "warning"}
+ROUTINE_SHARE = 0.05  # a levelled template in this share of a fleet's windows keeps 1/e of its weight
+
+
+def level_rank(level: str | None, text: str) -> int:
+    """The rank of a line's level (3: critical/fatal/alert/emergency, 2: error, 1: warning,
+    0: other); without a level, of the first level word in the text.
+
+    >>> level_rank("error", "x"), level_rank(None, "RAS KERNEL FATAL data TLB error"), level_rank(None, "hello")
+    (2, 3, 0)
+    """
+    name = normalize_level(level) if level is not None else sniff_level(text)
+    return LEVEL_RANKS.get(name or "", 0)
+
+
+def fleet_key(source: str, fleet: str = "site/app") -> str:
+    """The key of the fleet a source ``site/host/app`` belongs to (``[log_detector] fleet``):
+    ``site/app`` (default) groups one app's hosts of a site, ``app`` of every site, ``source``
+    keeps each source alone. A key not of three levels (a node name in a log corpus) joins the
+    fleet ``*``.
+
+    >>> fleet_key("s1/web1/nginx"), fleet_key("s1/web1/nginx", "app"), fleet_key("s1/web1/nginx", "source")
+    ('s1/*/nginx', '*/*/nginx', 's1/web1/nginx')
+    >>> fleet_key("R02-M1-N0-C:J12-U11")
+    '*'
+    """
+    if fleet == "source":
+        return source
+    parts = source.split("/")
+    if len(parts) != 3:
+        return "*"
+    return f"{parts[0]}/*/{parts[2]}" if fleet == "site/app" else f"*/*/{parts[2]}"
 
 
 class TemplateVectors(Protocol):
@@ -213,14 +252,35 @@ class RecentWindows:
         return [m for m in self._by_end.values() if epoch <= int(m["end"]) < stop]
 
 
+# ---------------------------------------------------------------- one source of a fleet
+class SourceTrack:
+    """What a fleet's decision object keeps per source: its silences, usual template counts
+    (its deviation from the fleet), alert hysteresis and remembered anomalous windows."""
+
+    def __init__(self, params: LogParams, alerts: AlertSettings, recent: int) -> None:
+        self.silence = SilenceWatch()
+        self.rates = TemplateRates(level=params.rate_level) if params.rate_level > 0 else None
+        self.tracker = AlertTracker(1, alerts.log_close_after, alerts.log_cooldown_s)
+        self.recent = RecentWindows(recent)
+        self.open_severity: Severity = "warning"
+        self.last_stamp_us = 0
+
+
 # ---------------------------------------------------------------- the decision object
 class LogSourceState:
-    """Every decision about one log source; picklable (the embeddings source is not pickled).
+    """Every decision about one fleet of log sources; picklable (the embeddings source is not
+    pickled).
+
+    The sources of a fleet (:func:`fleet_key`; one source when ``fleet = "source"``) share
+    templates, normal windows and calibration, so a new or small source is judged from its
+    first lines by what its fleet does; each source has its own windows, silences, usual
+    template counts (the fleet's until it has its own) and alerts (:class:`SourceTrack`).
 
     Parameters
     ----------
     key
-        The source key, ``site/host/app``.
+        The fleet key (:func:`fleet_key`), or a source key ``site/host/app`` for a state of
+        one source; lines without a source key are this key's.
     params
         Detector settings (the source's subscription's windows applied).
     alerts
@@ -241,13 +301,16 @@ class LogSourceState:
         p = self.params
         self.templates = GroupTemplates(key, p)
         self.novelty = GroupNovelty(key, p)
-        self.silence = SilenceWatch()
-        self.rates = TemplateRates(level=p.rate_level) if p.rate_level > 0 else None
-        self.tracker = AlertTracker(1, a.log_close_after, a.log_cooldown_s)
+        if a.false_alerts_per_week > 0 and self.templates.kind == "time":
+            per_week = 7 * 86400.0 / (p.window_size_s if p.window_mode == "tumbling" else p.window_slide_s)
+            self.novelty.calibration = TailThreshold(  # type: ignore[assignment]
+                p=min(1.0 - p.q, a.false_alerts_per_week / per_week), warmup=p.warmup, min_threshold=p.min_threshold)
+            self.novelty.new_threshold = p.min_threshold
+        self.alert_settings = a
+        self.recent_capacity = recent
+        self.sources: OrderedDict[str, SourceTrack] = OrderedDict()  # least recently active first
+        self.fleet_rates = TemplateRates(level=p.rate_level) if p.rate_level > 0 else None
         self.drift = DriftWatch()  # drift points only: the log threshold is not re-fitted
-        self.recent = RecentWindows(recent)
-        self.open_severity: Severity = "warning"
-        self.last_stamp_us = 0
         self.lines = 0
         self.windows = 0
         self.templates_held = 0  # template lookups served from the state's own vectors
@@ -269,6 +332,14 @@ class LogSourceState:
         if "budget" not in state:  # a state pickled before the new-template limit
             self.budget = NewTemplateBudget(self.params.max_new_templates_per_min)
             self.standins, self.stood_in, self.flagged_minute = {}, 0, -1.0
+        if "sources" not in state:  # a state of one source pickled before fleets
+            tr = SourceTrack.__new__(SourceTrack)
+            for name in ("silence", "rates", "tracker", "recent", "open_severity", "last_stamp_us"):
+                setattr(tr, name, state[name])
+                self.__dict__.pop(name, None)
+            self.sources = OrderedDict([(self.key, tr)])
+            self.fleet_rates = None
+            self.alert_settings, self.recent_capacity = AlertSettings(), tr.recent.capacity
 
     def bind(self, embeddings: TemplateVectors) -> int:
         """Use *embeddings* from now on; when its model differs from the one the state's vectors
@@ -279,6 +350,19 @@ class LogSourceState:
         if model is None or self.novelty.model is None or model == self.novelty.model:
             return 0
         return self.novelty.reembed(model, embeddings.embed)
+
+    def track(self, source: str | None = None) -> SourceTrack:
+        """The per-source part of *source* (default: the state's key), made on first use."""
+        src = self.key if source is None else source
+        tr = self.sources.get(src)
+        if tr is None:
+            tr = self.sources[src] = SourceTrack(self.params, self.alert_settings, self.recent_capacity)
+        return tr
+
+    @property
+    def tracker(self) -> AlertTracker:
+        """The alert hysteresis of the state's own key (a state of one source)."""
+        return self.track().tracker
 
     @property
     def index_size(self) -> int:
@@ -294,24 +378,49 @@ class LogSourceState:
         """
         self._model()  # fail before any change when no embeddings are bound
         events: list[Silence | TemplateChange | TemplatedWindow] = []
-        for ts, text in lines:
+        retire: list[str] = []
+        for line in lines:
+            ts, text = line[0], line[1]
+            source = line[2] if len(line) > 2 else self.key  # type: ignore[misc]
+            level = line[3] if len(line) > 3 else None  # type: ignore[misc]
             self.lines += 1
-            gap = self.silence.update(ts)
+            tr = self.sources.get(source)
+            if tr is None:
+                tr = self.track(source)
+                while len(self.sources) > self.params.max_fleet_sources:  # the least recently active goes
+                    old = next(iter(self.sources))
+                    events.extend(self.templates.drop(old))
+                    del self.sources[old]
+                    retire.append(old)
+            else:
+                self.sources.move_to_end(source)
+            gap = tr.silence.update(ts)
             if gap is not None:
-                events.append(Silence(self.key, *gap))
-            windows, changes = self.templates.process(ts, text)
+                events.append(Silence(source, *gap))
+            windows, changes = self.templates.process(ts, text, source, level_rank(level, text))
             events.extend(changes)
             events.extend(windows)
         flooded: list[LogOutput] = []
         for u in self.templates.unmined:
-            self._flag(u.minute, "templates", u.line, flooded)
+            self._flag(u.minute, "templates", u.line, flooded, u.source or self.key)
         self.templates.unmined.clear()
-        return flooded + self._decide(events)
+        out = flooded + self._decide(events)
+        for old in retire:
+            if old in self.sources and not self.templates.windows.has(old):
+                del self.sources[old]
+        return out
 
-    def _flag(self, minute: float, kind: str, example: str, out: list[LogOutput]) -> None:
+    def drop(self, source: str) -> list[LogOutput]:
+        """Decide the open windows of *source* and forget it (it went idle and gave way)."""
+        self._model()
+        out = self._decide(list(self.templates.drop(source)))
+        self.sources.pop(source, None)
+        return out
+
+    def _flag(self, minute: float, kind: str, example: str, out: list[LogOutput], source: str = "") -> None:
         if minute != self.flagged_minute:
             self.flagged_minute = minute
-            out.append(Flooded(self.key, minute, self.params.max_new_templates_per_min, kind, example))
+            out.append(Flooded(source or self.key, minute, self.params.max_new_templates_per_min, kind, example))
 
     def advance(self, ts: float) -> list[LogOutput]:
         """Move event time to *ts* without a line: decide the windows that are now complete."""
@@ -330,7 +439,7 @@ class LogSourceState:
         fresh = self._embed_new(events, out)
         for ev in events:
             if isinstance(ev, Silence):
-                out.extend(silence_alerts(ev, self.silence.factor))
+                out.extend(silence_alerts(ev, self.track(ev.source).silence.factor))
             elif isinstance(ev, TemplateChange):
                 self.novelty.apply_change(EmbeddedChange(ev, self._vector(ev.template_id, ev.new, fresh),
                                                          self._model()))
@@ -416,66 +525,124 @@ class LogSourceState:
     def _decide_window(self, tw: TemplatedWindow, fresh: dict[str, np.ndarray]) -> list[LogOutput]:
         vectors = {tid: self._vector(tid, text, fresh) for tid, text in tw.templates.items()}
         result = self.novelty.process(EmbeddedWindow(tw.window, tw.templates, vectors, self._model()))
-        result, effective = self._bursts(tw, result)
-        if result.is_anomaly and not result.explanation.get("rare_templates") and "burst" not in result.explanation:
-            result = dataclasses.replace(result, explanation={**result.explanation,
-                                                              "count_changes": self._count_changes(tw, result)})
+        tr = self.track(tw.window.source)
+        counts = dict(tw.window.template_counts)
+        rates = self._rates(tr)
+        result, effective = self._bursts(tw, result, rates)
+        result, effective = self._severity(tw, result, effective)
+        explained = bool(result.explanation.get("rare_templates")) or any(
+            k in result.explanation for k in ("burst", "severity"))
+        if result.is_anomaly and not explained:
+            changes = self._count_changes(tw, result, rates)
+            if changes is None:  # no count its own rate makes unlikely: Poisson noise, not a fault
+                result = dataclasses.replace(result, is_anomaly=False, explanation={})
+                effective = min(effective, math.nextafter(result.threshold, 0.0))
+            else:
+                result = dataclasses.replace(result, explanation={**result.explanation, "count_changes": changes})
+        if result.is_anomaly:  # every way a window is marked (a new message under a budget too) opens an alert
+            effective = max(effective, result.threshold)
+        if tw.kind != "session" and not result.is_anomaly:
+            if tr.rates is not None:
+                tr.rates.learn_one(counts)
+            if self.fleet_rates is not None:
+                self.fleet_rates.learn_one(counts)
         self.windows += 1
         end = datetime.fromtimestamp(result.end, UTC)
-        t = self.tracker.update(end, effective, result.threshold, result.warm)
+        t = tr.tracker.update(end, effective, result.threshold, result.warm)
         if t is not None and t.kind == "open":
-            self.open_severity = severity_of(t.score)
+            tr.open_severity = severity_of(max(t.score, result.score))
         if result.is_anomaly:
-            self.recent.add(window_meta(result), opened_alert=t is not None and t.kind == "open")
-        out: list[LogOutput] = [Decided(result, self._stamp(result.end))]
+            tr.recent.add(window_meta(result), opened_alert=t is not None and t.kind == "open")
+        out: list[LogOutput] = [Decided(result, self._stamp(tr, result.end))]
         if t is not None:
-            out.append(log_alert(result, t, self.open_severity))
+            out.append(log_alert(result, t, tr.open_severity))
         drift = self.drift.update(end, result.score)
         if drift is not None:
             out.append(Drifted(self.key, drift, result.threshold))
         return out
 
-    def _bursts(self, tw: TemplatedWindow, result: WindowResult) -> tuple[WindowResult, float]:
+    def _rates(self, tr: SourceTrack) -> TemplateRates | None:
+        """The usual counts a source's window is judged by: its own once it has enough
+        windows, else its fleet's."""
+        if tr.rates is not None and tr.rates.windows >= tr.rates.min_windows:
+            return tr.rates
+        return self.fleet_rates
+
+    def _bursts(self, tw: TemplatedWindow, result: WindowResult, rates: TemplateRates | None,
+                ) -> tuple[WindowResult, float]:
         """Mark a time window anomalous when a known template is far above its usual count.
 
         A window the novelty index flagged too keeps its decision and gets the burst as its
         explanation (a count is what an operator can check). Returns the (possibly marked)
         result and the score the alert hysteresis sees.
         """
-        if self.rates is None or tw.kind != "time":
+        if rates is None or tw.kind != "time":
             return result, result.score
         counts = dict(tw.window.template_counts)
-        score, tid = self.rates.score_one(counts)
+        score, tid = rates.score_one(counts)
         if not result.warm or tid is None or score < 0.5:
-            if not result.is_anomaly:
-                self.rates.learn_one(counts)
             return result, result.score
         examples = tw.window.examples.get(tid, ())
-        burst = {"template": tw.templates[tid], "count": counts[tid], "expected": self.rates.expected(tid),
+        burst = {"template": tw.templates[tid], "count": counts[tid], "expected": rates.expected(tid),
                  "example": examples[0] if examples else "", "score": score}
         explanation = {**result.explanation, "burst": burst, "template_counts": counts}
         marked = dataclasses.replace(result, is_anomaly=True, explanation=explanation)
         return marked, max(result.score, result.threshold)
 
-    def _count_changes(self, tw: TemplatedWindow, result: WindowResult) -> list[dict[str, Any]]:
-        """The templates whose counts differ most from the nearest normal window's."""
-        near = result.explanation.get("nearest_normal") or {}
-        usual = {int(k): int(v) for k, v in dict(near.get("template_counts", {})).items()}
+    def _severity(self, tw: TemplatedWindow, result: WindowResult, effective: float) -> tuple[WindowResult, float]:
+        """Mark a window anomalous when it holds a line of a high level (critical, error) whose
+        template is uncommon in the fleet's windows: weight x exp(-share / ROUTINE_SHARE)
+        reaches ``severity_level``. A routine error line (in a tenth of the windows or more)
+        weighs next to nothing."""
+        level = self.params.severity_level
+        if level <= 0 or not result.warm or not tw.window.levels or result.is_anomaly:
+            return result, effective
+        n = max(1, self.novelty.n_windows - 1)
+        best, top = 0.0, None
+        for tid, rank in tw.window.levels.items():
+            share = max(0, self.novelty.df.get(tid, 1) - 1) / n
+            evidence = RANK_WEIGHTS.get(rank, 0.0) * math.exp(-share / ROUTINE_SHARE)
+            if evidence > best:
+                best, top = evidence, tid
+        if top is None or best < level:
+            return result, effective
+        ex = tw.window.examples.get(top, ())
+        sev = {"template": tw.templates.get(top, f"<template {top}>"), "level": RANK_NAMES[tw.window.levels[top]],
+               "count": tw.window.template_counts.get(top, 0), "windows_seen": max(0, self.novelty.df.get(top, 1) - 1),
+               "example": ex[0] if ex else "", "evidence": best}
+        explanation = {**result.explanation, "severity": sev, "template_counts": dict(tw.window.template_counts)}
+        return dataclasses.replace(result, is_anomaly=True, explanation=explanation), max(effective, result.threshold)
+
+    def _count_changes(self, tw: TemplatedWindow, result: WindowResult,
+                       rates: TemplateRates | None) -> list[dict[str, Any]] | None:
+        """The templates whose counts their own usual rate makes least likely (time windows:
+        a Poisson tail test per template, up or down), or, without rates, those differing most
+        from the nearest normal window. None when no count is surprising at ``mix_level``."""
         counts = dict(tw.window.template_counts)
         texts = {tid: text for tid, (text, _) in self.novelty.table.items()}
-        diff = sorted(set(counts) | set(usual), key=lambda t: (-abs(counts.get(t, 0) - usual.get(t, 0)), t))
-        out = []
-        for tid in diff[:COUNT_CHANGES]:
-            if counts.get(tid, 0) == usual.get(tid, 0):
-                break
-            ex = tw.window.examples.get(tid, ())
-            out.append({"template": tw.templates.get(tid) or texts.get(tid, f"<template {tid}>"),
-                        "count": counts.get(tid, 0), "usual": usual.get(tid, 0), "example": ex[0] if ex else ""})
-        return out
 
-    def _stamp(self, end: float) -> datetime:
-        us = max(round(end * 1e6), self.last_stamp_us + 1)
-        self.last_stamp_us = us
+        def row(tid: int, usual: float) -> dict[str, Any]:
+            ex = tw.window.examples.get(tid, ())
+            return {"template": tw.templates.get(tid) or texts.get(tid, f"<template {tid}>"),
+                    "count": counts.get(tid, 0), "usual": usual, "example": ex[0] if ex else ""}
+
+        level = self.params.mix_level
+        if tw.kind != "session" and level > 0 and (rates is None or rates.windows < rates.min_windows):
+            return None  # a count's own variability is not known yet: no "unusual mix"
+        if tw.kind != "session" and level > 0 and rates is not None:
+            scored = sorted(((rates.surprise(t, counts.get(t, 0)), t)
+                             for t in set(counts) | set(rates.mean)), key=lambda x: (-x[0], x[1]))
+            if not scored or scored[0][0] < level:
+                return None
+            return [row(t, round(rates.expected(t), 1)) for surprise, t in scored[:COUNT_CHANGES] if surprise >= 1.0]
+        near = result.explanation.get("nearest_normal") or {}
+        usual = {int(k): int(v) for k, v in dict(near.get("template_counts", {})).items()}
+        diff = sorted(set(counts) | set(usual), key=lambda t: (-abs(counts.get(t, 0) - usual.get(t, 0)), t))
+        return [row(t, usual.get(t, 0)) for t in diff[:COUNT_CHANGES] if counts.get(t, 0) != usual.get(t, 0)]
+
+    def _stamp(self, tr: SourceTrack, end: float) -> datetime:
+        us = max(round(end * 1e6), tr.last_stamp_us + 1)
+        tr.last_stamp_us = us
         return datetime.fromtimestamp(us / 1e6, UTC)
 
     # -- feedback
@@ -487,21 +654,22 @@ class LogSourceState:
         is for InfluxDB, not MQTT). Other verdicts change nothing.
         """
         key, epoch = split_alert_id(fb.alert_id)
-        if key != self.key:
+        if key != self.key and fleet_key(key, self.params.fleet) != self.key:
             raise ValueError(f"LogSourceState.apply_feedback: feedback for {fb.alert_id!r} routed to log "
                              f"source {self.key!r}")
-        site = split_source(self.key)[0]
+        site = split_source(key)[0]
+        src = self.track(key)
         if fb.verdict != "false_positive":
             return FeedbackDone(fb, site, (FeedbackResult(f"{fb.verdict} on {fb.alert_id} noted; nothing learnt"),))
-        windows = self.recent.find(fb.alert_id)
+        windows = src.recent.find(fb.alert_id)
         results = [self._learn_false_positive(meta, fb) for meta in windows] or [
-            FeedbackResult(f"false positive on {fb.alert_id}: no remembered window of {self.key}; nothing learnt")]
-        tr = self.tracker
+            FeedbackResult(f"false positive on {fb.alert_id}: no remembered window of {key}; nothing learnt")]
+        tr = src.tracker
         if tr.is_open and tr.opened_at is not None and int(tr.opened_at.timestamp()) == epoch:
             peak = tr.peak_score
             t = tr.close(max(fb.ts, tr.opened_at), peak, self.novelty.calibration.threshold)
             if t is not None:
-                close = feedback_close(self.key, fb, t, self.open_severity)
+                close = feedback_close(key, fb, t, src.open_severity)
                 results.append(FeedbackResult(f"false positive on {fb.alert_id}: open alert closed", True, close))
         return FeedbackDone(fb, site, tuple(results))
 

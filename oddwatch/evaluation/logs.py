@@ -45,7 +45,7 @@ import numpy as np
 from detectors.embedders import Embedder, TemplateEmbeddingCache
 from oddwatch.core.log_pipeline import LogParams, WindowResult, build_embedder
 from oddwatch.core.log_windows import LogWindowParams, WindowAssembler
-from oddwatch.core.logsource import Decided, LogOutput, LogSourceState, RawLine, TemplateVectors
+from oddwatch.core.logsource import Decided, LogOutput, LogSourceState, RawLine, TemplateVectors, fleet_key
 from oddwatch.evaluation.corpora import LOG_FORMATS, read_log, read_session_labels
 from oddwatch.records import Alert
 from oddwatch.settings import AlertSettings
@@ -145,7 +145,8 @@ def decide_lines(
     batch_lines: int | None = None,
     states: dict[str, LogSourceState] | None = None,
 ) -> list[LogOutput]:
-    """Decide ``(ts, source key, message)`` items with one :class:`LogSourceState` per source.
+    """Decide ``(ts, source key, message)`` items with one :class:`LogSourceState` per fleet of
+    sources (:func:`~oddwatch.core.logsource.fleet_key`), as the flow keys them.
 
     Each source's lines go to its state in batches of ``batch_lines`` (default
     ``params.micro_batch``), its new templates embedded in one call per batch, as in the
@@ -163,9 +164,10 @@ def decide_lines(
             state = states[key] = LogSourceState(key, params, alerts=alerts, embeddings=embeddings)
         out.extend(state.step(pending.pop(key)))
 
-    for ts, key, msg in items:
+    for ts, source, msg in items:
+        key = fleet_key(source, params.fleet)
         batch = pending.setdefault(key, [])
-        batch.append((ts, msg))
+        batch.append((ts, msg, source, None))
         if len(batch) >= size:
             run(key)
     for key in list(pending):

@@ -143,12 +143,12 @@ class AlertSettings:
     open_after: int = 1  # readings at or above the threshold before an alert opens
     close_after: int = 10  # readings below the threshold before it closes
     cooldown_s: float = 0.0  # no new alert for a series this soon after one closed ([series] quiet_after_alert counts readings)
-    false_alerts_per_week: float = 1.0  # per asset: the thresholds aim at this many false alerts a week on normal data
+    false_alerts_per_week: float = 1.0  # per asset and per log source: the thresholds aim at this many false alerts a week on normal data (logs: time windows; 0: [log_detector] q)
     series_false_alerts_per_week: float = 7.0  # per sensor: the level at which a sensor's check counts as evidence
     asset_window_s: float = 300.0  # sensors raised this close in time are one asset-level event
     asset_min_sensors: int = 2  # sensors raised together that open an asset alert (one alone needs the asset's budget)
     log_close_after: int = 3  # normal windows before a log alert closes
-    log_cooldown_s: float = 600.0  # no new log alert for a source this soon after one closed
+    log_cooldown_s: float = 0.0  # no new log alert for a source this soon after one closed (0: a false alert never hides the next)
     budget_per_source_per_hour: int = 6  # warning alerts per source and hour before they are grouped into a summary alert
     budget_global_per_hour: int = 60  # warning alerts per hour over all sources before they are grouped
     budget_summary_every: int = 10  # held alerts between two updated summaries within an hour
