@@ -27,7 +27,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from oddwatch.connectors.spool import Spool, SpoolFullError
 from oddwatch.lineproto import to_line
 from oddwatch.observe import metrics
-from oddwatch.records import Point
+from oddwatch.records import Point, valid_text
 from oddwatch.settings import InfluxSettings, expand
 
 log = logging.getLogger(__name__)
@@ -614,8 +614,8 @@ class _InfluxSinkPartition(StatelessSinkPartition[Point]):
         lines = []
         for point in items:
             try:
-                lines.append(to_line(point))
-            except ValueError as exc:
+                lines.append(valid_text(to_line(point)))  # a lone surrogate cannot be UTF-8 encoded
+            except Exception as exc:  # noqa: BLE001 - one point never stops the flow
                 with self.writer._cond:
                     self.writer.rejected += 1
                 log.error("step %r: point not written: %s", self.step_id, exc)

@@ -29,7 +29,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from oddwatch.connectors.wal import Wal
-from oddwatch.records import Message, Outgoing, utcnow
+from oddwatch.records import Message, Outgoing, utcnow, valid_text
 from oddwatch.settings import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -501,7 +501,12 @@ class _MqttSinkPartition(StatelessSinkPartition[Outgoing]):
 
     def write_batch(self, items: list[Outgoing]) -> None:
         for item in items:
-            self.publisher.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+            payload = valid_text(item.payload) if isinstance(item.payload, str) else item.payload
+            try:
+                self.publisher.publish(valid_text(item.topic), payload, qos=item.qos, retain=item.retain)
+            except (TypeError, ValueError) as exc:  # paho refuses the topic or payload: skip this one message
+                log.error("mqtt sink %s: message to %r not published: %s: %s", self.publisher.client_id,
+                          item.topic[:200], type(exc).__name__, exc)
 
     def close(self) -> None:
         self.publisher.close()
