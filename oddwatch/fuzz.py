@@ -87,11 +87,12 @@ def fuzz_messages(n: int, *, seed: int = 0, now: datetime) -> Iterator[Message]:
 
 
 def good_messages(n: int, *, now: datetime, site: str = "ok") -> tuple[list[Message], list[Message]]:
-    """*n* valid readings and *n* valid log lines of *site* (sensor messages, log messages)."""
-    sensors = [Message(f"plant/{site}/p{i % 3}/temp", json.dumps({"ts": (now + timedelta(seconds=i)).isoformat(),
-                                                                   "value": 20 + i % 5}).encode(), now)
-               for i in range(n)]
-    logs = [Message(f"logs/{site}/h{i % 3}/sshd", json.dumps({"ts": (now + timedelta(seconds=i)).isoformat(),
-                                                               "msg": f"session opened for user u{i % 7}"}).encode(), now)
-            for i in range(n)]
+    """*n* valid readings and *n* valid log lines of *site*, one second apart from *now*, each
+    received when stamped (sensor messages, log messages)."""
+    stamps = [now + timedelta(seconds=i) for i in range(n)]
+    sensors = [Message(f"plant/{site}/p{i % 3}/temp", json.dumps({"ts": t.isoformat(), "value": 20 + i % 5}).encode(), t)
+               for i, t in enumerate(stamps)]
+    logs = [Message(f"logs/{site}/h{i % 3}/sshd",
+                    json.dumps({"ts": t.isoformat(), "msg": f"session opened for user u{i % 7}"}).encode(), t)
+            for i, t in enumerate(stamps)]
     return sensors, logs
