@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import threading
 import time
@@ -29,6 +30,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from oddwatch.connectors.wal import Wal
+from oddwatch.observe import metrics
 from oddwatch.records import Message, Outgoing, utcnow, valid_text
 from oddwatch.settings import MqttSettings
 
@@ -192,7 +194,7 @@ class _MqttSourcePartition(StatelessSourcePartition[Message]):
                       self.settings.host, self.settings.port, self.settings.reconnect_max_s)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if not self.source._closing:
+        if not self.source._closing and not getattr(self, "held", False):
             log.warning("mqtt source %s: disconnected from %s:%s (%s); reconnecting",
                         self.client_id, self.settings.host, self.settings.port, reason)
 
@@ -304,6 +306,7 @@ class MqttWalReceiver(_MqttSourcePartition):
     def __init__(self, settings: MqttSettings, topics: list[str], *, flow: str, wal: Wal, index: int = 0) -> None:
         self.wal = wal
         self.redelivered = 0
+        self.held = False
         self._acks: list[tuple[int, int]] = []
         self._acks_lock = threading.Lock()
         super().__init__(MqttSource(settings, topics, flow=flow), index)
@@ -313,15 +316,49 @@ class MqttWalReceiver(_MqttSourcePartition):
         if msg.dup and self.wal.holds_recent(msg.topic, payload):
             self.redelivered += 1
         else:
+            if self.held:
+                return  # left unacknowledged: the broker sends it again after the reconnect
             try:
                 self.wal.append(msg.topic, payload, time.time_ns(), msg.qos)
             except OSError as exc:
-                log.error("mqtt source %s: cannot append the message on %r (%d bytes) to WAL %s: %s; "
-                          "left unacknowledged", self.client_id, msg.topic, len(payload), self.wal.dir, exc)
+                self._hold(exc)
                 return
         if msg.qos > 0:
             with self._acks_lock:
                 self._acks.append((msg.mid, msg.qos))
+
+    def _hold(self, exc: OSError) -> None:
+        """The WAL's disk is full (or failing): take no more messages from the broker (they stay
+        queued in our session there), say so, and resume by ourselves once appends work again."""
+        self.held = True
+        metrics.HELD.labels(reason="state_disk_full").set(1)
+        log.error("mqtt source %s: HOLDING INPUT: cannot append to WAL %s (%s). Disconnected from the broker: "
+                  "messages stay queued in this client's session there (set max_queued_messages 0 / "
+                  "max_queued_bytes for no loss, docs/delivery.md); free disk under [state].dir and the source "
+                  "resumes by itself", self.client_id, self.wal.dir, exc)
+        self.client.disconnect()
+        threading.Thread(target=self._wait_for_room, name="wal-room", daemon=True).start()
+
+    def _wait_for_room(self, margin: int = 1 << 20) -> None:
+        since = time.monotonic()
+        while not self.source._closing:
+            time.sleep(1.0)
+            try:
+                st = os.statvfs(self.wal.dir)
+            except OSError:
+                continue
+            if st.f_bavail * st.f_frsize >= margin:
+                break
+        if self.source._closing:
+            return
+        self.client.loop_stop()
+        self.held = False
+        metrics.HELD.labels(reason="state_disk_full").set(0)
+        log.warning("mqtt source %s: WAL %s has room again after %.0f s; reconnecting to take the queued messages",
+                    self.client_id, self.wal.dir, time.monotonic() - since)
+        self.client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s,
+                                  clean_start=False, properties=_connect_properties(self.settings, persistent=True))
+        self.client.loop_start()
 
     def ack_appended(self) -> int:
         """Acknowledge every message appended since the last call (after an fsync of the WAL
