@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import ssl
 import threading
 import time
@@ -194,7 +193,7 @@ class _MqttSourcePartition(StatelessSourcePartition[Message]):
                       self.settings.host, self.settings.port, self.settings.reconnect_max_s)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if not self.source._closing and not getattr(self, "held", False):
+        if not self.source._closing:
             log.warning("mqtt source %s: disconnected from %s:%s (%s); reconnecting",
                         self.client_id, self.settings.host, self.settings.port, reason)
 
@@ -307,58 +306,66 @@ class MqttWalReceiver(_MqttSourcePartition):
         self.wal = wal
         self.redelivered = 0
         self.held = False
+        self._pending: deque[tuple[str, bytes, int, int]] = deque()  # (topic, payload, qos, mid) held
         self._acks: list[tuple[int, int]] = []
         self._acks_lock = threading.Lock()
         super().__init__(MqttSource(settings, topics, flow=flow), index)
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         payload = bytes(msg.payload)
+        with self._acks_lock:
+            if self.held:  # keep the order: behind the ones waiting for room
+                self._pending.append((msg.topic, payload, msg.qos, msg.mid))
+                return
         if msg.dup and self.wal.holds_recent(msg.topic, payload):
             self.redelivered += 1
         else:
-            if self.held:
-                return  # left unacknowledged: the broker sends it again after the reconnect
             try:
                 self.wal.append(msg.topic, payload, time.time_ns(), msg.qos)
             except OSError as exc:
-                self._hold(exc)
+                self._hold(exc, (msg.topic, payload, msg.qos, msg.mid))
                 return
         if msg.qos > 0:
             with self._acks_lock:
                 self._acks.append((msg.mid, msg.qos))
 
-    def _hold(self, exc: OSError) -> None:
-        """The WAL's disk is full (or failing): take no more messages from the broker (they stay
-        queued in our session there), say so, and resume by ourselves once appends work again."""
-        self.held = True
+    def _hold(self, exc: OSError, first: tuple[str, bytes, int, int]) -> None:
+        """The WAL's disk is full (or failing): take no more messages (unacknowledged, the broker
+        sends at most its in-flight window and queues the rest in our session), say so, and go on
+        by ourselves once appends work again."""
+        with self._acks_lock:
+            self._pending.append(first)
+            if self.held:
+                return
+            self.held = True
         metrics.HELD.labels(reason="state_disk_full").set(1)
-        log.error("mqtt source %s: HOLDING INPUT: cannot append to WAL %s (%s). Disconnected from the broker: "
-                  "messages stay queued in this client's session there (set max_queued_messages 0 / "
-                  "max_queued_bytes for no loss, docs/delivery.md); free disk under [state].dir and the source "
-                  "resumes by itself", self.client_id, self.wal.dir, exc)
-        self.client.disconnect()
-        threading.Thread(target=self._wait_for_room, name="wal-room", daemon=True).start()
+        log.error("mqtt source %s: HOLDING INPUT: cannot append to WAL %s (%s). No message is acknowledged until "
+                  "there is room: the broker keeps them queued in this client's session (set max_queued_messages 0 "
+                  "and a max_queued_bytes bound for no loss, docs/delivery.md); free disk under [state].dir and the "
+                  "source goes on by itself", self.client_id, self.wal.dir, exc)
+        threading.Thread(target=self._retry_pending, name="wal-room", daemon=True).start()
 
-    def _wait_for_room(self, margin: int = 1 << 20) -> None:
+    def _retry_pending(self) -> None:
         since = time.monotonic()
         while not self.source._closing:
             time.sleep(1.0)
-            try:
-                st = os.statvfs(self.wal.dir)
-            except OSError:
-                continue
-            if st.f_bavail * st.f_frsize >= margin:
-                break
-        if self.source._closing:
+            with self._acks_lock:
+                while self._pending:
+                    topic, payload, qos, mid = self._pending[0]
+                    try:
+                        self.wal.append(topic, payload, time.time_ns(), qos)
+                    except OSError:
+                        break
+                    self._pending.popleft()
+                    if qos > 0:
+                        self._acks.append((mid, qos))
+                if self._pending:
+                    continue
+                self.held = False
+            metrics.HELD.labels(reason="state_disk_full").set(0)
+            log.warning("mqtt source %s: WAL %s has room again after %.0f s; taking messages again",
+                        self.client_id, self.wal.dir, time.monotonic() - since)
             return
-        self.client.loop_stop()
-        self.held = False
-        metrics.HELD.labels(reason="state_disk_full").set(0)
-        log.warning("mqtt source %s: WAL %s has room again after %.0f s; reconnecting to take the queued messages",
-                    self.client_id, self.wal.dir, time.monotonic() - since)
-        self.client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s,
-                                  clean_start=False, properties=_connect_properties(self.settings, persistent=True))
-        self.client.loop_start()
 
     def ack_appended(self) -> int:
         """Acknowledge every message appended since the last call (after an fsync of the WAL
