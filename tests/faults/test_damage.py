@@ -113,3 +113,66 @@ def test_spool_full_holds_the_sink_and_every_line_lands(services: Any, unique: s
     rows = query.query(f'SELECT COUNT(v) FROM "held_{unique}"')
     assert rows and rows[0]["count"] == 2000 and writer.dropped == 0
     assert os.path.isdir(tmp_path / "spool")
+
+
+def test_broker_killed_while_the_flow_is_down_keeps_its_queue(services: Any, unique: str, tmp_path: Path) -> None:
+    """With the config `oddwatch services` writes (saved every second), a kill -9 of the broker
+    loses none of the messages queued for a flow that was down."""
+    import signal
+
+    settings = services.settings()
+    topics = [f"plant/{unique}/#"]
+    wal = Wal(tmp_path / "wal")
+    receiver = MqttWalReceiver(settings.mqtt, topics, flow="sensors", wal=wal)
+    assert receiver.wait_subscribed(10)
+    receiver.close()  # the flow is down; its session stays on the broker
+    with MqttPublisher(settings.mqtt, f"{unique}-pub") as pub:
+        for i in range(3000):
+            pub.publish(f"plant/{unique}/a/t", f"{i}".encode())
+        assert pub.wait_all(30)
+    time.sleep(2.5)  # more than autosave_interval
+    pid = services.local._mqtt.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while services.local._mqtt.pid() is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    services.local.start()
+    receiver = MqttWalReceiver(settings.mqtt, topics, flow="sensors", wal=wal)
+    try:
+        deadline = time.monotonic() + 30
+        while wal.appended < 3000 and time.monotonic() < deadline:
+            receiver.ack_appended()
+            time.sleep(0.05)
+        got = {int(m.payload) for m in wal.read(0, 100_000)[0]}
+        assert got == set(range(3000)), f"{3000 - len(got)} of 3000 queued messages lost"
+    finally:
+        receiver.close()
+        wal.close()
+
+
+def test_damaged_recovery_database_and_wal_cost_one_line_and_the_damaged_records(
+        services: Any, unique: str, tmp_path: Path) -> None:
+    from oddwatch.faults import FlowProcess, PacedPublisher, sensor_messages, stored_readings, wait_count
+
+    settings = services.settings(state={"snapshot_s": 1.0, "dir": str(tmp_path / "state")})
+    query = InfluxQuery(services.local.influx_settings())
+    messages = sensor_messages(unique, 2000)
+    with FlowProcess(settings, "sensors", tmp_path / "run") as flow:
+        flow.start()
+        assert PacedPublisher(settings, messages[:1000], 2000.0, client_id=f"{unique}-pub").start().join() == 1000
+        assert wait_count(lambda: stored_readings(query, unique), 1000, 30) == 1000
+        flow.kill()
+        (part,) = (tmp_path / "state" / "sensors" / "recovery").glob("part-*.sqlite3")
+        part.write_bytes(part.read_bytes()[:512])  # truncated
+        seg = sorted((tmp_path / "state" / "sensors" / "wal" / "p0").glob("*.wal"))[-1]
+        data = bytearray(seg.read_bytes())
+        data[len(data) // 3 : len(data) // 3 + 8] = b"\xff" * 8  # one damaged record in the middle
+        seg.write_bytes(bytes(data))
+        flow.start()
+        assert PacedPublisher(settings, messages[1000:], 2000.0, client_id=f"{unique}-pub2").start().join() == 1000
+        stored = wait_count(lambda: stored_readings(query, unique), 2000, 30)
+        text = flow.stderr()
+        assert stored == 2000, text[-3000:]  # the damaged record was written before the damage
+        assert text.count("recovery database is damaged") == 1 and "panicked" not in text and "Traceback" not in text
+        assert "stepped over" in text
