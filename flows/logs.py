@@ -16,6 +16,8 @@ made inside the state; this module only wires it.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -26,7 +28,7 @@ import numpy as np
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.operators import StatefulBatchLogic
 
-from detectors.embedders import Embedder, TemplateEmbeddingCache
+from detectors.embedders import Embedder, HashingEmbedder, TemplateEmbeddingCache
 from flows.runtime import (
     BudgetStep,
     DeadletterMessage,
@@ -63,6 +65,7 @@ from oddwatch.records import (
     excerpt,
     spread_errors,
     utcnow,
+    valid_text,
 )
 from oddwatch.schema import (
     drift_point,
@@ -72,7 +75,8 @@ from oddwatch.schema import (
 )
 from oddwatch.settings import AlertSettings, LogSettings, Settings, load_settings
 
-Decision = LogOutput | FeedbackDone
+Decision = LogOutput | FeedbackDone | IngestError
+log = logging.getLogger(__name__)
 
 
 class LogParser:
@@ -144,6 +148,7 @@ class SharedEmbeddings:
     def __init__(self, cache: TemplateEmbeddingCache, meters: Metrics) -> None:
         self.cache = cache
         self.meters = meters
+        self.failures: list[tuple[str, Exception]] = []
         self._lock = threading.Lock()
 
     @property
@@ -154,13 +159,35 @@ class SharedEmbeddings:
         with self._lock:
             c = self.cache
             hits, misses, calls = c.hits, c.misses, c.model_calls
-            rows = c.embed(templates)
+            try:
+                rows = c.embed(templates)
+            except Exception:  # noqa: BLE001 - one bad template must not stop the flow
+                rows = self._one_by_one(templates)
             self.meters.template_cache_hits.inc(c.hits - hits)
             self.meters.template_cache_misses.inc(c.misses - misses)
             if c.model_calls > calls:
                 self.meters.model_calls.inc(c.model_calls - calls)
                 self.meters.embed_batch_size.observe((c.misses - misses) / (c.model_calls - calls))
             return rows
+
+
+    def _one_by_one(self, templates: list[str]) -> np.ndarray:
+        """Rows for *templates* one model call each, after a call for all of them failed; a template
+        the model refuses gets a stand-in (hashing) vector and a ``model_failed`` entry in
+        ``failures`` (taken by :meth:`take_failures`)."""
+        rows = []
+        for text in templates:
+            try:
+                rows.append(self.cache.embed([text])[0])
+            except Exception as exc:  # noqa: BLE001 - reported as an ingest error
+                self.failures.append((text, exc))
+                rows.append(HashingEmbedder(dim=self.cache.dim).encode([valid_text(str(text))])[0])
+        return np.stack(rows) if rows else np.zeros((0, self.cache.dim), dtype=np.float32)
+
+    def take_failures(self) -> list[tuple[str, Exception]]:
+        with self._lock:
+            out, self.failures = self.failures, []
+            return out
 
 
 # ---------------------------------------------------------------- step "decide"
@@ -190,8 +217,10 @@ class SourceLogic(StatefulBatchLogic[LogLine | Feedback | Evict, Decision, LogSo
                 out += self._step(run)
                 run = []
                 if self.state is not None:
-                    out += self.decide.record(self.state, self.state.drop(value.key))
-                    if not self.state.sources:
+                    state = self.state
+                    key = value.key
+                    out += self.decide.record(state, self._guarded("drop", functools.partial(state.drop, key)))
+                    if not state.sources:
                         self.state = None
                 continue
             if isinstance(value, Feedback):
@@ -214,10 +243,30 @@ class SourceLogic(StatefulBatchLogic[LogLine | Feedback | Evict, Decision, LogSo
     def _step(self, run: list[RawLine]) -> list[Decision]:
         if not run or self.state is None:
             return []
-        held = self.state.templates_held
-        out = self.state.step(run)
-        self.decide.meters.template_cache_hits.inc(self.state.templates_held - held)  # the state's own vectors
-        return self.decide.record(self.state, out)
+        state = self.state
+        held = state.templates_held
+        out = self._guarded("step", lambda: state.step(run), run)
+        self.decide.meters.template_cache_hits.inc(state.templates_held - held)  # the state's own vectors
+        return self.decide.record(state, out)
+
+    def _guarded(self, call: str, fn: Callable[[], list[Any]], run: list[RawLine] | None = None) -> list[Any]:
+        """``fn()``'s outputs plus an ingest error per template the model refused; when ``fn``
+        raises, an ingest error per line of *run* (or one for the source) instead: the flow goes on."""
+        assert self.state is not None
+        key = self.state.key
+        try:
+            out = list(fn())
+        except Exception as exc:  # noqa: BLE001 - the last resort: one source's input never stops the flow
+            log.error("step 'decide': LogSourceState.%s for source %r raised %s: %s; its %d line(s) went to "
+                      "ingest_error and the dead-letter topic", call, key, type(exc).__name__, exc, len(run or ()))
+            texts = [line[1] for line in run] if run else [""]
+            out = [decide_error(key, text, f"LogSourceState.{call} raised {type(exc).__name__}: {str(exc)[:300]}; "
+                                "the line was not scored (a bug: please report it with this payload)")
+                   for text in texts]
+        for text, refused in self.decide.embeddings.take_failures():
+            out.append(decide_error(key, text, f"the embedding model raised {type(refused).__name__} for this template: "
+                                    f"{str(refused)[:300]}; it was scored with a stand-in (hashing) vector"))
+        return out
 
     def on_notify(self) -> tuple[list[Decision], bool]:
         if self.state is None or self.last_event is None or self.last_wall is None:
@@ -227,12 +276,14 @@ class SourceLogic(StatefulBatchLogic[LogLine | Feedback | Evict, Decision, LogSo
         silent = (utcnow() - self.last_wall).total_seconds() - self.decide.idle.total_seconds()
         if silent <= 0:
             return [], StatefulBatchLogic.RETAIN
-        return self.decide.record(self.state, self.state.advance(self.last_event + silent)), StatefulBatchLogic.RETAIN
+        state, at = self.state, self.last_event + silent
+        return self.decide.record(state, self._guarded("advance", lambda: state.advance(at))), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list[Decision], bool]:
         if self.state is None:
             return [], StatefulBatchLogic.RETAIN
-        return self.decide.record(self.state, self.state.flush()), StatefulBatchLogic.RETAIN
+        state = self.state
+        return self.decide.record(state, self._guarded("flush", state.flush)), StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
         return None if self.last_wall is None else utcnow() + self.decide.idle
@@ -273,6 +324,8 @@ class Decide:
                 self.meters.alerts.labels(source="log", kind=item.kind).inc()
             elif isinstance(item, Flooded):
                 self.meters.parse_errors.labels(stream="log", reason=FLOOD_REASON).inc()
+            elif isinstance(item, IngestError):
+                self.meters.parse_errors.labels(stream="log", reason=item.reason).inc()
         if decided:
             self.meters.windows_scored.inc(decided)
             self.meters.index_size.labels(group=state.key).set(state.index_size)
@@ -318,10 +371,21 @@ def to_points(d: Decision) -> list[Point]:
 FLOOD_REASON = "template_flood"
 
 
+def decide_error(source: str, text: str, detail: str) -> IngestError:
+    """The ``model_failed`` ingest error of a line or template the ``decide`` step could not use."""
+    return IngestError(stream="log", step="decide", reason=MODEL_FAILED, topic=source, payload=excerpt(text),
+                       detail=f"log source {source}: {detail}", ts=utcnow())
+
+
+MODEL_FAILED = "model_failed"
+
+
 def flood_error(d: Decision) -> IngestError | None:
     """The ``flood_errors`` step: a source over its new-template limit -> a ``template_flood``
     ingest error naming the source and the limit, with an example line as its payload, stamped
     when decided (sources flooding in the same minute must not share a point)."""
+    if isinstance(d, IngestError):  # a line or template the model refused (see SourceLogic._guarded)
+        return d
     if not isinstance(d, Flooded):
         return None
     minute = datetime.fromtimestamp(d.minute, UTC)

@@ -118,7 +118,8 @@ def wal_source(settings: Settings, flow: str, topics: list[str], *, stop: thread
     from oddwatch.connectors.wal import Wal, WalSource
 
     def receive(wal: Wal, part: str) -> MqttWalReceiver:
-        return MqttWalReceiver(settings.mqtt, topics, flow=flow, wal=wal, index=int(part.lstrip("p") or 0))
+        return MqttWalReceiver(settings.mqtt, topics, flow=flow, wal=wal, index=int(part.lstrip("p") or 0),
+                               held=METRICS.held)
 
     return WalSource(state_dir(settings, flow) / "wal", receive, segment_bytes=settings.state.wal_segment_bytes,
                      fsync=settings.state.fsync, stop=stop)

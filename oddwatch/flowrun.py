@@ -123,8 +123,16 @@ def run_flow(settings: Settings, flow: str, *, workers: int = 1, recovery: Path 
     config = None
     if settings.state.recovery:
         from oddwatch.connectors.wal import Wal, WalError, WalSource
+        from oddwatch.state import check_recovery, move_aside
 
         try:
+            existing = recovery or state_dir(settings, flow) / "recovery"
+            problem = check_recovery(existing) if existing.exists() else None
+            if problem:
+                dest = move_aside(existing)
+                print(f"oddwatch run {flow}: the recovery database is damaged ({problem}); moved to {dest}. Lost: "
+                      "the model state of the last snapshot; starting from an empty state and reading the whole WAL "
+                      f"again (`oddwatch state repair {flow}` does this by hand)", file=sys.stderr)
             config = RecoveryConfig(str(recovery_dir(settings, flow, recovery)), backup_interval=timedelta(0))
             for part in WalSource(state_dir(settings, flow) / "wal", lambda w, p: w).list_parts():
                 Wal(state_dir(settings, flow) / "wal" / part).close()  # usable, and not in use

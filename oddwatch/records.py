@@ -7,6 +7,7 @@ record another step still holds.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -48,6 +49,30 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    r"""*text* with each lone surrogate (U+D800..U+DFFF) replaced by U+FFFD.
+
+    A JSON string may hold them as ``\u`` escapes (``"\ud800"`` is valid JSON and valid UTF-8
+    on the wire), and Python's ``json`` keeps them, but nothing downstream can take them:
+    UTF-8 encoding fails, and the Rust tokenizers of sentence-transformers raise ``TypeError:
+    TextEncodeInput must be Union[...]``. Parsers pass every text they take from a payload
+    through this.
+
+    >>> valid_text("ok \ud800 \U0001f600")
+    'ok \ufffd \U0001f600'
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
 def excerpt(payload: bytes | str, limit: int = EXCERPT_CHARS) -> str:
     """A printable, bounded excerpt of a payload for error records.
 
@@ -56,7 +81,7 @@ def excerpt(payload: bytes | str, limit: int = EXCERPT_CHARS) -> str:
     >>> len(excerpt("x" * 1000))
     259
     """
-    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else valid_text(payload)
     return text if len(text) <= limit else text[:limit] + "..."
 
 
@@ -118,6 +143,12 @@ class IngestError:
     payload: str
     detail: str
     ts: datetime
+
+    def __post_init__(self) -> None:
+        for name in ("topic", "payload", "detail"):  # a detail may quote a JSON "\ud800" escape
+            text = getattr(self, name)
+            if isinstance(text, str) and not text.isascii():
+                object.__setattr__(self, name, valid_text(text))
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,10 +47,16 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 LOG_TAIL_LINES = 20
 
-#: Broker limits sized for no loss: queue up to a million messages per offline persistent
-#: session instead of Mosquitto's default 1000, and let 1000 QoS 1 messages be in flight.
-MQTT_MAX_QUEUED = 1_000_000
+#: Broker limits sized for no loss: no count limit on the queue of an offline (or held)
+#: persistent session (Mosquitto's default 1000 drops the rest) but a byte bound, so a client
+#: that never returns cannot take all of the broker's memory; 1000 QoS 1 messages in flight.
+MQTT_MAX_QUEUED = 0
+MQTT_MAX_QUEUED_BYTES = 2 * 1024**3
 MQTT_MAX_INFLIGHT = 1000
+#: Seconds between saves of the broker's in-memory state (sessions, queues) to disk: what a broker
+#: crash (kill -9, power cut) can lose. Mosquitto's default is 1800 s, and without persistence
+#: every queue is lost.
+MQTT_AUTOSAVE_S = 1
 #: The largest MQTT packet the local broker accepts; it disconnects a client that sends a
 #: larger one. Above the parsers' ``max_payload_bytes`` (64 KiB) so that payloads up to this
 #: size still reach them and become ``too_large`` ingest errors.
@@ -442,8 +448,11 @@ class LocalServices:
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {persist}/\n"
-            "autosave_interval 30\n"
+            f"autosave_interval {MQTT_AUTOSAVE_S}\n"
+            "autosave_on_changes false\n"
+            "persistent_client_expiration 14d\n"
             f"max_queued_messages {MQTT_MAX_QUEUED}\n"
+            f"max_queued_bytes {MQTT_MAX_QUEUED_BYTES}\n"
             f"max_inflight_messages {MQTT_MAX_INFLIGHT}\n"
             f"max_packet_size {MQTT_MAX_PACKET}\n"
             f"log_dest file {self._mqtt.log_file}\n"

@@ -3,8 +3,12 @@
 Each flow runs as ``oddwatch run sensors`` / ``oddwatch run logs`` in a child process of its
 own process group, so a Ctrl-C in the terminal reaches this supervisor only; the supervisor
 then stops each flow with SIGTERM (which a flow treats like Ctrl-C: the InfluxDB writer
-flushes or spools), waits for it, and stops the services it started. When one flow exits on
-its own, the other is stopped too and ``up`` exits with a non-zero status.
+flushes or spools), waits for it, and stops the services it started.
+
+A flow that exits on its own is restarted with back-off (:class:`Backoff`: 1 s doubling to
+60 s, back to 1 s after 5 minutes up): a dependency error (broker or database gone, disk
+failing, a crash) must not leave it down. Exit status 2 is a usage or configuration error that
+a restart cannot fix: then the others are stopped too and ``up`` exits with status 1.
 """
 
 from __future__ import annotations
@@ -22,6 +26,29 @@ from typing import Any, TextIO
 FLOWS = ("sensors", "logs", "incidents")
 # How a flow ends after SIGTERM: 0, or 1 from Bytewax's "signal received" error, or the signal.
 STOPPED_CLEANLY = frozenset({0, 1, -signal.SIGTERM, -signal.SIGINT})
+#: Exit status of a usage or configuration error: restarting would fail the same way.
+CONFIG_ERROR = 2
+
+
+@dataclass
+class Backoff:
+    """Restart delays: *first_s* doubling to *max_s*; a run of *reset_s* or more starts again at *first_s*.
+
+    >>> b = Backoff()
+    >>> [b.next(ran_s=0.5) for _ in range(8)]
+    [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+    >>> b.next(ran_s=600.0)
+    1.0
+    """
+
+    first_s: float = 1.0
+    max_s: float = 60.0
+    reset_s: float = 300.0
+    _delay: float = 0.0
+
+    def next(self, ran_s: float) -> float:
+        self._delay = self.first_s if ran_s >= self.reset_s or not self._delay else min(self.max_s, self._delay * 2)
+        return self._delay
 
 
 class Stop(Exception):
@@ -99,10 +126,14 @@ def run_up(settings: Any, *, config: str | None = None, services: bool = False, 
     previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
     children: list[Child] = []
     status = 0
+    started: dict[str, float] = {}
+    backoff: dict[str, Backoff] = {}
+    due: dict[str, float] = {}  # flow -> when to start it again
     try:
         try:
             for flow in flows:
                 children.append(start_flow(flow, config, workers, out))
+                started[flow] = time.monotonic()
             out.write(f"oddwatch up: running {', '.join(c.name for c in children)} "
                       f"(pids {', '.join(str(c.proc.pid) for c in children)}); Ctrl-C or SIGTERM stops "
                       f"{'them and the services' if svc else 'them'}\n")
@@ -111,12 +142,29 @@ def run_up(settings: Any, *, config: str | None = None, services: bool = False, 
                 ready(children)
             while True:
                 ended = [c for c in children if c.proc.poll() is not None]
-                if ended:
-                    for c in ended:
+                fatal = [c for c in ended if c.proc.returncode == CONFIG_ERROR]
+                if fatal:
+                    for c in fatal:
                         out.write(f"oddwatch up: the {c.name} flow exited with status {c.proc.returncode}; "
                                   "stopping the others\n")
                     status = 1
                     break
+                now = time.monotonic()
+                for c in ended:
+                    children.remove(c)
+                    c.pump.join(2)
+                    wait = backoff.setdefault(c.name, Backoff()).next(ran_s=now - started[c.name])
+                    due[c.name] = now + wait
+                    out.write(f"oddwatch up: the {c.name} flow exited with status {c.proc.returncode}; "
+                              f"restarting it in {wait:.0f} s\n")
+                    out.flush()
+                for name, at in list(due.items()):
+                    if now >= at:
+                        del due[name]
+                        children.append(start_flow(name, config, workers, out))
+                        started[name] = time.monotonic()
+                        out.write(f"oddwatch up: restarted the {name} flow (pid {children[-1].proc.pid})\n")
+                        out.flush()
                 time.sleep(0.2)
         except Stop as why:
             out.write(f"oddwatch up: {why}: stopping {', '.join(c.name for c in children)} ...\n")

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from oddwatch.cli import build_parser
-from oddwatch.services import MQTT_MAX_INFLIGHT, MQTT_MAX_QUEUED
+from oddwatch.services import MQTT_AUTOSAVE_S, MQTT_MAX_INFLIGHT, MQTT_MAX_QUEUED, MQTT_MAX_QUEUED_BYTES
 from oddwatch.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,7 +154,8 @@ def test_mosquitto_conf_no_loss_settings() -> None:
     assert conf["persistence"] == "true"
     assert int(conf["max_queued_messages"]) == MQTT_MAX_QUEUED
     assert int(conf["max_inflight_messages"]) == MQTT_MAX_INFLIGHT
-    assert conf["max_queued_bytes"] == "0"
+    assert int(conf["max_queued_bytes"]) == MQTT_MAX_QUEUED_BYTES
+    assert int(conf["autosave_interval"]) == MQTT_AUTOSAVE_S and conf["autosave_on_changes"] == "false"
     assert conf["listener"] == "1883"
     assert conf["persistence_location"] in {m.split(":")[1] + "/" for m in compose()["services"]["mosquitto"]["volumes"]}
 

@@ -103,3 +103,28 @@ def test_demo_summary_says_what_is_still_running_and_how_to_stop_it() -> None:
     })
     assert "Still running: Mosquitto on 127.0.0.1:1883; InfluxDB on http://127.0.0.1:8086." in text
     assert "oddwatch services down" in text and "oddwatch up" in text and "oddwatch alerts --since 2h" in text
+
+
+def test_a_flow_that_fails_is_restarted_with_backoff(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    crash_once = (f"import pathlib, sys\np = pathlib.Path({str(marker)!r})\n"
+                  "if not p.exists():\n    p.write_text('x'); print('broker gone', flush=True); sys.exit(1)\n" + SERVE)
+    fake_flows(monkeypatch, {"sensors": SERVE, "incidents": SERVE, "logs": crash_once})
+    out = io.StringIO()
+
+    def ready(children: list[up.Child]) -> None:
+        def later() -> None:
+            deadline = time.monotonic() + 20
+            while "restarted the logs flow" not in out.getvalue() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1.0)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        import threading
+
+        threading.Thread(target=later, daemon=True).start()
+
+    assert up.run_up(Settings(), out=out, ready=ready) == 0
+    text = out.getvalue()
+    assert "the logs flow exited with status 1; restarting it in 1 s" in text
+    assert "restarted the logs flow" in text and text.count("[logs] serving") == 1

@@ -175,3 +175,92 @@ def test_redelivery_is_recognised_just_after_a_new_segment(tmp_path: Path) -> No
     wal = Wal(tmp_path, segment_bytes=100)
     assert wal.holds_recent("t/1", b"m4") and wal.holds_recent("t/2", b"m5")
     wal.close()
+
+
+def _segments(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.wal"))
+
+
+def test_reader_steps_over_a_damaged_record_and_counts_the_bytes(tmp_path: Path) -> None:
+    wal = Wal(tmp_path)
+    _fill(wal, 100)
+    wal.close()
+    (seg,) = _segments(tmp_path)
+    data = bytearray(seg.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 10] = b"\x00" * 10  # a bad record in the middle
+    seg.write_bytes(bytes(data))
+    wal = Wal(tmp_path)
+    msgs, offset = wal.read(0, 1000)
+    payloads = [m.payload for m in msgs]
+    assert offset == wal.end and len(payloads) >= 98 and payloads[-1] == b"m99" and payloads[0] == b"m0"
+    assert 0 < wal.skipped_bytes < 100
+    _fill(wal, 1, start=100)  # appends go on after the damage
+    assert wal.read(offset, 10)[0][0].payload == b"m100"
+    wal.close()
+
+
+def test_a_segment_with_no_readable_record_is_moved_aside(tmp_path: Path) -> None:
+    wal = Wal(tmp_path, segment_bytes=300)
+    _fill(wal, 40)
+    wal.close()
+    segs = _segments(tmp_path)
+    assert len(segs) > 3
+    segs[1].write_bytes(b"\x5a" * segs[1].stat().st_size)  # overwritten
+    wal = Wal(tmp_path, segment_bytes=300)
+    msgs, _ = wal.read(0, 1000)
+    assert [m.payload for m in msgs][:3] == [b"m0", b"m1", b"m2"] and msgs[-1].payload == b"m39"
+    assert [p.name for p in wal.moved_aside] == [segs[1].name] and (tmp_path / "damaged" / segs[1].name).exists()
+    wal.close()
+
+
+def test_format_1_segments_are_still_read(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    old = bytearray()
+    for i in range(5):
+        body = b"t/old" + f"o{i}".encode()
+        old += struct.pack("<IIqBH", len(body), zlib.crc32(body), 1_700_000_000_000_000_000, 1, 5) + body
+    (tmp_path / f"{0:020d}.wal").write_bytes(bytes(old))
+    wal = Wal(tmp_path)
+    _fill(wal, 3)  # new records go to a framed segment after the old one
+    assert [m.payload for m in wal.read(0, 100)[0]] == [b"o0", b"o1", b"o2", b"o3", b"o4", b"m0", b"m1", b"m2"]
+    assert len(_segments(tmp_path)) == 2
+    wal.close()
+    wal = Wal(tmp_path)
+    assert len(wal.read(0, 100)[0]) == 8
+    wal.close()
+
+
+def test_a_failed_append_leaves_no_partial_record(tmp_path: Path) -> None:
+    wal = Wal(tmp_path)
+    _fill(wal, 3)
+    end = wal.end
+
+    class Full:
+        def __init__(self, f: object) -> None:
+            self.f = f
+
+        calls = 0
+
+        def write(self, data: memoryview) -> int:  # a part, then ENOSPC, as a full disk does
+            self.calls += 1
+            if self.calls > 1:
+                raise OSError(28, "No space left on device")
+            return self.f.write(bytes(data[:5]))  # type: ignore[attr-defined,no-any-return]
+
+        def fileno(self) -> int:
+            return self.f.fileno()  # type: ignore[attr-defined,no-any-return]
+
+    real = wal._tail
+    wal._tail = Full(real)  # type: ignore[assignment]
+    with pytest.raises(OSError):
+        wal.append("t/x", b"lost", 0, 1)
+    wal._tail = real
+    assert wal.end == end
+    _fill(wal, 1, start=3)
+    wal.close()
+    wal = Wal(tmp_path)
+    assert [m.payload for m in wal.read(0, 100)[0]] == [b"m0", b"m1", b"m2", b"m3"] and wal.skipped_bytes == 0
+    wal.close()

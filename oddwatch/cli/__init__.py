@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from oddwatch.cli.config import cmd_config
 from oddwatch.cli.data import cmd_datasets, cmd_demo, cmd_eval, cmd_replay, cmd_simulate
 from oddwatch.cli.review import cmd_alerts, cmd_explain, cmd_feedback, cmd_report
-from oddwatch.cli.run import cmd_health, cmd_run, cmd_services, cmd_status, cmd_up
+from oddwatch.cli.run import cmd_health, cmd_run, cmd_services, cmd_state, cmd_status, cmd_up
 from oddwatch.settings import ConfigError
 
 
@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="every figure (flow metrics, precision in operation, local "
                    "services) as one JSON object")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("state", help="a flow's state dir: `state repair FLOW` starts it afresh")
+    p.add_argument("action", choices=["repair"])
+    p.add_argument("flow", choices=["sensors", "logs", "incidents"])
+    p.set_defaults(func=cmd_state)
 
     p = sub.add_parser("replay", help="replay recorded data over MQTT")
     p.add_argument("path", help="a file or folder of recorded data")

@@ -100,3 +100,16 @@ def cmd_health(args: argparse.Namespace) -> int:
         ok = False
     print(f"{args.flow}: {'healthy' if ok else 'no answer'} at {url}")
     return 0 if ok else 1
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    """``oddwatch state repair FLOW``: move the flow's recovery database aside (start afresh)."""
+    from flows.runtime import state_dir
+    from oddwatch.settings import load_settings
+    from oddwatch.state import repair
+
+    if args.config:
+        os.environ["ODDWATCH_CONFIG"] = args.config
+    for line in repair(state_dir(load_settings(), args.flow), args.flow):
+        print(f"oddwatch state: {line}")
+    return 0

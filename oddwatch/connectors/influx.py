@@ -24,9 +24,10 @@ from typing import Any, Protocol
 import requests
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from oddwatch.connectors.held import NOT_HELD, HeldMeter
 from oddwatch.connectors.spool import Spool, SpoolFullError
 from oddwatch.lineproto import to_line
-from oddwatch.records import Point
+from oddwatch.records import Point, valid_text
 from oddwatch.settings import InfluxSettings, expand
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ class WriterMeters(Protocol):
     @property
     def spool_bytes(self) -> _Level: ...
 
+    @property
+    def held(self) -> HeldMeter: ...
+
 
 class _Uncounted:
     """The meters of a writer nobody gave meters to: counts nothing."""
@@ -64,6 +68,7 @@ class _Uncounted:
             pass
 
     influx_points_written = influx_write_errors = spool_bytes = _Nothing()
+    held = NOT_HELD
 
 
 UNCOUNTED: WriterMeters = _Uncounted()
@@ -343,24 +348,39 @@ class InfluxWriter:
         """Append *lines* to the on-disk spool before returning; the flusher writes them from there.
 
         For a flow with recovery: what its sink was handed survives kill -9 (and, with *sync*,
-        power loss) before the Bytewax snapshot that no longer replays it commits. Waits up
-        to ``timeout_s`` while the spool is full, then drops, counted and logged.
+        power loss) before the Bytewax snapshot that no longer replays it commits. While the
+        spool is full (or its disk), this waits, never drops: the dataflow is held, so no snapshot
+        advances past these points, the WAL keeps every message after the last one, and the
+        flow goes on by itself once InfluxDB has taken enough of the spool (a restart meanwhile
+        reads them from the WAL again). Said once a minute (log) and in the ``held`` metric.
         """
         batch = self._clean(lines)
         if not batch:
             return
-        deadline = time.monotonic() + self.settings.timeout_s
+        since: float | None = None
+        said = 0.0
         while True:
             try:
                 self._spool.append(batch, sync=sync)
                 break
-            except SpoolFullError as exc:
-                if time.monotonic() >= deadline:
-                    with self._cond:
-                        self._drop(len(batch), f"{exc} for {self.settings.timeout_s} s; InfluxDB {self._write_url} "
-                                   "unreachable or slow; free disk or raise [influx].spool_max_bytes")
-                    return
+            except (SpoolFullError, OSError) as exc:
+                now = time.monotonic()
+                if since is None:
+                    since = now
+                    self.meters.held.labels(reason="spool_full").set(1)
+                if now - said >= 60.0:
+                    said = now
+                    log.error("influx writer: HOLDING THE FLOW for %.0f s: %s; InfluxDB %s unreachable or slow. "
+                              "Nothing is dropped: the snapshot does not advance and the WAL keeps every message; "
+                              "the flow goes on when InfluxDB takes the spool (or raise [influx].spool_max_bytes / "
+                              "free disk)", now - since, exc, self._write_url)
+                with self._cond:
+                    self._cond.notify_all()  # the flusher drains the spool
                 time.sleep(0.05)
+        if since is not None:
+            self.meters.held.labels(reason="spool_full").set(0)
+            log.warning("influx writer: spool %s has room again after %.0f s; the flow goes on",
+                        self._spool.dir, time.monotonic() - since)
         with self._cond:
             if self._spool.bytes >= 256 * 1024:
                 self._cond.notify_all()
@@ -672,8 +692,8 @@ class _InfluxSinkPartition(StatelessSinkPartition[Point]):
         lines = []
         for point in items:
             try:
-                lines.append(to_line(point))
-            except ValueError as exc:
+                lines.append(valid_text(to_line(point)))  # a lone surrogate cannot be UTF-8 encoded
+            except Exception as exc:  # noqa: BLE001 - one point never stops the flow
                 with self.writer._cond:
                     self.writer.rejected += 1
                 log.error("step %r: point not written: %s", self.step_id, exc)

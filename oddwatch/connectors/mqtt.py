@@ -28,8 +28,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from oddwatch.connectors.held import NOT_HELD, HeldMeter
 from oddwatch.connectors.wal import Wal
-from oddwatch.records import Message, Outgoing, utcnow
+from oddwatch.records import Message, Outgoing, utcnow, valid_text
 from oddwatch.settings import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -301,27 +302,72 @@ class MqttWalReceiver(_MqttSourcePartition):
     broker redelivers it on the next connection).
     """
 
-    def __init__(self, settings: MqttSettings, topics: list[str], *, flow: str, wal: Wal, index: int = 0) -> None:
+    def __init__(self, settings: MqttSettings, topics: list[str], *, flow: str, wal: Wal, index: int = 0,
+                 held: HeldMeter = NOT_HELD) -> None:
         self.wal = wal
         self.redelivered = 0
+        self.held = False
+        self._held_meter = held  # the command's Metrics.held: 1 while the WAL disk is full
+        self._pending: deque[tuple[str, bytes, int, int]] = deque()  # (topic, payload, qos, mid) held
         self._acks: list[tuple[int, int]] = []
         self._acks_lock = threading.Lock()
         super().__init__(MqttSource(settings, topics, flow=flow), index)
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         payload = bytes(msg.payload)
+        with self._acks_lock:
+            if self.held:  # keep the order: behind the ones waiting for room
+                self._pending.append((msg.topic, payload, msg.qos, msg.mid))
+                return
         if msg.dup and self.wal.holds_recent(msg.topic, payload):
             self.redelivered += 1
         else:
             try:
                 self.wal.append(msg.topic, payload, time.time_ns(), msg.qos)
             except OSError as exc:
-                log.error("mqtt source %s: cannot append the message on %r (%d bytes) to WAL %s: %s; "
-                          "left unacknowledged", self.client_id, msg.topic, len(payload), self.wal.dir, exc)
+                self._hold(exc, (msg.topic, payload, msg.qos, msg.mid))
                 return
         if msg.qos > 0:
             with self._acks_lock:
                 self._acks.append((msg.mid, msg.qos))
+
+    def _hold(self, exc: OSError, first: tuple[str, bytes, int, int]) -> None:
+        """The WAL's disk is full (or failing): take no more messages (unacknowledged, the broker
+        sends at most its in-flight window and queues the rest in our session), say so, and go on
+        by ourselves once appends work again."""
+        with self._acks_lock:
+            self._pending.append(first)
+            if self.held:
+                return
+            self.held = True
+        self._held_meter.labels(reason="state_disk_full").set(1)
+        log.error("mqtt source %s: HOLDING INPUT: cannot append to WAL %s (%s). No message is acknowledged until "
+                  "there is room: the broker keeps them queued in this client's session (set max_queued_messages 0 "
+                  "and a max_queued_bytes bound for no loss, docs/delivery.md); free disk under [state].dir and the "
+                  "source goes on by itself", self.client_id, self.wal.dir, exc)
+        threading.Thread(target=self._retry_pending, name="wal-room", daemon=True).start()
+
+    def _retry_pending(self) -> None:
+        since = time.monotonic()
+        while not self.source._closing:
+            time.sleep(1.0)
+            with self._acks_lock:
+                while self._pending:
+                    topic, payload, qos, mid = self._pending[0]
+                    try:
+                        self.wal.append(topic, payload, time.time_ns(), qos)
+                    except OSError:
+                        break
+                    self._pending.popleft()
+                    if qos > 0:
+                        self._acks.append((mid, qos))
+                if self._pending:
+                    continue
+                self.held = False
+            self._held_meter.labels(reason="state_disk_full").set(0)
+            log.warning("mqtt source %s: WAL %s has room again after %.0f s; taking messages again",
+                        self.client_id, self.wal.dir, time.monotonic() - since)
+            return
 
     def ack_appended(self) -> int:
         """Acknowledge every message appended since the last call (after an fsync of the WAL
@@ -501,7 +547,12 @@ class _MqttSinkPartition(StatelessSinkPartition[Outgoing]):
 
     def write_batch(self, items: list[Outgoing]) -> None:
         for item in items:
-            self.publisher.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+            payload = valid_text(item.payload) if isinstance(item.payload, str) else item.payload
+            try:
+                self.publisher.publish(valid_text(item.topic), payload, qos=item.qos, retain=item.retain)
+            except (TypeError, ValueError) as exc:  # paho refuses the topic or payload: skip this one message
+                log.error("mqtt sink %s: message to %r not published: %s: %s", self.publisher.client_id,
+                          item.topic[:200], type(exc).__name__, exc)
 
     def close(self) -> None:
         self.publisher.close()

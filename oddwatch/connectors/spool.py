@@ -74,8 +74,15 @@ class Spool:
             tail = self._tail
             if tail is None or tail.tell() >= self.segment_bytes or not self._segments:
                 tail = self._rotate()
-            tail.write(data)
-            tail.flush()
+            start = tail.tell()
+            try:
+                view, done = memoryview(data), 0
+                while done < len(data):
+                    done += tail.write(view[done:]) or 0
+            except OSError:  # disk full: cut the partial write off, so no line is torn
+                if tail.tell() > start:
+                    os.ftruncate(tail.fileno(), start)
+                raise
             if sync:
                 os.fsync(tail.fileno())
             self.bytes += len(data)
@@ -85,7 +92,7 @@ class Spool:
             self._tail.close()
         n = (self._segments[-1] + 1) if self._segments else 1
         self._segments.append(n)
-        self._tail = open(self._path(n), "ab")  # noqa: SIM115 - kept open for appends
+        self._tail = open(self._path(n), "ab", buffering=0)  # noqa: SIM115 - kept open for appends
         return self._tail
 
     def read(self, max_lines: int, max_bytes: int = 8 * 1024 * 1024) -> tuple[list[str], int]:

@@ -32,10 +32,17 @@ from oddwatch.records import UTC, Message, utcnow
 
 log = logging.getLogger(__name__)
 
-#: Record header: body length, CRC-32 of the body, received time (ns since the epoch), QoS,
-#: topic length. The body is the UTF-8 topic followed by the payload.
+#: Record frame: ``MAGIC``, the header (body length, CRC-32 of the body, received time in ns
+#: since the epoch, QoS, topic length), the CRC-32 of magic and header, then the body (the UTF-8
+#: topic followed by the payload). The magic and the header's own checksum let a reader find the
+#: next record after damaged bytes (resynchronise) and trust a length before it reads the body.
+MAGIC = b"OWR\xfe"  # read as a format-1 body length it would be ~4.3 GB: never a valid one
 HEADER = struct.Struct("<IIqBH")
+HEADER_CRC = struct.Struct("<I")
+FRAME = len(MAGIC) + HEADER.size + HEADER_CRC.size
 SUFFIX = ".wal"
+#: Where segments with no readable record are moved (inside the WAL folder).
+DAMAGED = "damaged"
 #: Most messages one ``next_batch`` hands to the dataflow, and the batching rule (as
 #: :class:`oddwatch.connectors.mqtt.MqttSource`): a batch smaller than ``BATCH_MIN`` waits up
 #: to ``BATCH_WAIT`` for more, since every Bytewax step has a fixed cost per batch.
@@ -58,52 +65,97 @@ class WalError(RuntimeError):
 
 
 def _encode(topic: str, payload: bytes, received_ns: int, qos: int) -> tuple[bytes, tuple[int, int]]:
-    """The record and its digest (CRC-32 and length of the body)."""
+    """The framed record and its digest (CRC-32 and length of the body)."""
     t = topic.encode()
     body = t + payload
     crc = zlib.crc32(body)
-    return HEADER.pack(len(body), crc, received_ns, qos, len(t)) + body, (crc, len(body))
+    head = MAGIC + HEADER.pack(len(body), crc, received_ns, qos, len(t))
+    return head + HEADER_CRC.pack(zlib.crc32(head)) + body, (crc, len(body))
 
 
-def _decode(buf: bytes, pos: int) -> tuple[Message, int] | None:
-    """The record at *pos* of *buf* and the position after it; None when it is incomplete."""
-    end = pos + HEADER.size
-    if end > len(buf):
-        return None
-    size, crc, received_ns, qos, tlen = HEADER.unpack_from(buf, pos)
-    if end + size > len(buf):
-        return None
-    body = buf[end : end + size]
-    if zlib.crc32(body) != crc or tlen > size:
-        raise WalError(f"corrupt record (CRC mismatch) at byte {pos}")
-    received = datetime.fromtimestamp(received_ns / 1e9, UTC)
-    return Message(body[:tlen].decode(), bytes(body[tlen:]), received, qos), end + size
+#: What :func:`_frame_at` found: a whole record, one cut off by the end of the data, or damage.
+_WHOLE, _SHORT, _BAD = 0, 1, 2
 
 
-def _decode_into(out: list[Message], data: bytes, max_records: int, topics: dict[bytes, str]) -> int:
-    """Append the whole records at the start of *data* to *out* (up to *max_records* in all);
-    the position after the last one. *topics* caches decoded topic names."""
-    unpack, crc32, size_h, n = HEADER.unpack_from, zlib.crc32, HEADER.size, len(data)
+def _frame_at(data: bytes, pos: int) -> tuple[int, int]:
+    """(``_WHOLE`` and the position after the record | ``_SHORT`` | ``_BAD``, 0) for *pos*."""
+    n = len(data)
+    if pos + FRAME > n:
+        return (_SHORT, 0) if MAGIC.startswith(data[pos : pos + len(MAGIC)]) else (_BAD, 0)
+    if data[pos : pos + 4] != MAGIC:
+        return _BAD, 0
+    hend = pos + len(MAGIC) + HEADER.size
+    if zlib.crc32(data[pos:hend]) != HEADER_CRC.unpack_from(data, hend)[0]:
+        return _BAD, 0
+    size, crc, _ns, _qos, tlen = HEADER.unpack_from(data, pos + len(MAGIC))
+    start = pos + FRAME
+    if tlen > size:
+        return _BAD, 0
+    if start + size > n:
+        return _SHORT, 0
+    if zlib.crc32(data[start : start + size]) != crc:
+        return _BAD, 0
+    return _WHOLE, start + size
+
+
+def _resync(data: bytes, pos: int) -> int:
+    """The position of the next whole (or cut-off) record after damaged bytes at *pos*, or the
+    position from which the end of *data* may still begin one."""
+    find = pos + 1
+    while True:
+        nxt = data.find(MAGIC, find)
+        if nxt < 0:
+            return max(pos + 1, len(data) - len(MAGIC) + 1)
+        if _frame_at(data, nxt)[0] != _BAD:
+            return nxt
+        find = nxt + 1
+
+
+def _decode_into(out: list[Message], data: bytes, max_records: int, topics: dict[bytes, str]) -> tuple[int, int]:
+    """Append the whole records at the start of *data* to *out* (up to *max_records* in all),
+    stepping over damaged bytes; (the position after the last record or damage read, bytes
+    skipped). *topics* caches decoded topic names."""
+    unpack, size_m, n = HEADER.unpack_from, len(MAGIC), len(data)
     fromtimestamp = datetime.fromtimestamp
-    pos = 0
-    while len(out) < max_records and pos + size_h <= n:
-        size, crc, received_ns, qos, tlen = unpack(data, pos)
-        start = pos + size_h
-        end = start + size
-        if end > n:
+    pos = skipped = 0
+    while len(out) < max_records and pos < n:
+        kind, end = _frame_at(data, pos)
+        if kind == _SHORT:
             break
-        body = data[start:end]
-        if crc32(body) != crc or tlen > size:
-            raise WalError(f"corrupt record (CRC mismatch) at byte {pos}")
+        if kind == _BAD:
+            nxt = _resync(data, pos)
+            skipped += nxt - pos
+            pos = nxt
+            continue
+        _size, _crc, received_ns, qos, tlen = unpack(data, pos + size_m)
+        body = data[pos + FRAME : end]
         raw = body[:tlen]
         topic = topics.get(raw)
         if topic is None:
-            topic = topics[raw] = raw.decode()
+            topic = topics[raw] = raw.decode("utf-8", "replace")
             if len(topics) > 100_000:
                 topics.clear()
         out.append(Message(topic, body[tlen:], fromtimestamp(received_ns / 1e9, UTC), qos))
         pos = end
-    return pos
+    return pos, skipped
+
+
+def _decode_v1_into(out: list[Message], data: bytes, max_records: int) -> tuple[int, bool]:
+    """Records of the unframed format 1 (no magic, no header checksum): (position after the last
+    whole one, whether damage stopped the reading: format 1 cannot resynchronise)."""
+    pos, n = 0, len(data)
+    while len(out) < max_records and pos + HEADER.size <= n:
+        size, crc, received_ns, qos, tlen = HEADER.unpack_from(data, pos)
+        start = pos + HEADER.size
+        if start + size > n:
+            break
+        body = data[start : start + size]
+        if zlib.crc32(body) != crc or tlen > size:
+            return pos, True
+        out.append(Message(body[:tlen].decode("utf-8", "replace"), body[tlen:],
+                           datetime.fromtimestamp(received_ns / 1e9, UTC), qos))
+        pos = start + size
+    return pos, False
 
 
 class Wal:
@@ -147,6 +199,12 @@ class Wal:
             self._lock_file.close()
             raise WalError(f"WAL {self.dir} is in use by another process; give each flow its own [state].dir") from None
         self._bases = sorted(int(p.name.removesuffix(SUFFIX)) for p in self.dir.glob(f"*{SUFFIX}"))
+        #: segments in the unframed format 1 (written before records had a magic and a header CRC)
+        self._v1 = {b for b in self._bases if self._is_v1(b)}
+        #: damaged bytes the reader stepped over (their records are lost), and segments moved aside
+        self.skipped_bytes = 0
+        self.moved_aside: list[Path] = []
+        self._seg_seen: tuple[int, int, int] | None = None  # (base, records, skipped) of the segment being read
         self._tail: BinaryIO | None = None
         self._end = 0
         self._recent: dict[tuple[int, int], None] = {}
@@ -157,40 +215,55 @@ class Wal:
             self._scan(self._bases[-2])
         if self._bases:
             self._end = self._bases[-1] + self._repair(self._bases[-1])
-            self._tail = open(self._path(self._bases[-1]), "ab")  # noqa: SIM115 - kept open for appends
+            if self._bases[-1] in self._v1 and self._end > self._bases[-1]:
+                self._new_segment(self._end)  # new records are framed: never in a format-1 segment
+            else:
+                self._tail = open(self._path(self._bases[-1]), "ab", buffering=0)  # noqa: SIM115 - for appends
+                self._v1.discard(self._bases[-1])
         self.appended = 0
 
     def _path(self, base: int) -> Path:
         return self.dir / f"{base:020d}{SUFFIX}"
 
-    def _scan(self, base: int) -> None:
-        """Remember the digests of segment *base*'s records (for :meth:`holds_recent`)."""
+    def _is_v1(self, base: int) -> bool:
+        with open(self._path(base), "rb") as f:
+            head = f.read(len(MAGIC))
+        return bool(head) and head != MAGIC
+
+    def _scan(self, base: int) -> int:
+        """Remember the digests of segment *base*'s records (for :meth:`holds_recent`); the
+        position after its last whole record."""
         data = self._path(base).read_bytes()
-        pos, n = 0, len(data)
-        while pos + HEADER.size <= n:
-            size, crc = HEADER.unpack_from(data, pos)[:2]
-            pos += HEADER.size + size
-            if pos > n:
+        pos = last = 0
+        n = len(data)
+        if base in self._v1:
+            while pos + HEADER.size <= n:
+                size, crc = HEADER.unpack_from(data, pos)[:2]
+                if pos + HEADER.size + size > n:
+                    break
+                pos += HEADER.size + size
+                self._remember((crc, size))
+            return pos
+        while pos < n:
+            kind, end = _frame_at(data, pos)
+            if kind == _SHORT:
                 break
+            if kind == _BAD:
+                pos = _resync(data, pos)
+                continue
+            size, crc = HEADER.unpack_from(data, pos + len(MAGIC))[:2]
             self._remember((crc, size))
+            pos = last = end
+        return last
 
     def _repair(self, base: int) -> int:
-        """Cut a torn record off the end of segment *base*; its length of whole records."""
+        """Cut a torn record off the end of segment *base* (bytes after its last whole record that
+        hold none); its length. Damage before a whole record stays: the reader steps over it."""
         path = self._path(base)
-        data = path.read_bytes()
-        pos = 0
-        while pos < len(data):
-            try:
-                rec = _decode(data, pos)
-            except WalError:
-                rec = None
-            if rec is None:
-                break
-            body = data[pos + HEADER.size : rec[1]]
-            self._remember((zlib.crc32(body), len(body)))
-            pos = rec[1]
-        if pos < len(data):
-            log.warning("WAL %s: cut %d bytes of a torn record off the end of %s", self.dir, len(data) - pos, path.name)
+        size = path.stat().st_size
+        pos = self._scan(base)
+        if pos < size:
+            log.warning("WAL %s: cut %d bytes of a torn record off the end of %s", self.dir, size - pos, path.name)
             with open(path, "r+b") as f:
                 f.truncate(pos)
         return pos
@@ -222,12 +295,11 @@ class Wal:
         """Append one message; returns the offset after it (durable as ``fsync`` says)."""
         record, digest = _encode(topic, payload, received_ns, qos)
         with self._lock:
-            self._remember(digest)
             tail = self._tail
             if tail is None or self._end - self._bases[-1] >= self.segment_bytes:
                 tail = self._new_segment(self._end)
-            tail.write(record)
-            tail.flush()
+            self._write(tail, record)
+            self._remember(digest)
             start = self._end
             self._end += len(record)
             self.appended += 1
@@ -236,6 +308,22 @@ class Wal:
                 mem.popleft()  # the reader lags: it reads those from the file
             mem.append((start, self._end, Message(topic, payload, datetime.fromtimestamp(received_ns / 1e9, UTC), qos)))
             return self._end
+
+    def _write(self, tail: BinaryIO, record: bytes) -> None:
+        """Write all of *record*, or nothing: a failed write (disk full) is cut off again, so the
+        next append after space returns follows the last whole record."""
+        view = memoryview(record)
+        done = 0
+        try:
+            while done < len(record):
+                done += tail.write(view[done:]) or 0
+        except OSError:
+            if done:
+                try:
+                    os.ftruncate(tail.fileno(), self._end - self._bases[-1])
+                except OSError as exc:  # the reader steps over what is left
+                    log.error("WAL %s: cannot cut a partly written record: %s", self.dir, exc)
+            raise
 
     def sync(self) -> None:
         """Make what was appended survive power loss too (fsync), when ``fsync`` is ``"always"``;
@@ -251,8 +339,8 @@ class Wal:
             if self.fsync:  # what it holds may not be synced yet
                 os.fsync(self._tail.fileno())
             self._tail.close()
+        self._tail = open(self._path(base), "ab", buffering=0)  # noqa: SIM115 - kept open for appends
         self._bases.append(base)
-        self._tail = open(self._path(base), "ab")  # noqa: SIM115 - kept open for appends
         if self.fsync:
             fd = os.open(self.dir, os.O_RDONLY)
             try:
@@ -322,15 +410,72 @@ class Wal:
                     break
                 offset = bases[i + 1]
                 continue
-            with open(path, "rb") as f:
-                f.seek(offset - base)
-                data = f.read(min(seg_end - offset, max_bytes))
-            pos = _decode_into(out, data, max_records, self._topics)
-            if pos == 0:  # a record larger than max_bytes
-                max_bytes *= 2
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offset - base)
+                    data = f.read(min(seg_end - offset, max_bytes))
+            except FileNotFoundError:  # moved aside meanwhile
+                data = b""
+            if not data:
+                if i + 1 >= len(bases):
+                    break
+                offset = bases[i + 1]
                 continue
+            before = len(out)
+            if base in self._v1:
+                pos, damaged = _decode_v1_into(out, data, max_records)
+                skipped = 0
+                if damaged:  # format 1 cannot resynchronise: the rest of this segment is lost
+                    skipped, pos = seg_end - offset - pos, seg_end - offset
+            else:
+                pos, skipped = _decode_into(out, data, max_records, self._topics)
+            if pos == 0 and not skipped:
+                if len(data) < seg_end - offset:  # a record larger than max_bytes
+                    max_bytes *= 2
+                    continue
+                skipped = pos = len(data)  # a record cut off at the end of a closed segment
+            if skipped:
+                self._skipped(base, offset, skipped)
+            self._seen(base, offset, len(out) - before, skipped, offset + pos >= seg_end)
             offset += pos
         return offset
+
+    def _skipped(self, base: int, offset: int, n: int) -> None:
+        self.skipped_bytes += n
+        log.warning("WAL %s: stepped over %d damaged bytes in segment %s, reading from offset %d (the messages in "
+                    "them are lost; reading goes on after them); %d bytes skipped since start",
+                    self.dir, n, self._path(base).name, offset, self.skipped_bytes)
+
+    def _seen(self, base: int, offset: int, records: int, skipped: int, finished: bool) -> None:
+        """Tally what the reader got from segment *base*; a segment read from its start to its
+        end with no readable record is moved aside to ``damaged/``."""
+        seen = self._seg_seen
+        if offset == base or seen is None or seen[0] != base:
+            seen = (base, 0, 0) if offset == base else None
+        if seen is None:
+            return
+        seen = (base, seen[1] + records, seen[2] + skipped)
+        self._seg_seen = seen
+        if finished and seen[1] == 0 and seen[2] > 0 and base != self._bases[-1]:
+            self._move_aside(base, seen[2])
+
+    def _move_aside(self, base: int, size: int) -> None:
+        path = self._path(base)
+        dest = self.dir / DAMAGED / path.name
+        dest.parent.mkdir(exist_ok=True)
+        with self._lock:
+            try:
+                os.replace(path, dest)
+            except OSError as exc:
+                log.error("WAL %s: segment %s holds no readable record and cannot be moved aside: %s",
+                          self.dir, path.name, exc)
+                return
+            if base in self._bases:
+                self._bases.remove(base)
+        self.moved_aside.append(dest)
+        log.error("WAL %s: segment %s (%d bytes) holds no readable record: moved to %s; the messages in it are "
+                  "lost, the rest of the WAL is read (delete the folder %s once looked at; `oddwatch state repair` "
+                  "starts a flow afresh)", self.dir, path.name, size, dest, dest.parent)
 
     def delete_before(self, offset: int) -> int:
         """Delete the segments whose records all lie before *offset* (never the newest one)."""

@@ -33,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -103,7 +103,7 @@ def run_category(
         with open(dest_dir / ASSET_CSV, "w", newline="") as dst:
             writer = csv.writer(dst)
             writer.writerow(ASSET_HEADER)
-            writer.writerows([a.opened_at.isoformat(), a.alert_id, " ".join(map(str, a.details.get("sensors", ()))),
+            writer.writerows([a.opened_at.isoformat(), a.alert_id, " ".join(str(x) for x in cast(list, a.details.get("sensors", []))),
                               a.title] for _, a in run.alerts)
     at = [np.empty(len(rs), dtype=np.int64) for rs in rows]
     for n, (k, i) in enumerate(order):

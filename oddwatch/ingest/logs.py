@@ -46,7 +46,7 @@ from oddwatch.ingest.guard import failure
 from oddwatch.ingest.timestamps import TimestampError, parse_timestamp
 from oddwatch.ingest.topics import parse_topic, topic_problem
 from oddwatch.lineproto import strip_control, tag_problem
-from oddwatch.records import UTC, IngestError, LogLine, Message, excerpt
+from oddwatch.records import UTC, IngestError, LogLine, Message, excerpt, valid_text
 from oddwatch.settings import LogSettings
 
 STEP = "parse_log_message"
@@ -175,6 +175,9 @@ class _Ctx:
     def line(self, msg: str, *, ts: datetime | None = None, level: str | None = None,
              host: str | None = None, app: str | None = None) -> LogLine:
         ts = self.now if ts is None else ts
+        msg = valid_text(msg)  # JSON "\ud800" escapes: no encoder or tokenizer takes lone surrogates
+        host = None if host is None else valid_text(host)
+        app = None if app is None else valid_text(app)
         if ts - self.now > self.max_future:
             raise _Reject("ts_future", f"ts {ts.isoformat()} is {(ts - self.now).total_seconds():.0f} s ahead "
                                        f"of now; limit [logs].max_future_s = {self.max_future_s:g}")

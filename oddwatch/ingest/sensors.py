@@ -40,7 +40,7 @@ from oddwatch.ingest.guard import failure
 from oddwatch.ingest.timestamps import TimestampError, parse_timestamp
 from oddwatch.ingest.topics import parse_topic, topic_problem
 from oddwatch.lineproto import parse_lines, strip_control, tag_problem
-from oddwatch.records import UTC, IngestError, Message, Reading, excerpt, spread_errors
+from oddwatch.records import UTC, IngestError, Message, Reading, excerpt, spread_errors, valid_text
 from oddwatch.settings import SensorSettings
 
 STEP = "parse_reading"
@@ -159,8 +159,8 @@ class SensorParser:
                 quality = item.get("quality")
                 out.append(self._reading(
                     msg, tags, now, value=value, ts=ts,
-                    unit=None if unit is None else str(unit)[:64],
-                    quality=None if quality is None else str(quality)[:64],
+                    unit=None if unit is None else valid_text(str(unit)[:64]),
+                    quality=None if quality is None else valid_text(str(quality)[:64]),
                 ))
             except _Reject as rej:
                 out.append(self._error(msg, rej.reason, rej.detail, now))

@@ -102,6 +102,13 @@ class Metrics:
             PREFIX + "influx_write_errors", "Failed InfluxDB write attempts", registry=r
         )
         self.spool_bytes = Gauge(PREFIX + "spool_bytes", "Bytes waiting in the InfluxDB spool", registry=r)
+        self.held = Gauge(
+            PREFIX + "held",
+            "1 while the flow holds its input (spool_full: the sink waits for InfluxDB; state_disk_full: the "
+            "source takes no messages from the broker)",
+            ["reason"],
+            registry=r,
+        )
         self.end_to_end_lag_seconds = Histogram(
             PREFIX + "end_to_end_lag_seconds",
             "Seconds from a reading's or line's timestamp to its score being emitted",
@@ -128,6 +135,7 @@ ALERTS = METRICS.alerts
 INFLUX_POINTS_WRITTEN = METRICS.influx_points_written
 INFLUX_WRITE_ERRORS = METRICS.influx_write_errors
 SPOOL_BYTES = METRICS.spool_bytes
+HELD = METRICS.held
 END_TO_END_LAG_SECONDS = METRICS.end_to_end_lag_seconds
 
 
