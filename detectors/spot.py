@@ -72,6 +72,10 @@ class TailThreshold:
         Episode peaks kept (the most recent).
     cold_cap
         During a cold start the threshold follows the highest score seen, up to this score.
+    cold_s
+        A cold start ends after this many seconds of readings at the latest (6 h), so a stream
+        of one reading every few minutes is judged by the floor and its quantile, not held by
+        its highest score for days.
 
     Examples
     --------
@@ -93,7 +97,7 @@ class TailThreshold:
     def __init__(
         self, *, per_week: float = 1.0, warmup: int = 300, min_threshold: float = 0.5, q: float = 0.5,
         margin: float = 0.0, init_q: float = 0.98, gap: int = 10, min_peaks: int = 20, max_peaks: int = 256,
-        cold_cap: float = 0.9,
+        cold_cap: float = 0.9, cold_s: float = 21600.0,
     ) -> None:
         if not (math.isfinite(per_week) and per_week >= 0):
             raise ValueError(f"TailThreshold: per_week = {per_week!r} must be finite and >= 0 (0: off)")
@@ -118,6 +122,7 @@ class TailThreshold:
         self.min_peaks = min_peaks
         self.max_peaks = max_peaks
         self.cold_cap = cold_cap
+        self.cold_s = cold_s
         self.reset()
 
     # -- learning
@@ -271,9 +276,25 @@ class TailThreshold:
         if per_week <= 0.0:
             return base
         tail = self.tail_level(per_week)
-        if tail is None:  # cold start: the highest score seen so far (times COLD_FACTOR), up to cold_cap
+        if tail is None and self.cold:  # cold start: the highest score seen so far (times COLD_FACTOR), up to cold_cap
             return max(base, min(from_tail(COLD_FACTOR * self._max_z), self.cold_cap)) if self.n else base
-        return max(base, tail)
+        return base if tail is None else max(base, tail)
+
+    @property
+    def cold(self) -> bool:
+        """True while the highest score so far bounds the threshold: fewer than ``min_peaks``
+        episodes and, where timestamps are given, less than ``cold_s`` seconds of readings (a
+        slow stream is not held for weeks of readings).
+
+        >>> th = TailThreshold(per_week=1.0, warmup=0, cold_s=3600.0)
+        >>> th.learn_one(0.1, 0.0); th.cold
+        True
+        >>> th.learn_one(0.1, 7200.0); th.cold
+        False
+        """
+        if self._t0 is not None and self._t1 is not None and self._t1 - self._t0 >= self.cold_s:
+            return False
+        return True
 
     @property
     def threshold(self) -> float:

@@ -95,13 +95,14 @@ class SeriesParams(SensorDetectorParams):
     tail_gap: int = 10  # readings below it that end one exceedance episode (a correlated run counts once)
     tail_min_peaks: int = 20  # episodes before the tail is trusted; before, the highest score so far ...
     tail_cold_cap: float = 0.9  # ... up to this score
+    tail_cold_s: float = 21600.0  # ... for at most this many seconds of readings (a slow stream is not held for days)
 
     def calibration(self, per_week: float) -> TailThreshold:
         """The threshold calibration of a series whose budget is *per_week* false alerts a week."""
         return TailThreshold(per_week=per_week, warmup=self.warmup, min_threshold=self.min_threshold, q=self.q,
                              margin=self.margin, init_q=self.tail_q, gap=self.tail_gap,
                              min_peaks=self.tail_min_peaks, max_peaks=max(256, self.tail_min_peaks),
-                             cold_cap=self.tail_cold_cap)
+                             cold_cap=self.tail_cold_cap, cold_s=self.tail_cold_s)
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting whose value cannot work."""

@@ -52,7 +52,7 @@ def _fill_disk(directory: Path) -> Path:
 def test_state_disk_full_holds_the_source_and_loses_nothing(services: Any, unique: str, small_fs: Path) -> None:
     settings = services.settings()
     wal = Wal(small_fs / "wal")
-    receiver = MqttWalReceiver(settings.mqtt, [f"plant/{unique}/#"], flow="sensors", wal=wal)
+    receiver = MqttWalReceiver(settings.mqtt, [f"plant/{unique}/#"], flow="sensors", wal=wal, held=metrics.HELD)
     try:
         assert receiver.wait_subscribed(10)
         with MqttPublisher(settings.mqtt, f"{unique}-pub") as pub:
@@ -94,7 +94,7 @@ def test_spool_full_holds_the_sink_and_every_line_lands(services: Any, unique: s
                                          "retry_max_s": 0.5, "timeout_s": 2.0})
     query = InfluxQuery(services.local.influx_settings())
     lines = [f"held_{unique},k=a v={i} {1_700_000_000_000_000_000 + i}" for i in range(2000)]
-    writer = InfluxWriter(settings.influx)
+    writer = InfluxWriter(settings.influx, meters=metrics.METRICS)
     services.local.stop(which=("influx",))
     done = threading.Event()
     try:
