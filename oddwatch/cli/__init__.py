@@ -89,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("state", help="a flow's state dir: `state repair FLOW` starts it afresh")
-    p.add_argument("action", choices=["repair"])
-    p.add_argument("flow", choices=["sensors", "logs", "incidents"])
+    p.add_argument("action", choices=["repair"],
+                   help="repair: move the flow's recovery database aside, so it starts afresh and reads its whole WAL")
+    p.add_argument("flow", choices=["sensors", "logs", "incidents"], help="the flow whose state to repair")
     p.set_defaults(func=cmd_state)
 
     p = sub.add_parser("replay", help="replay recorded data over MQTT")
