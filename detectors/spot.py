@@ -292,9 +292,7 @@ class TailThreshold:
         >>> th.learn_one(0.1, 7200.0); th.cold
         False
         """
-        if self._t0 is not None and self._t1 is not None and self._t1 - self._t0 >= self.cold_s:
-            return False
-        return True
+        return self._t0 is None or self._t1 is None or self._t1 - self._t0 < self.cold_s
 
     @property
     def threshold(self) -> float:
