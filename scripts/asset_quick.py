@@ -26,6 +26,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from oddwatch import datasets
 from oddwatch.core.series import SeriesState
 from oddwatch.records import Alert, Reading
 from simulators.plant import PlantSimulation
@@ -159,13 +160,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=("plant", "tep"))
     ap.add_argument("--seeds", default="1-10")
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/tep"))
+    ap.add_argument("--data", type=Path, default=None,
+                    help="TEP folder (default: the cache of `oddwatch datasets fetch tep`)")
     ap.add_argument("--per-series", action="store_true")
     args = ap.parse_args()
     if args.what == "plant":
         plant(_seeds(args.seeds), args.per_series)
     else:
-        tep(args.data, args.per_series)
+        tep(args.data or datasets.path("tep"), args.per_series)
 
 
 if __name__ == "__main__":
