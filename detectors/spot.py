@@ -29,6 +29,28 @@ WEEK_S = 7 * 86400.0
 COLD_FACTOR = 1.0  # a cold start pages beyond the highest score so far (1.25 cost faults in tests/test_series.py)
 
 
+def gpd_moments(m: float, v: float, xi_max: float = 0.5) -> tuple[float, float]:
+    """Generalised Pareto shape and scale ``(xi, sigma)`` of excesses with mean *m* > 0 and
+    variance *v* > 0 (method of moments), the shape clipped to ``[-0.5, xi_max]``.
+
+    >>> gpd_moments(1.0, 1.0)  # an exponential tail
+    (0.0, 1.0)
+    """
+    ratio = m * m / v
+    return min(max(0.5 * (1.0 - ratio), -0.5), xi_max), 0.5 * m * (ratio + 1.0)
+
+
+def gpd_level(u: float, xi: float, sigma: float, r: float) -> float:
+    """The level a generalised Pareto tail over *u* exceeds with *r* times the probability of *u*.
+
+    >>> round(gpd_level(0.0, 0.0, 1.0, math.exp(-2)), 6)
+    2.0
+    """
+    if abs(xi) < 1e-6:
+        return u - sigma * math.log(r)
+    return u + sigma / xi * (r ** (-xi) - 1.0)
+
+
 def to_tail(score: float) -> float:
     """The unbounded scale the tail is fitted on: ``-log(1 - score)`` (scores in [0, 1]).
 
@@ -235,12 +257,7 @@ class TailThreshold:
         m, v = float(excess.mean()), float(excess.var())
         if not m > 0.0:
             return None
-        if v > 0.0:
-            ratio = m * m / v
-            xi = min(max(0.5 * (1.0 - ratio), -0.5), 0.5)
-            sigma = 0.5 * m * (ratio + 1.0)
-        else:
-            xi, sigma = 0.0, m
+        xi, sigma = gpd_moments(m, v) if v > 0.0 else (0.0, m)
         self._fit = (float(u), xi, sigma, per_reading)
         return self._fit
 
@@ -258,12 +275,7 @@ class TailThreshold:
             self._cache.clear()
         u, xi, sigma, per_reading = fit
         target = per_week / (WEEK_S * rate)  # episodes per reading
-        if target >= per_reading:
-            z = u
-        elif abs(xi) < 1e-6:
-            z = u - sigma * math.log(target / per_reading)
-        else:
-            z = u + sigma / xi * ((target / per_reading) ** (-xi) - 1.0)
+        z = u if target >= per_reading else gpd_level(u, xi, sigma, target / per_reading)
         self._cache[per_week] = level = from_tail(z)
         return level
 

@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from detectors.spot import gpd_level, gpd_moments
+
 
 class TailThreshold:
     """The score exceeded with probability ``p`` by the last ``capacity`` normal scores.
@@ -105,12 +107,8 @@ class TailThreshold:
             return u
         if v <= 0:
             return float(x[-1])
-        xi = max(-0.5, min(0.0, 0.5 * (1.0 - m * m / v)))  # at most an exponential tail: few peaks overfit heavy ones
-        sigma = 0.5 * m * (m * m / v + 1.0)
-        r = self.p * n / k
-        if abs(xi) < 1e-6:
-            return u - sigma * math.log(r)
-        return u + sigma / xi * (r ** -xi - 1.0)
+        xi, sigma = gpd_moments(m, v, xi_max=0.0)  # at most an exponential tail: few peaks overfit heavy ones
+        return gpd_level(u, xi, sigma, self.p * n / k)
 
     @property
     def warm(self) -> bool:
